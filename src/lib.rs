@@ -1,0 +1,14 @@
+//! fleetform: declarative desired-state convergence for fleets of SQL Server
+//! and PostgreSQL servers. See docs/ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod cron;
+pub mod diagnostics;
+pub mod model;
+pub mod ops;
+pub mod output;
+pub mod schemas;
+pub mod settings;
+pub mod source;
+pub mod suggest;
+pub mod yaml;

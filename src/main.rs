@@ -1,0 +1,13 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let arguments = <fleetform::cli::Cli as clap::Parser>::parse();
+    let mut output = fleetform::output::Output::stdio();
+    match fleetform::cli::run(arguments, &mut output) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            output.error_chain(&error);
+            ExitCode::from(1)
+        }
+    }
+}

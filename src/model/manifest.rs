@@ -1,0 +1,93 @@
+//! Loaded manifest objects and the environment they were loaded for.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::diagnostics::Diagnostic;
+use crate::yaml::{Location, SpanMap};
+
+/// One YAML document of a known kind, after variable substitution.
+#[derive(Clone, Debug)]
+pub struct ManifestObject {
+    pub kind: String,
+    pub name: String,
+    /// Repository-relative path of the file it came from.
+    pub file: String,
+    /// Zero-based position of the document in its file.
+    pub document_index: usize,
+    pub spans: SpanMap,
+    pub document: Value,
+}
+
+impl ManifestObject {
+    /// `Kind/name`, how objects refer to each other in `dependsOn` and how they are shown.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
+    pub fn spec(&self) -> &Value {
+        self.document.get("spec").unwrap_or(&Value::Null)
+    }
+
+    pub fn spec_str(&self, key: &str) -> Option<&str> {
+        self.spec().get(key).and_then(Value::as_str)
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.document
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(key, value)| value.as_str().map(|value| (key.clone(), value.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn locate(&self, pointer: &str) -> Location {
+        self.spans.locate(pointer)
+    }
+
+    /// An error about the value at `pointer` of this object.
+    pub fn error_at(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(message)
+            .in_file(&self.file, self.locate(pointer))
+            .at_pointer(pointer)
+            .for_object(self.id())
+    }
+
+    /// A warning about the value at `pointer` of this object.
+    pub fn warning_at(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(message)
+            .in_file(&self.file, self.locate(pointer))
+            .at_pointer(pointer)
+            .for_object(self.id())
+    }
+}
+
+/// An environment: `environments/<name>/environment.yaml`.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    pub name: String,
+    /// Repository-relative directory of the environment.
+    pub directory: String,
+    pub file: String,
+    pub description: Option<String>,
+    /// Extra manifest directories, repository-relative.
+    pub include: Vec<String>,
+    pub variables: Map<String, Value>,
+    /// Connection defaults per connector (`postgres`, `sqlserver`, `ssh`), as written.
+    pub connection_defaults: Value,
+}
+
+/// Everything read for one environment: valid YAML documents of known kinds.
+#[derive(Clone, Debug)]
+pub struct LoadedManifests {
+    pub environment: Environment,
+    pub objects: Vec<ManifestObject>,
+    /// Every manifest file read, including the environment file.
+    pub files: Vec<String>,
+}

@@ -1,0 +1,199 @@
+//! Expand: manifest objects → resources, one per object and target.
+//!
+//! A standalone object (a server, an instance, a cluster) is one resource.
+//! A fleet-wide object (`spec.on`) becomes one resource per selected
+//! instance or server, addressed `Kind/name@target`. Selectors that select
+//! nothing are warnings; naming an instance of the wrong engine is an error.
+//! Pure: no IO.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::validate::ObjectIndex;
+use crate::diagnostics::Diagnostic;
+use crate::model::{ManifestObject, Resource, ResourceAddress, Target};
+use crate::schemas::{Engine, SchemaCatalog, Targets};
+
+const INSTANCE_KINDS: [&str; 2] = ["SqlInstance", "PostgresInstance"];
+
+pub fn expand(
+    objects: &[ManifestObject],
+    schema_valid: &[bool],
+    index: &ObjectIndex,
+    catalog: &SchemaCatalog,
+) -> (Vec<Resource>, Vec<Diagnostic>) {
+    let mut resources = Vec::new();
+    let mut found = Vec::new();
+    for (position, object) in objects.iter().enumerate() {
+        if !schema_valid[position] {
+            continue;
+        }
+        let Some(info) = catalog.kind(&object.kind) else {
+            continue;
+        };
+        if !info.is_resource {
+            continue;
+        }
+        let address = |target: Option<&str>| ResourceAddress {
+            kind: object.kind.clone(),
+            name: object.name.clone(),
+            target: target.map(str::to_string),
+        };
+        match info.targets {
+            Targets::None => resources.push(Resource {
+                address: address(None),
+                object: position,
+                target: Target::None,
+            }),
+            Targets::Instances => {
+                let selected = select_instances(object, info.engine, index, &mut found);
+                if selected.is_empty() {
+                    found.push(object.warning_at(
+                        "/spec/on",
+                        format!("selector matches no {} instance; this object applies nowhere", info.engine.describe()),
+                    ));
+                }
+                for instance in selected {
+                    resources.push(Resource {
+                        address: address(Some(&instance)),
+                        object: position,
+                        target: Target::Instance(instance),
+                    });
+                }
+            }
+            Targets::Servers => {
+                let selected = select_servers(object, index);
+                if selected.is_empty() {
+                    found.push(object.warning_at("/spec/on", "selector matches no server; this object applies nowhere"));
+                }
+                for server in selected {
+                    resources.push(Resource {
+                        address: address(Some(&server)),
+                        object: position,
+                        target: Target::Server(server),
+                    });
+                }
+            }
+        }
+    }
+    (resources, found)
+}
+
+fn labels_match(object: &ManifestObject, wanted: Option<&Value>) -> bool {
+    let Some(Value::Object(wanted)) = wanted else {
+        return false;
+    };
+    let labels = object.labels();
+    wanted
+        .iter()
+        .all(|(key, value)| value.as_str().is_some_and(|value| labels.get(key).map(String::as_str) == Some(value)))
+}
+
+/// Names of the instances in a Group: listed members plus label matches.
+fn group_instances(group: &ManifestObject, index: &ObjectIndex) -> BTreeSet<String> {
+    let mut members: BTreeSet<String> = group
+        .spec()
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(wanted) = group.spec().get("matchLabels") {
+        for kind in INSTANCE_KINDS {
+            for instance in index.of_kind(kind) {
+                if labels_match(instance, Some(wanted)) {
+                    members.insert(instance.name.clone());
+                }
+            }
+        }
+    }
+    members
+}
+
+fn instance_kind<'a>(name: &str, index: &ObjectIndex<'a>) -> Option<&'a ManifestObject> {
+    INSTANCE_KINDS.iter().find_map(|kind| index.get(kind, name))
+}
+
+fn select_instances(object: &ManifestObject, engine: Engine, index: &ObjectIndex, found: &mut Vec<Diagnostic>) -> BTreeSet<String> {
+    let selector = object.spec().get("on").cloned().unwrap_or(Value::Null);
+    let wanted_kinds = engine.instance_kinds();
+    let mut selected = BTreeSet::new();
+    if let Some(group_name) = selector.get("group").and_then(Value::as_str) {
+        if let Some(group) = index.get("Group", group_name) {
+            for member in group_instances(group, index) {
+                if instance_kind(&member, index).is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str())) {
+                    selected.insert(member);
+                }
+            }
+        }
+    }
+    if let Some(wanted) = selector.get("matchLabels") {
+        for kind in wanted_kinds {
+            for instance in index.of_kind(kind) {
+                if labels_match(instance, Some(wanted)) {
+                    selected.insert(instance.name.clone());
+                }
+            }
+        }
+    }
+    for (position, name) in selector
+        .get("instances")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let Some(name) = name.as_str() else {
+            continue;
+        };
+        match instance_kind(name, index) {
+            Some(instance) if wanted_kinds.contains(&instance.kind.as_str()) => {
+                selected.insert(name.to_string());
+            }
+            Some(instance) => found.push(
+                object
+                    .error_at(
+                        &format!("/spec/on/instances/{position}"),
+                        format!("{} applies to {} instances, but `{name}` is a {}", object.kind, engine.describe(), instance.kind),
+                    ),
+            ),
+            // A dangling name is reported by the reference check.
+            None => {}
+        }
+    }
+    selected
+}
+
+fn select_servers(object: &ManifestObject, index: &ObjectIndex) -> BTreeSet<String> {
+    let selector = object.spec().get("on").cloned().unwrap_or(Value::Null);
+    let mut selected = BTreeSet::new();
+    let add_host_of = |instance_name: &str, selected: &mut BTreeSet<String>| {
+        if let Some(server) = instance_kind(instance_name, index).and_then(|instance| instance.spec_str("server")) {
+            if index.find("Server", server).is_some() {
+                selected.insert(server.to_string());
+            }
+        }
+    };
+    if let Some(group) = selector.get("group").and_then(Value::as_str).and_then(|name| index.get("Group", name)) {
+        for member in group_instances(group, index) {
+            add_host_of(&member, &mut selected);
+        }
+    }
+    for name in selector.get("instances").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        add_host_of(name, &mut selected);
+    }
+    for name in selector.get("servers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        if index.find("Server", name).is_some() {
+            selected.insert(name.to_string());
+        }
+    }
+    if let Some(wanted) = selector.get("matchLabels") {
+        for server in index.of_kind("Server") {
+            if labels_match(server, Some(wanted)) {
+                selected.insert(server.name.clone());
+            }
+        }
+    }
+    selected
+}

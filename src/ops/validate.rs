@@ -1,0 +1,365 @@
+//! Validate: loaded manifests → a validated fleet, or every problem found.
+//!
+//! Runs every check and collects every diagnostic: the schema of each
+//! document (with "did you mean" for unknown keys and enum values), duplicate
+//! names, dangling references, cron expressions, the cross-object rules of
+//! `rules`, selector expansion and the dependency graph (cycles). Pure: no IO.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde_json::Value;
+
+use super::{expand, graph, rules};
+use crate::diagnostics::{self, Diagnostic};
+use crate::model::{LoadedManifests, ManifestObject, ValidatedFleet};
+use crate::schemas::{Annotation, SchemaCatalog};
+use crate::suggest::did_you_mean;
+use crate::yaml::escape_pointer_token;
+
+/// Objects by kind and name, for reference lookups.
+pub struct ObjectIndex<'a> {
+    pub objects: &'a [ManifestObject],
+    by_kind: HashMap<&'a str, BTreeMap<&'a str, usize>>,
+}
+
+impl<'a> ObjectIndex<'a> {
+    pub fn new(objects: &'a [ManifestObject]) -> Self {
+        let mut by_kind: HashMap<&str, BTreeMap<&str, usize>> = HashMap::new();
+        for (index, object) in objects.iter().enumerate() {
+            by_kind
+                .entry(object.kind.as_str())
+                .or_default()
+                .entry(object.name.as_str())
+                .or_insert(index);
+        }
+        ObjectIndex { objects, by_kind }
+    }
+
+    pub fn find(&self, kind: &str, name: &str) -> Option<usize> {
+        self.by_kind.get(kind)?.get(name).copied()
+    }
+
+    pub fn get(&self, kind: &str, name: &str) -> Option<&'a ManifestObject> {
+        self.find(kind, name).map(|index| &self.objects[index])
+    }
+
+    pub fn names(&self, kind: &str) -> impl Iterator<Item = &'a str> + '_ {
+        self.by_kind.get(kind).into_iter().flat_map(|names| names.keys().copied())
+    }
+
+    pub fn of_kind(&self, kind: &str) -> impl Iterator<Item = &'a ManifestObject> + '_ {
+        self.by_kind
+            .get(kind)
+            .into_iter()
+            .flat_map(|names| names.values().map(|index| &self.objects[*index]))
+    }
+}
+
+/// Validate everything. The fleet is returned only when there is no error.
+pub fn validate(manifests: LoadedManifests, catalog: &SchemaCatalog) -> (Option<ValidatedFleet>, Vec<Diagnostic>) {
+    let mut found = Vec::new();
+    let mut schema_valid = Vec::with_capacity(manifests.objects.len());
+    for object in &manifests.objects {
+        let problems = schema_diagnostics(object, catalog);
+        schema_valid.push(!problems.iter().any(Diagnostic::is_error));
+        found.extend(problems);
+    }
+    found.extend(duplicate_names(&manifests.objects));
+    let index = ObjectIndex::new(&manifests.objects);
+    for object in &manifests.objects {
+        found.extend(reference_diagnostics(object, &index, catalog));
+        found.extend(cron_diagnostics(object, catalog));
+    }
+    let valid_objects: Vec<&ManifestObject> = manifests
+        .objects
+        .iter()
+        .zip(&schema_valid)
+        .filter_map(|(object, valid)| valid.then_some(object))
+        .collect();
+    found.extend(rules::check(&valid_objects, &index));
+
+    let (resources, expansion_problems) = expand::expand(&manifests.objects, &schema_valid, &index, catalog);
+    found.extend(expansion_problems);
+    let (resource_graph, graph_problems) = graph::build(resources, &manifests.objects, &index, catalog);
+    found.extend(graph_problems);
+
+    diagnostics::sort(&mut found);
+    found.dedup();
+    if found.iter().any(Diagnostic::is_error) {
+        (None, found)
+    } else {
+        (
+            Some(ValidatedFleet {
+                manifests,
+                graph: resource_graph,
+            }),
+            found,
+        )
+    }
+}
+
+/// Schema problems of one document, worded for a DBA.
+pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> Vec<Diagnostic> {
+    let Some(validator) = catalog.validator(&object.kind) else {
+        return vec![object.error_at("/kind", format!("unknown kind `{}`", object.kind))];
+    };
+    let mut found = Vec::new();
+    for error in validator.iter_errors(&object.document) {
+        let pointer = error.instance_path().as_str().to_string();
+        let nodes = catalog.nodes_along(&object.kind, error.evaluation_path().as_str());
+        let schema_hint = nodes
+            .iter()
+            .rev()
+            .find_map(|node| node.get("x-fleetform-hint").and_then(Value::as_str))
+            .map(str::to_string);
+        // The schema object that holds the failing keyword (e.g. the one with `properties`).
+        let holder = nodes.len().checked_sub(2).and_then(|index| nodes.get(index)).copied();
+        let instance = error.instance();
+        match error.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let allowed: Vec<&str> = holder
+                    .and_then(|node| node.get("properties"))
+                    .and_then(Value::as_object)
+                    .map(|properties| properties.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                for key in unexpected {
+                    let key_pointer = format!("{pointer}/{}", escape_pointer_token(key));
+                    let hint = did_you_mean(key, allowed.iter().copied()).or_else(|| {
+                        (!allowed.is_empty()).then(|| format!("allowed keys here: {}", allowed.join(", ")))
+                    });
+                    found.push(
+                        object
+                            .error_at(&key_pointer, format!("unknown key `{key}`"))
+                            .with_optional_hint(hint),
+                    );
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let property = property.as_str().unwrap_or_default();
+                let description = holder
+                    .and_then(|node| node.pointer(&format!("/properties/{}", escape_pointer_token(property))))
+                    .and_then(|node| node.get("description"))
+                    .and_then(Value::as_str)
+                    .map(first_sentence);
+                found.push(
+                    object
+                        .error_at(&pointer, format!("missing required key `{property}`"))
+                        .with_optional_hint(description.map(|text| format!("`{property}`: {text}"))),
+                );
+            }
+            ValidationErrorKind::Type { kind } => {
+                let expected = match kind {
+                    TypeKind::Single(single) => article(&single.to_string()),
+                    TypeKind::Multiple(set) => {
+                        let names: Vec<String> = set.iter().map(|single| single.to_string()).collect();
+                        format!("one of {}", names.join(", "))
+                    }
+                };
+                found.push(
+                    object
+                        .error_at(&pointer, format!("expected {expected}, found {}", describe_value(instance)))
+                        .with_optional_hint(schema_hint),
+                );
+            }
+            ValidationErrorKind::Enum { options } => {
+                let options: Vec<String> = options
+                    .as_array()
+                    .map(|items| items.iter().map(short_value).collect())
+                    .unwrap_or_default();
+                let given = short_value(instance);
+                let hint = did_you_mean(given.trim_matches('"'), options.iter().map(|option| option.trim_matches('"')))
+                    .or(schema_hint);
+                found.push(
+                    object
+                        .error_at(&pointer, format!("{given} is not one of: {}", options.join(", ")))
+                        .with_optional_hint(hint),
+                );
+            }
+            ValidationErrorKind::Constant { expected_value } => {
+                found.push(
+                    object
+                        .error_at(
+                            &pointer,
+                            format!("must be {}, found {}", short_value(expected_value), short_value(instance)),
+                        )
+                        .with_optional_hint(schema_hint),
+                );
+            }
+            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
+                let description = nodes
+                    .iter()
+                    .rev()
+                    .find_map(|node| node.get("description").and_then(Value::as_str))
+                    .map(first_sentence);
+                let message = match description {
+                    Some(description) => format!("{} does not match any allowed form ({description})", short_value(instance)),
+                    None => format!("{} does not match any allowed form", short_value(instance)),
+                };
+                found.push(object.error_at(&pointer, message).with_optional_hint(schema_hint));
+            }
+            _ => {
+                found.push(object.error_at(&pointer, error.to_string()).with_optional_hint(schema_hint));
+            }
+        }
+    }
+    found
+}
+
+fn article(type_name: &str) -> String {
+    match type_name {
+        "array" => "a list".to_string(),
+        "object" => "a mapping".to_string(),
+        "integer" => "an integer".to_string(),
+        "null" => "nothing".to_string(),
+        other => format!("a {other}"),
+    }
+}
+
+fn describe_value(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (null)".to_string(),
+        Value::Bool(_) => format!("a boolean ({value})"),
+        Value::Number(_) => format!("a number ({value})"),
+        Value::String(_) => format!("a string ({})", short_value(value)),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "a mapping".to_string(),
+    }
+}
+
+/// A value as compact JSON, shortened to keep messages on one line.
+fn short_value(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+fn first_sentence(text: &str) -> String {
+    match text.find(". ") {
+        Some(end) => text[..=end].to_string(),
+        None => text.to_string(),
+    }
+}
+
+fn duplicate_names(objects: &[ManifestObject]) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    let mut seen: HashMap<(&str, &str), &ManifestObject> = HashMap::new();
+    let mut instances: HashMap<&str, &ManifestObject> = HashMap::new();
+    for object in objects {
+        if object.name.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.get(&(object.kind.as_str(), object.name.as_str())) {
+            found.push(
+                object
+                    .error_at("/metadata/name", format!("duplicate {} named `{}`", object.kind, object.name))
+                    .with_hint(format!(
+                        "first defined at {}:{}; names are unique per kind",
+                        first.file,
+                        first.locate("/metadata/name").line
+                    )),
+            );
+            continue;
+        }
+        seen.insert((object.kind.as_str(), object.name.as_str()), object);
+        if object.kind == "SqlInstance" || object.kind == "PostgresInstance" {
+            if let Some(first) = instances.get(object.name.as_str()) {
+                if first.kind != object.kind {
+                    found.push(
+                        object
+                            .error_at(
+                                "/metadata/name",
+                                format!("instance name `{}` is already used by {}", object.name, first.id()),
+                            )
+                            .with_hint("selectors name instances without their kind, so SqlInstance and PostgresInstance names must differ"),
+                    );
+                }
+            } else {
+                instances.insert(object.name.as_str(), object);
+            }
+        }
+    }
+    found
+}
+
+fn reference_diagnostics(object: &ManifestObject, index: &ObjectIndex, catalog: &SchemaCatalog) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for path in catalog.annotations(&object.kind) {
+        let Annotation::Reference(kinds) = &path.annotation else {
+            continue;
+        };
+        for (pointer, value) in path.find(&object.document) {
+            let Some(name) = value.as_str() else {
+                continue;
+            };
+            if kinds.iter().any(|kind| kind == "*") {
+                let Some((kind, target)) = name.split_once('/') else {
+                    continue;
+                };
+                if catalog.kind(kind).is_none() {
+                    let known: Vec<&str> = catalog.manifest_kinds().map(|info| info.kind.as_str()).collect();
+                    found.push(
+                        object
+                            .error_at(&pointer, format!("`{name}` names unknown kind `{kind}`"))
+                            .with_optional_hint(did_you_mean(kind, known.iter().copied())),
+                    );
+                } else if index.find(kind, target).is_none() {
+                    found.push(
+                        object
+                            .error_at(&pointer, format!("dependency `{name}` does not exist"))
+                            .with_optional_hint(did_you_mean(target, index.names(kind)).map(|hint| {
+                                hint.replacen('`', &format!("`{kind}/"), 1)
+                            })),
+                    );
+                } else if kind == object.kind && target == object.name {
+                    found.push(object.error_at(&pointer, format!("`{name}` depends on itself")));
+                }
+                continue;
+            }
+            if kinds.iter().any(|kind| index.find(kind, name).is_some()) {
+                continue;
+            }
+            let wanted = kinds.join(" or ");
+            let candidates: Vec<&str> = kinds.iter().flat_map(|kind| index.names(kind)).collect();
+            let hint = did_you_mean(name, candidates.iter().copied()).or_else(|| {
+                if candidates.is_empty() {
+                    Some(format!("no {wanted} is defined in this environment"))
+                } else {
+                    Some(format!("defined: {}", candidates.join(", ")))
+                }
+            });
+            found.push(
+                object
+                    .error_at(&pointer, format!("`{name}` does not name a {wanted} in this environment"))
+                    .with_optional_hint(hint),
+            );
+        }
+    }
+    found
+}
+
+fn cron_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for path in catalog.annotations(&object.kind) {
+        if path.annotation != Annotation::Cron {
+            continue;
+        }
+        for (pointer, value) in path.find(&object.document) {
+            let Some(expression) = value.as_str() else {
+                continue;
+            };
+            if let Err(reason) = crate::cron::check(expression) {
+                found.push(
+                    object
+                        .error_at(&pointer, format!("invalid cron expression `{expression}`: {reason}"))
+                        .with_hint("five fields: minute hour day-of-month month day-of-week, e.g. `30 2 * * *` for 02:30 daily"),
+                );
+            }
+        }
+    }
+    found
+}

@@ -1,0 +1,473 @@
+//! YAML text → JSON values that remember where every value came from.
+//!
+//! This module owns turning the bytes of a multi-document YAML file into one
+//! `serde_json::Value` per document plus a [`SpanMap`] from JSON pointer to
+//! line and column. Every later stage reports problems by JSON pointer, and the
+//! span map turns that pointer back into `file:line:column` for the user.
+//!
+//! It uses `saphyr-parser`'s event stream (the maintained successor of
+//! yaml-rust, with a marker on every event) instead of a serde deserializer:
+//! we need spans for every node, duplicate-key detection, and full control
+//! over YAML 1.2 core-schema scalar typing. It must not know about manifests,
+//! kinds or schemas.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span as ParserSpan};
+use serde_json::{Map, Number, Value};
+
+/// A 1-based line and column in a source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Where each value of one document sits in the file, keyed by JSON pointer.
+/// For a mapping entry the location is that of its key, which is where a
+/// reader's eye goes for "this setting is wrong".
+#[derive(Clone, Debug, Default)]
+pub struct SpanMap {
+    locations: HashMap<String, Location>,
+}
+
+impl SpanMap {
+    /// The location of `pointer`, or of its nearest ancestor that has one.
+    pub fn locate(&self, pointer: &str) -> Location {
+        let mut current = pointer;
+        loop {
+            if let Some(location) = self.locations.get(current) {
+                return *location;
+            }
+            match current.rfind('/') {
+                Some(index) => current = &current[..index],
+                None => return self.locations.get("").copied().unwrap_or_default(),
+            }
+        }
+    }
+
+    /// The location recorded for exactly `pointer`, if any.
+    pub fn get(&self, pointer: &str) -> Option<Location> {
+        self.locations.get(pointer).copied()
+    }
+}
+
+/// One YAML document of a file.
+#[derive(Clone, Debug)]
+pub struct YamlDocument {
+    pub value: Value,
+    pub spans: SpanMap,
+    /// Zero-based position of the document in its file.
+    pub index_in_file: usize,
+}
+
+/// A syntax problem: the parser stops at the first one in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct YamlError {
+    pub location: Location,
+    pub message: String,
+}
+
+/// Limits that keep hostile input (alias bombs, absurd nesting) from exhausting memory or stack.
+const MAX_NODES_PER_FILE: usize = 2_000_000;
+const MAX_DEPTH: usize = 128;
+
+/// Parse every document of `text`. Documents that are empty (only comments,
+/// or an explicit null) are dropped: they describe nothing.
+pub fn parse_documents(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        nodes: 0,
+    };
+    builder.stream()
+}
+
+/// Escape one JSON pointer token (RFC 6901).
+pub fn escape_pointer_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Undo [`escape_pointer_token`].
+pub fn unescape_pointer_token(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+struct Builder<'input> {
+    parser: Parser<'input, saphyr_parser::StrInput<'input>>,
+    anchors: HashMap<usize, Value>,
+    nodes: usize,
+}
+
+fn location_of(span: &ParserSpan) -> Location {
+    Location {
+        line: span.start.line(),
+        column: span.start.col() + 1,
+    }
+}
+
+impl<'input> Builder<'input> {
+    fn next(&mut self) -> Result<(Event<'input>, Location), YamlError> {
+        match self.parser.next_event() {
+            Some(Ok((event, span))) => Ok((event, location_of(&span))),
+            Some(Err(error)) => Err(YamlError {
+                location: Location {
+                    line: error.marker().line(),
+                    column: error.marker().col() + 1,
+                },
+                message: error.info().to_string(),
+            }),
+            None => Ok((Event::StreamEnd, Location::default())),
+        }
+    }
+
+    fn stream(&mut self) -> Result<Vec<YamlDocument>, YamlError> {
+        let mut documents = Vec::new();
+        let mut index_in_file = 0;
+        loop {
+            let (event, _) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+                Event::StreamEnd => return Ok(documents),
+                Event::DocumentStart(_) => {
+                    let mut spans = SpanMap::default();
+                    let (event, location) = self.next()?;
+                    let value = self.node(event, location, String::new(), &mut spans, 0)?;
+                    if !value.is_null() {
+                        documents.push(YamlDocument {
+                            value,
+                            spans,
+                            index_in_file,
+                        });
+                    }
+                    index_in_file += 1;
+                }
+                other => {
+                    return Err(YamlError {
+                        location: Location::default(),
+                        message: format!("unexpected YAML event {other:?}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn count_node(&mut self, location: Location) -> Result<(), YamlError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES_PER_FILE {
+            return Err(YamlError {
+                location,
+                message: format!(
+                    "the file expands to more than {MAX_NODES_PER_FILE} values (an alias bomb?)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn node(
+        &mut self,
+        event: Event<'input>,
+        location: Location,
+        pointer: String,
+        spans: &mut SpanMap,
+        depth: usize,
+    ) -> Result<Value, YamlError> {
+        if depth > MAX_DEPTH {
+            return Err(YamlError {
+                location,
+                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            });
+        }
+        self.count_node(location)?;
+        spans.locations.entry(pointer.clone()).or_insert(location);
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = scalar_value(&text, style, tag.as_deref().map(|t| t.suffix.as_str()));
+                self.remember(anchor, &value);
+                Ok(value)
+            }
+            Event::Alias(anchor) => match self.anchors.get(&anchor) {
+                Some(value) => {
+                    let value = value.clone();
+                    self.nodes += count_values(&value);
+                    self.count_node(location)?;
+                    Ok(value)
+                }
+                None => Err(YamlError {
+                    location,
+                    message: "alias refers to an unknown anchor".to_string(),
+                }),
+            },
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (event, item_location) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    let item_pointer = format!("{pointer}/{}", items.len());
+                    items.push(self.node(event, item_location, item_pointer, spans, depth + 1)?);
+                }
+                let value = Value::Array(items);
+                self.remember(anchor, &value);
+                Ok(value)
+            }
+            Event::MappingStart(anchor, _) => {
+                let value = Value::Object(self.mapping(location, &pointer, spans, depth)?);
+                self.remember(anchor, &value);
+                Ok(value)
+            }
+            other => Err(YamlError {
+                location,
+                message: format!("unexpected YAML event {other:?}"),
+            }),
+        }
+    }
+
+    fn mapping(
+        &mut self,
+        location: Location,
+        pointer: &str,
+        spans: &mut SpanMap,
+        depth: usize,
+    ) -> Result<Map<String, Value>, YamlError> {
+        let mut entries = Map::new();
+        let mut merged: Vec<Map<String, Value>> = Vec::new();
+        loop {
+            let (event, key_location) = self.next()?;
+            let key = match event {
+                Event::MappingEnd => break,
+                Event::Scalar(text, _, _, _) => text.into_owned(),
+                Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
+                    return Err(YamlError {
+                        location: key_location,
+                        message: "a mapping key must be a plain scalar, not a list, mapping or alias".to_string(),
+                    });
+                }
+                other => {
+                    return Err(YamlError {
+                        location: key_location,
+                        message: format!("unexpected YAML event {other:?} in a mapping"),
+                    });
+                }
+            };
+            let value_pointer = format!("{pointer}/{}", escape_pointer_token(&key));
+            let (event, value_location) = self.next()?;
+            if key == "<<" {
+                // YAML merge key: the mapping (or list of mappings) supplies entries
+                // that the enclosing mapping does not set itself.
+                let mut scratch = SpanMap::default();
+                match self.node(event, value_location, value_pointer, &mut scratch, depth + 1)? {
+                    Value::Object(map) => merged.push(map),
+                    Value::Array(items) if items.iter().all(Value::is_object) => {
+                        merged.extend(items.into_iter().filter_map(|item| match item {
+                            Value::Object(map) => Some(map),
+                            _ => None,
+                        }))
+                    }
+                    _ => {
+                        return Err(YamlError {
+                            location: key_location,
+                            message: "a merge key (<<) needs a mapping or a list of mappings".to_string(),
+                        });
+                    }
+                }
+                continue;
+            }
+            if entries.contains_key(&key) {
+                let first = spans.get(&value_pointer).unwrap_or(location);
+                return Err(YamlError {
+                    location: key_location,
+                    message: format!(
+                        "duplicate key `{key}` (first set at line {}); a mapping may set a key only once",
+                        first.line
+                    ),
+                });
+            }
+            spans.locations.insert(value_pointer.clone(), key_location);
+            let value = self.node(event, value_location, value_pointer, spans, depth + 1)?;
+            entries.insert(key, value);
+        }
+        for map in merged {
+            for (key, value) in map {
+                if !entries.contains_key(&key) {
+                    spans
+                        .locations
+                        .entry(format!("{pointer}/{}", escape_pointer_token(&key)))
+                        .or_insert(location);
+                    entries.insert(key, value);
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn remember(&mut self, anchor: usize, value: &Value) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+    }
+}
+
+fn count_values(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(count_values).sum::<usize>(),
+        Value::Object(map) => 1 + map.values().map(count_values).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Type a scalar the way YAML 1.2's core schema does: only plain scalars are
+/// resolved to null, booleans and numbers; quoted and block scalars are strings.
+fn scalar_value(text: &str, style: ScalarStyle, tag_suffix: Option<&str>) -> Value {
+    match tag_suffix {
+        Some("str") => return Value::String(text.to_string()),
+        Some("int") | Some("float") | Some("bool") | Some("null") | None => {}
+        Some(_) => {}
+    }
+    if style != ScalarStyle::Plain {
+        return Value::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => {
+            // JSON has no infinities or NaN; keep the text so the schema can reject it clearly.
+            return Value::String(text.to_string());
+        }
+        _ => {}
+    }
+    if let Some(number) = parse_integer(text) {
+        return Value::Number(number);
+    }
+    if looks_like_float(text) {
+        if let Ok(float) = text.parse::<f64>() {
+            if let Some(number) = Number::from_f64(float) {
+                return Value::Number(number);
+            }
+        }
+    }
+    Value::String(text.to_string())
+}
+
+fn parse_integer(text: &str) -> Option<Number> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let magnitude: u64 = if let Some(hex) = digits.strip_prefix("0x") {
+        if negative || hex.is_empty() {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok()?
+    } else if let Some(octal) = digits.strip_prefix("0o") {
+        if negative || octal.is_empty() {
+            return None;
+        }
+        u64::from_str_radix(octal, 8).ok()?
+    } else if digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        digits.parse().ok()?
+    } else {
+        return None;
+    };
+    if negative {
+        let signed = i64::try_from(magnitude).ok()?;
+        Some(Number::from(-signed))
+    } else {
+        Some(Number::from(magnitude))
+    }
+}
+
+fn looks_like_float(text: &str) -> bool {
+    let body = text.trim_start_matches(['-', '+']);
+    !body.is_empty()
+        && body.bytes().any(|byte| byte.is_ascii_digit())
+        && body
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || matches!(byte, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && body.bytes().filter(|byte| *byte == b'.').count() <= 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn types_plain_scalars_like_yaml_1_2_core() {
+        let documents = parse_documents(
+            "a: 1\nb: '1'\nc: true\nd: yes\ne: 1.5\nf: ~\ng: 0x1F\nh: -3\ni: 1.2.3\nj: |\n  text\n",
+        )
+        .unwrap();
+        assert_eq!(
+            documents[0].value,
+            json!({"a": 1, "b": "1", "c": true, "d": "yes", "e": 1.5, "f": null, "g": 31, "h": -3, "i": "1.2.3", "j": "text\n"})
+        );
+    }
+
+    #[test]
+    fn records_key_locations_by_pointer() {
+        let documents = parse_documents("---\nkind: X\nspec:\n  list:\n    - a\n    - b: 1\n").unwrap();
+        let spans = &documents[0].spans;
+        assert_eq!(spans.get("/kind"), Some(Location { line: 2, column: 1 }));
+        assert_eq!(spans.get("/spec/list"), Some(Location { line: 4, column: 3 }));
+        assert_eq!(spans.get("/spec/list/1/b"), Some(Location { line: 6, column: 7 }));
+        assert_eq!(spans.locate("/spec/list/1/b/missing"), Location { line: 6, column: 7 });
+    }
+
+    #[test]
+    fn keeps_document_positions_and_drops_empty_documents() {
+        let documents = parse_documents("# only a comment\n---\na: 1\n---\n---\nb: 2\n").unwrap();
+        assert_eq!(documents.len(), 2);
+        assert_eq!(documents[1].spans.get("/b"), Some(Location { line: 6, column: 1 }));
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_at_the_second_key() {
+        let error = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(error.location, Location { line: 3, column: 1 });
+        assert!(error.message.contains("duplicate key `a`"), "{}", error.message);
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_a_location() {
+        let error = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(error.location.line >= 1);
+        assert!(!error.message.is_empty());
+    }
+
+    #[test]
+    fn resolves_anchors_aliases_and_merge_keys() {
+        let documents =
+            parse_documents("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\ncopy: *b\n").unwrap();
+        assert_eq!(
+            documents[0].value,
+            json!({"base": {"x": 1, "y": 2}, "use": {"y": 3, "x": 1}, "copy": {"x": 1, "y": 2}})
+        );
+    }
+
+    #[test]
+    fn stops_alias_bombs() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..8 {
+            let previous = level - 1;
+            text.push_str(&format!(
+                "a{level}: &a{level} [*a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}, *a{previous}]\n"
+            ));
+        }
+        let error = parse_documents(&text).unwrap_err();
+        assert!(error.message.contains("alias bomb"), "{}", error.message);
+    }
+
+    #[test]
+    fn escapes_pointer_tokens() {
+        assert_eq!(escape_pointer_token("a/b~c"), "a~1b~0c");
+        assert_eq!(unescape_pointer_token("a~1b~0c"), "a/b~c");
+    }
+}
