@@ -38,17 +38,29 @@ mod tests {
 
     #[test]
     fn accepts_common_schedules() {
-        for expression in ["0 1 * * 0", "*/15 * * * *", "30 2 1-7 * MON", "0 0 29 2 *", "@daily"] {
+        for expression in [
+            "0 1 * * 0",
+            "*/15 * * * *",
+            "30 2 1-7 * MON",
+            "0 0 29 2 *",
+            "@daily",
+        ] {
             assert_eq!(check(expression), Ok(()), "{expression}");
         }
     }
 
     #[test]
     fn rejects_wrong_field_counts_bad_values_and_impossible_dates() {
-        assert_eq!(check("0 1 * *"), Err("expected 5 fields, found 4".to_string()));
+        assert_eq!(
+            check("0 1 * *"),
+            Err("expected 5 fields, found 4".to_string())
+        );
         assert!(check("0 0 1 * * *").is_err());
         assert!(check("61 * * * *").is_err());
         assert!(check("0 25 * * *").is_err());
-        assert_eq!(check("0 0 30 2 *"), Err("it never fires (no date matches)".to_string()));
+        assert_eq!(
+            check("0 0 30 2 *"),
+            Err("it never fires (no date matches)".to_string())
+        );
     }
 }

@@ -108,13 +108,20 @@ impl Diagnostic {
 /// Sort diagnostics into reading order: by file, then position, then message.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|left, right| {
-        (&left.file, left.line, left.column, &left.message, left.severity).cmp(&(
-            &right.file,
-            right.line,
-            right.column,
-            &right.message,
-            right.severity,
-        ))
+        (
+            &left.file,
+            left.line,
+            left.column,
+            &left.message,
+            left.severity,
+        )
+            .cmp(&(
+                &right.file,
+                right.line,
+                right.column,
+                &right.message,
+                right.severity,
+            ))
     });
 }
 
@@ -148,7 +155,7 @@ pub fn render_human(diagnostics: &[Diagnostic]) -> String {
             }
         }
         if !context.is_empty() {
-            where_parts.push(format!("({})", context.join(" "))) ;
+            where_parts.push(format!("({})", context.join(" ")));
         }
         if !where_parts.is_empty() {
             let _ = writeln!(text, "  --> {}", where_parts.join(" "));

@@ -107,7 +107,8 @@ pub struct AnnotatedPath {
 impl AnnotatedPath {
     /// Whether the path lies inside `spec.on`, the target selector.
     pub fn is_in_selector(&self) -> bool {
-        self.pattern.starts_with(&[PathToken::Key("spec".into()), PathToken::Key("on".into())])
+        self.pattern
+            .starts_with(&[PathToken::Key("spec".into()), PathToken::Key("on".into())])
     }
 
     /// Every value in `document` this path reaches, with its JSON pointer.
@@ -118,7 +119,12 @@ impl AnnotatedPath {
     }
 }
 
-fn find_along<'a>(pattern: &[PathToken], value: &'a Value, pointer: String, found: &mut Vec<(String, &'a Value)>) {
+fn find_along<'a>(
+    pattern: &[PathToken],
+    value: &'a Value,
+    pointer: String,
+    found: &mut Vec<(String, &'a Value)>,
+) {
     let Some((token, rest)) = pattern.split_first() else {
         found.push((pointer, value));
         return;
@@ -183,8 +189,8 @@ impl SchemaCatalog {
             let text = file
                 .contents_utf8()
                 .with_context(|| format!("schema {name} is not UTF-8"))?;
-            let value: Value =
-                serde_json::from_str(text).with_context(|| format!("schema {name} is not valid JSON"))?;
+            let value: Value = serde_json::from_str(text)
+                .with_context(|| format!("schema {name} is not valid JSON"))?;
             files.insert(name, Arc::new(value));
         }
         Self::from_files(files)
@@ -226,11 +232,15 @@ impl SchemaCatalog {
                 category: field("category")?,
                 targets,
                 engine,
-                is_resource: block.get("resource").and_then(Value::as_bool).unwrap_or(true),
+                is_resource: block
+                    .get("resource")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
             });
         }
         kinds.sort_by(|left, right| {
-            (category_rank(&left.category), &left.kind).cmp(&(category_rank(&right.category), &right.kind))
+            (category_rank(&left.category), &left.kind)
+                .cmp(&(category_rank(&right.category), &right.kind))
         });
 
         let mut validators = HashMap::new();
@@ -238,7 +248,9 @@ impl SchemaCatalog {
         for info in &kinds {
             let schema = &files[&info.file];
             let validator = jsonschema::options()
-                .with_retriever(EmbeddedRetriever { files: files.clone() })
+                .with_retriever(EmbeddedRetriever {
+                    files: files.clone(),
+                })
                 .should_validate_formats(true)
                 .with_format("cron", |_| true)
                 .build(schema)
@@ -253,7 +265,13 @@ impl SchemaCatalog {
         };
         for info in &catalog.kinds {
             let mut found = Vec::new();
-            catalog.collect_annotations(&info.file, &catalog.files[&info.file], Vec::new(), 0, &mut found);
+            catalog.collect_annotations(
+                &info.file,
+                &catalog.files[&info.file],
+                Vec::new(),
+                0,
+                &mut found,
+            );
             annotations.insert(info.kind.clone(), found);
         }
         catalog.annotations = annotations;
@@ -267,7 +285,9 @@ impl SchemaCatalog {
 
     /// Kinds that may appear in manifest files (everything but `Environment`).
     pub fn manifest_kinds(&self) -> impl Iterator<Item = &KindInfo> {
-        self.kinds.iter().filter(|info| info.kind != ENVIRONMENT_KIND)
+        self.kinds
+            .iter()
+            .filter(|info| info.kind != ENVIRONMENT_KIND)
     }
 
     pub fn kind(&self, kind: &str) -> Option<&KindInfo> {
@@ -279,7 +299,10 @@ impl SchemaCatalog {
     }
 
     pub fn annotations(&self, kind: &str) -> &[AnnotatedPath] {
-        self.annotations.get(kind).map(Vec::as_slice).unwrap_or_default()
+        self.annotations
+            .get(kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     pub fn file(&self, name: &str) -> Option<&Value> {
@@ -291,7 +314,11 @@ impl SchemaCatalog {
     }
 
     /// Resolve a `$ref` written in `current_file`.
-    pub fn resolve_reference<'a>(&'a self, current_file: &str, reference: &str) -> Option<(String, &'a Value)> {
+    pub fn resolve_reference<'a>(
+        &'a self,
+        current_file: &str,
+        reference: &str,
+    ) -> Option<(String, &'a Value)> {
         let (file_part, fragment) = reference.split_once('#').unwrap_or((reference, ""));
         let file = if file_part.is_empty() {
             current_file.to_string()
@@ -300,7 +327,11 @@ impl SchemaCatalog {
             name.trim_start_matches("./").to_string()
         };
         let document = self.files.get(&file)?;
-        let node = if fragment.is_empty() { Some(document.as_ref()) } else { document.pointer(fragment) }?;
+        let node = if fragment.is_empty() {
+            Some(document.as_ref())
+        } else {
+            document.pointer(fragment)
+        }?;
         Some((file, node))
     }
 
@@ -316,7 +347,11 @@ impl SchemaCatalog {
         for token in evaluation_path.split('/').skip(1) {
             let token = unescape_pointer_token(token);
             let next = if token == "$ref" {
-                match node.get("$ref").and_then(Value::as_str).and_then(|reference| self.resolve_reference(&file, reference)) {
+                match node
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|reference| self.resolve_reference(&file, reference))
+                {
                     Some((next_file, next_node)) => {
                         file = next_file;
                         Some(next_node)
@@ -326,7 +361,10 @@ impl SchemaCatalog {
             } else {
                 match node {
                     Value::Object(map) => map.get(&token),
-                    Value::Array(items) => token.parse::<usize>().ok().and_then(|index| items.get(index)),
+                    Value::Array(items) => token
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|index| items.get(index)),
                     _ => None,
                 }
             };
@@ -356,15 +394,24 @@ impl SchemaCatalog {
             return;
         };
         let mut push = |annotation: Annotation| {
-            let entry = AnnotatedPath { pattern: pattern.clone(), annotation };
-            if !found.iter().any(|existing| existing.pattern == entry.pattern && existing.annotation == entry.annotation) {
+            let entry = AnnotatedPath {
+                pattern: pattern.clone(),
+                annotation,
+            };
+            if !found.iter().any(|existing| {
+                existing.pattern == entry.pattern && existing.annotation == entry.annotation
+            }) {
                 found.push(entry);
             }
         };
         match map.get("x-fleetform-ref") {
             Some(Value::String(kind)) => push(Annotation::Reference(vec![kind.clone()])),
             Some(Value::Array(kinds)) => push(Annotation::Reference(
-                kinds.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                kinds
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
             )),
             _ => {}
         }
@@ -414,7 +461,14 @@ impl SchemaCatalog {
 }
 
 /// Categories in the order the reference documentation presents them.
-pub const CATEGORY_ORDER: &[&str] = &["Inventory", "Windows host", "SQL Server", "Clustering", "PostgreSQL", "Policies"];
+pub const CATEGORY_ORDER: &[&str] = &[
+    "Inventory",
+    "Windows host",
+    "SQL Server",
+    "Clustering",
+    "PostgreSQL",
+    "Policies",
+];
 
 fn category_rank(category: &str) -> usize {
     CATEGORY_ORDER
@@ -463,7 +517,12 @@ mod tests {
         assert!(catalog.kind("PostgresRole").is_some());
         for info in catalog.kinds() {
             let schema = catalog.file(&info.file).unwrap();
-            assert_eq!(schema["title"], Value::String(info.kind.clone()), "{}", info.file);
+            assert_eq!(
+                schema["title"],
+                Value::String(info.kind.clone()),
+                "{}",
+                info.file
+            );
             assert_eq!(
                 schema["properties"]["kind"]["const"],
                 Value::String(info.kind.clone()),

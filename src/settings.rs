@@ -18,11 +18,16 @@ impl SourceSettings {
     /// `repository`: the `--repo` flag (default: the nearest directory, from the
     /// current one upwards, that has an `environments/` directory; else the
     /// current directory). `revision`: `--ref`, read from git without a checkout.
-    pub fn resolve(environment: &str, repository: Option<&Path>, revision: Option<&str>) -> Result<Self> {
+    pub fn resolve(
+        environment: &str,
+        repository: Option<&Path>,
+        revision: Option<&str>,
+    ) -> Result<Self> {
         let root = match repository {
             Some(path) => path.to_path_buf(),
             None => {
-                let current = std::env::current_dir().context("cannot read the current directory")?;
+                let current =
+                    std::env::current_dir().context("cannot read the current directory")?;
                 find_repository_root(&current).unwrap_or(current)
             }
         };

@@ -12,11 +12,22 @@ use anyhow::{Context, Result, bail};
 
 /// A read-only view of a repository's files.
 pub enum ManifestSource {
-    Directory { root: PathBuf },
+    Directory {
+        root: PathBuf,
+    },
+    /// Files held in memory, by repository-relative path (tests, benchmarks, fuzzing).
+    Memory {
+        files: std::collections::BTreeMap<String, String>,
+    },
     /// `prefix` is where the manifest repository sits inside the git work tree
     /// ("" when it is the top), so a fleet kept in a subdirectory of a
     /// larger repository works the same with and without `--ref`.
-    GitRevision { repository: git2::Repository, tree_id: git2::Oid, revision: String, prefix: String },
+    GitRevision {
+        repository: git2::Repository,
+        tree_id: git2::Oid,
+        revision: String,
+        prefix: String,
+    },
 }
 
 impl ManifestSource {
@@ -24,18 +35,26 @@ impl ManifestSource {
         if !root.is_dir() {
             bail!("repository directory {} does not exist", root.display());
         }
-        Ok(ManifestSource::Directory { root: root.to_path_buf() })
+        Ok(ManifestSource::Directory {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Open `revision` (a branch, tag, commit or any rev-parse expression) of the
     /// git repository at `repository_path`.
     pub fn git_revision(repository_path: &Path, revision: &str) -> Result<Self> {
         let repository = git2::Repository::discover(repository_path).with_context(|| {
-            format!("{} is not inside a git repository", repository_path.display())
+            format!(
+                "{} is not inside a git repository",
+                repository_path.display()
+            )
         })?;
-        let object = repository
-            .revparse_single(revision)
-            .with_context(|| format!("git revision `{revision}` not found in {}", repository_path.display()))?;
+        let object = repository.revparse_single(revision).with_context(|| {
+            format!(
+                "git revision `{revision}` not found in {}",
+                repository_path.display()
+            )
+        })?;
         let tree = object
             .peel_to_tree()
             .with_context(|| format!("git revision `{revision}` does not name a commit or tree"))?;
@@ -70,7 +89,12 @@ impl ManifestSource {
     pub fn describe(&self) -> String {
         match self {
             ManifestSource::Directory { root } => root.display().to_string(),
-            ManifestSource::GitRevision { repository, revision, .. } => {
+            ManifestSource::Memory { .. } => "memory".to_string(),
+            ManifestSource::GitRevision {
+                repository,
+                revision,
+                ..
+            } => {
                 let path = repository.workdir().unwrap_or_else(|| repository.path());
                 format!("{} at revision {revision}", path.display())
             }
@@ -80,7 +104,18 @@ impl ManifestSource {
     pub fn is_dir(&self, relative: &str) -> bool {
         match self {
             ManifestSource::Directory { root } => root.join(relative).is_dir(),
-            ManifestSource::GitRevision { repository, tree_id, prefix, .. } => {
+            ManifestSource::Memory { files } => {
+                relative.is_empty()
+                    || files
+                        .keys()
+                        .any(|path| path.starts_with(&format!("{relative}/")))
+            }
+            ManifestSource::GitRevision {
+                repository,
+                tree_id,
+                prefix,
+                ..
+            } => {
                 let path = in_tree(prefix, relative);
                 if path.is_empty() {
                     return true;
@@ -95,7 +130,15 @@ impl ManifestSource {
     pub fn exists(&self, relative: &str) -> bool {
         match self {
             ManifestSource::Directory { root } => root.join(relative).exists(),
-            ManifestSource::GitRevision { repository, tree_id, prefix, .. } => git_tree(repository, *tree_id)
+            ManifestSource::Memory { files } => {
+                files.contains_key(relative) || self.is_dir(relative)
+            }
+            ManifestSource::GitRevision {
+                repository,
+                tree_id,
+                prefix,
+                ..
+            } => git_tree(repository, *tree_id)
                 .is_some_and(|tree| tree.get_path(Path::new(&in_tree(prefix, relative))).is_ok()),
         }
     }
@@ -107,19 +150,36 @@ impl ManifestSource {
             ManifestSource::Directory { root } => {
                 collect_directory(root, &root.join(relative), &mut files)?;
             }
-            ManifestSource::GitRevision { repository, tree_id, revision, prefix } => {
+            ManifestSource::Memory { files: held } => {
+                let prefix = if relative.is_empty() {
+                    String::new()
+                } else {
+                    format!("{relative}/")
+                };
+                files.extend(
+                    held.keys()
+                        .filter(|path| path.starts_with(&prefix) && is_yaml(path))
+                        .cloned(),
+                );
+            }
+            ManifestSource::GitRevision {
+                repository,
+                tree_id,
+                revision,
+                prefix,
+            } => {
                 let tree = git_tree(repository, *tree_id)
                     .with_context(|| format!("cannot read the tree of revision {revision}"))?;
                 let path = in_tree(prefix, relative);
                 let subtree = if path.is_empty() {
                     tree
                 } else {
-                    let entry = tree
-                        .get_path(Path::new(&path))
-                        .with_context(|| format!("{relative} does not exist at revision {revision}"))?;
-                    repository
-                        .find_tree(entry.id())
-                        .with_context(|| format!("{relative} is not a directory at revision {revision}"))?
+                    let entry = tree.get_path(Path::new(&path)).with_context(|| {
+                        format!("{relative} does not exist at revision {revision}")
+                    })?;
+                    repository.find_tree(entry.id()).with_context(|| {
+                        format!("{relative} is not a directory at revision {revision}")
+                    })?
                 };
                 subtree
                     .walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
@@ -143,7 +203,16 @@ impl ManifestSource {
         match self {
             ManifestSource::Directory { root } => std::fs::read_to_string(root.join(relative))
                 .with_context(|| format!("cannot read {relative}")),
-            ManifestSource::GitRevision { repository, tree_id, revision, prefix } => {
+            ManifestSource::Memory { files } => files
+                .get(relative)
+                .cloned()
+                .with_context(|| format!("{relative} does not exist")),
+            ManifestSource::GitRevision {
+                repository,
+                tree_id,
+                revision,
+                prefix,
+            } => {
                 let tree = git_tree(repository, *tree_id)
                     .with_context(|| format!("cannot read the tree of revision {revision}"))?;
                 let entry = tree
@@ -187,7 +256,8 @@ fn collect_directory(root: &Path, directory: &Path, files: &mut Vec<String>) -> 
     let entries = std::fs::read_dir(directory)
         .with_context(|| format!("cannot list directory {}", directory.display()))?;
     for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list directory {}", directory.display()))?;
+        let entry =
+            entry.with_context(|| format!("cannot list directory {}", directory.display()))?;
         let path = entry.path();
         let file_type = entry
             .file_type()

@@ -14,7 +14,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         let allowed = allowed.min(4);
         let prefix_match = lowered.len() >= 4 && candidate_lowered.starts_with(&lowered);
         if distance <= allowed || prefix_match {
-            let score = if prefix_match { distance.min(allowed) } else { distance };
+            let score = if prefix_match {
+                distance.min(allowed)
+            } else {
+                distance
+            };
             if best.is_none_or(|(best_score, _)| score < best_score) {
                 best = Some((score, candidate));
             }
@@ -24,7 +28,10 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// `did you mean `x`?` when a close candidate exists.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     closest(word, candidates).map(|candidate| format!("did you mean `{candidate}`?"))
 }
 

@@ -242,7 +242,9 @@ impl<'input> Builder<'input> {
                 Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
                     return Err(YamlError {
                         location: key_location,
-                        message: "a mapping key must be a plain scalar, not a list, mapping or alias".to_string(),
+                        message:
+                            "a mapping key must be a plain scalar, not a list, mapping or alias"
+                                .to_string(),
                     });
                 }
                 other => {
@@ -258,7 +260,13 @@ impl<'input> Builder<'input> {
                 // YAML merge key: the mapping (or list of mappings) supplies entries
                 // that the enclosing mapping does not set itself.
                 let mut scratch = SpanMap::default();
-                match self.node(event, value_location, value_pointer, &mut scratch, depth + 1)? {
+                match self.node(
+                    event,
+                    value_location,
+                    value_pointer,
+                    &mut scratch,
+                    depth + 1,
+                )? {
                     Value::Object(map) => merged.push(map),
                     Value::Array(items) if items.iter().all(Value::is_object) => {
                         merged.extend(items.into_iter().filter_map(|item| match item {
@@ -269,7 +277,8 @@ impl<'input> Builder<'input> {
                     _ => {
                         return Err(YamlError {
                             location: key_location,
-                            message: "a merge key (<<) needs a mapping or a list of mappings".to_string(),
+                            message: "a merge key (<<) needs a mapping or a list of mappings"
+                                .to_string(),
                         });
                     }
                 }
@@ -413,26 +422,43 @@ mod tests {
 
     #[test]
     fn records_key_locations_by_pointer() {
-        let documents = parse_documents("---\nkind: X\nspec:\n  list:\n    - a\n    - b: 1\n").unwrap();
+        let documents =
+            parse_documents("---\nkind: X\nspec:\n  list:\n    - a\n    - b: 1\n").unwrap();
         let spans = &documents[0].spans;
         assert_eq!(spans.get("/kind"), Some(Location { line: 2, column: 1 }));
-        assert_eq!(spans.get("/spec/list"), Some(Location { line: 4, column: 3 }));
-        assert_eq!(spans.get("/spec/list/1/b"), Some(Location { line: 6, column: 7 }));
-        assert_eq!(spans.locate("/spec/list/1/b/missing"), Location { line: 6, column: 7 });
+        assert_eq!(
+            spans.get("/spec/list"),
+            Some(Location { line: 4, column: 3 })
+        );
+        assert_eq!(
+            spans.get("/spec/list/1/b"),
+            Some(Location { line: 6, column: 7 })
+        );
+        assert_eq!(
+            spans.locate("/spec/list/1/b/missing"),
+            Location { line: 6, column: 7 }
+        );
     }
 
     #[test]
     fn keeps_document_positions_and_drops_empty_documents() {
         let documents = parse_documents("# only a comment\n---\na: 1\n---\n---\nb: 2\n").unwrap();
         assert_eq!(documents.len(), 2);
-        assert_eq!(documents[1].spans.get("/b"), Some(Location { line: 6, column: 1 }));
+        assert_eq!(
+            documents[1].spans.get("/b"),
+            Some(Location { line: 6, column: 1 })
+        );
     }
 
     #[test]
     fn rejects_duplicate_keys_at_the_second_key() {
         let error = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(error.location, Location { line: 3, column: 1 });
-        assert!(error.message.contains("duplicate key `a`"), "{}", error.message);
+        assert!(
+            error.message.contains("duplicate key `a`"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub fn run(arguments: GraphArgs, output: &mut Output) -> Result<u8> {
     let check = ops::check_environment(&settings.source, &settings.environment, &catalog);
     let Some(fleet) = &check.fleet else {
         output.status(&diagnostics::render_human(&check.diagnostics));
-        output.status(&diagnostics::summary_line(&check.diagnostics, check.objects, check.files));
+        output.status(&diagnostics::summary_line(
+            &check.diagnostics,
+            check.objects,
+            check.files,
+        ));
         return Ok(1);
     };
     let keep = if arguments.targets.is_empty() {
@@ -41,10 +45,17 @@ pub fn run(arguments: GraphArgs, output: &mut Output) -> Result<u8> {
     } else {
         let keep = ops::graph::restrict(&fleet.graph, &arguments.targets);
         if keep.is_empty() {
-            bail!("no resource matches --target {}", arguments.targets.join(", "));
+            bail!(
+                "no resource matches --target {}",
+                arguments.targets.join(", ")
+            );
         }
         Some(keep)
     };
-    output.result(&ops::graph::render(&fleet.graph, keep.as_ref(), arguments.format));
+    output.result(&ops::graph::render(
+        &fleet.graph,
+        keep.as_ref(),
+        arguments.format,
+    ));
     Ok(0)
 }

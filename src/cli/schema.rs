@@ -25,7 +25,8 @@ pub struct SchemaArgs {
 pub fn run(arguments: SchemaArgs, output: &mut Output) -> Result<u8> {
     let catalog = SchemaCatalog::embedded()?;
     if let Some(directory) = &arguments.export {
-        std::fs::create_dir_all(directory).with_context(|| format!("cannot create {}", directory.display()))?;
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("cannot create {}", directory.display()))?;
         let mut written = 0;
         for name in catalog.file_names() {
             if name == UNION_SCHEMA_FILE {
@@ -35,8 +36,15 @@ pub fn run(arguments: SchemaArgs, output: &mut Output) -> Result<u8> {
             write_json(&directory.join(name), value)?;
             written += 1;
         }
-        write_json(&directory.join(UNION_SCHEMA_FILE), &schemas::union_schema(&catalog))?;
-        output.status(&format!("wrote {} schemas to {}", written + 1, directory.display()));
+        write_json(
+            &directory.join(UNION_SCHEMA_FILE),
+            &schemas::union_schema(&catalog),
+        )?;
+        output.status(&format!(
+            "wrote {} schemas to {}",
+            written + 1,
+            directory.display()
+        ));
         return Ok(0);
     }
     if arguments.reference {
@@ -46,8 +54,13 @@ pub fn run(arguments: SchemaArgs, output: &mut Output) -> Result<u8> {
     match &arguments.kind {
         Some(kind) => {
             let Some(info) = catalog.kind(kind) else {
-                let kinds: Vec<&str> = catalog.kinds().iter().map(|info| info.kind.as_str()).collect();
-                let hint = did_you_mean(kind, kinds.iter().copied()).unwrap_or_else(|| format!("known kinds: {}", kinds.join(", ")));
+                let kinds: Vec<&str> = catalog
+                    .kinds()
+                    .iter()
+                    .map(|info| info.kind.as_str())
+                    .collect();
+                let hint = did_you_mean(kind, kinds.iter().copied())
+                    .unwrap_or_else(|| format!("known kinds: {}", kinds.join(", ")));
                 bail!("unknown kind `{kind}`\nhint: {hint}");
             };
             let value = catalog.file(&info.file).context("schema vanished")?;
@@ -61,7 +74,10 @@ pub fn run(arguments: SchemaArgs, output: &mut Output) -> Result<u8> {
                     schemas::Targets::Instances => "per instance",
                     schemas::Targets::Servers => "per server",
                 };
-                text.push_str(&format!("{:<26} {:<13} {:<13} schemas/{}\n", info.kind, info.category, targets, info.file));
+                text.push_str(&format!(
+                    "{:<26} {:<13} {:<13} schemas/{}\n",
+                    info.kind, info.category, targets, info.file
+                ));
             }
             output.result(&text);
         }

@@ -45,7 +45,11 @@ fn render_human(check: &EnvironmentCheck) -> String {
     if !check.diagnostics.is_empty() {
         text.push('\n');
     }
-    text.push_str(&diagnostics::summary_line(&check.diagnostics, check.objects, check.files));
+    text.push_str(&diagnostics::summary_line(
+        &check.diagnostics,
+        check.objects,
+        check.files,
+    ));
     if let Some(fleet) = &check.fleet {
         text.push_str(&format!(", {} resources", fleet.graph.resources.len()));
     }

@@ -41,7 +41,9 @@ impl ManifestObject {
             .map(|labels| {
                 labels
                     .iter()
-                    .filter_map(|(key, value)| value.as_str().map(|value| (key.clone(), value.to_string())))
+                    .filter_map(|(key, value)| {
+                        value.as_str().map(|value| (key.clone(), value.to_string()))
+                    })
                     .collect()
             })
             .unwrap_or_default()

@@ -68,7 +68,9 @@ pub struct ResourceGraph {
 
 impl ResourceGraph {
     pub fn index_of(&self, address: &ResourceAddress) -> Option<usize> {
-        self.resources.iter().position(|resource| &resource.address == address)
+        self.resources
+            .iter()
+            .position(|resource| &resource.address == address)
     }
 
     /// Resource indexes in an order where every resource comes after its

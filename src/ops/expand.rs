@@ -48,10 +48,13 @@ pub fn expand(
             }),
             Targets::Instances => {
                 let selected = select_instances(object, info.engine, index, &mut found);
-                if selected.is_empty() {
+                if selected.is_empty() && !names_dangling(object, index) {
                     found.push(object.warning_at(
                         "/spec/on",
-                        format!("selector matches no {} instance; this object applies nowhere", info.engine.describe()),
+                        format!(
+                            "selector matches no {} instance; this object applies nowhere",
+                            info.engine.describe()
+                        ),
                     ));
                 }
                 for instance in selected {
@@ -64,8 +67,11 @@ pub fn expand(
             }
             Targets::Servers => {
                 let selected = select_servers(object, index);
-                if selected.is_empty() {
-                    found.push(object.warning_at("/spec/on", "selector matches no server; this object applies nowhere"));
+                if selected.is_empty() && !names_dangling(object, index) {
+                    found.push(object.warning_at(
+                        "/spec/on",
+                        "selector matches no server; this object applies nowhere",
+                    ));
                 }
                 for server in selected {
                     resources.push(Resource {
@@ -80,14 +86,46 @@ pub fn expand(
     (resources, found)
 }
 
+/// Whether the selector names something that does not exist: that is already
+/// an error, and an "applies nowhere" warning on top would only be noise.
+fn names_dangling(object: &ManifestObject, index: &ObjectIndex) -> bool {
+    let selector = object.spec().get("on");
+    let named = |key: &str| -> Vec<String> {
+        selector
+            .and_then(|selector| selector.get(key))
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let group_missing = selector
+        .and_then(|selector| selector.get("group"))
+        .and_then(Value::as_str)
+        .is_some_and(|group| index.find("Group", group).is_none());
+    group_missing
+        || named("instances")
+            .iter()
+            .any(|name| instance_kind(name, index).is_none())
+        || named("servers")
+            .iter()
+            .any(|name| index.find("Server", name).is_none())
+}
+
 fn labels_match(object: &ManifestObject, wanted: Option<&Value>) -> bool {
     let Some(Value::Object(wanted)) = wanted else {
         return false;
     };
     let labels = object.labels();
-    wanted
-        .iter()
-        .all(|(key, value)| value.as_str().is_some_and(|value| labels.get(key).map(String::as_str) == Some(value)))
+    wanted.iter().all(|(key, value)| {
+        value
+            .as_str()
+            .is_some_and(|value| labels.get(key).map(String::as_str) == Some(value))
+    })
 }
 
 /// Names of the instances in a Group: listed members plus label matches.
@@ -96,7 +134,13 @@ fn group_instances(group: &ManifestObject, index: &ObjectIndex) -> BTreeSet<Stri
         .spec()
         .get("members")
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(wanted) = group.spec().get("matchLabels") {
         for kind in INSTANCE_KINDS {
@@ -114,14 +158,21 @@ fn instance_kind<'a>(name: &str, index: &ObjectIndex<'a>) -> Option<&'a Manifest
     INSTANCE_KINDS.iter().find_map(|kind| index.get(kind, name))
 }
 
-fn select_instances(object: &ManifestObject, engine: Engine, index: &ObjectIndex, found: &mut Vec<Diagnostic>) -> BTreeSet<String> {
+fn select_instances(
+    object: &ManifestObject,
+    engine: Engine,
+    index: &ObjectIndex,
+    found: &mut Vec<Diagnostic>,
+) -> BTreeSet<String> {
     let selector = object.spec().get("on").cloned().unwrap_or(Value::Null);
     let wanted_kinds = engine.instance_kinds();
     let mut selected = BTreeSet::new();
     if let Some(group_name) = selector.get("group").and_then(Value::as_str) {
         if let Some(group) = index.get("Group", group_name) {
             for member in group_instances(group, index) {
-                if instance_kind(&member, index).is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str())) {
+                if instance_kind(&member, index)
+                    .is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str()))
+                {
                     selected.insert(member);
                 }
             }
@@ -151,13 +202,15 @@ fn select_instances(object: &ManifestObject, engine: Engine, index: &ObjectIndex
             Some(instance) if wanted_kinds.contains(&instance.kind.as_str()) => {
                 selected.insert(name.to_string());
             }
-            Some(instance) => found.push(
-                object
-                    .error_at(
-                        &format!("/spec/on/instances/{position}"),
-                        format!("{} applies to {} instances, but `{name}` is a {}", object.kind, engine.describe(), instance.kind),
-                    ),
-            ),
+            Some(instance) => found.push(object.error_at(
+                &format!("/spec/on/instances/{position}"),
+                format!(
+                    "{} applies to {} instances, but `{name}` is a {}",
+                    object.kind,
+                    engine.describe(),
+                    instance.kind
+                ),
+            )),
             // A dangling name is reported by the reference check.
             None => {}
         }
@@ -169,21 +222,39 @@ fn select_servers(object: &ManifestObject, index: &ObjectIndex) -> BTreeSet<Stri
     let selector = object.spec().get("on").cloned().unwrap_or(Value::Null);
     let mut selected = BTreeSet::new();
     let add_host_of = |instance_name: &str, selected: &mut BTreeSet<String>| {
-        if let Some(server) = instance_kind(instance_name, index).and_then(|instance| instance.spec_str("server")) {
+        if let Some(server) =
+            instance_kind(instance_name, index).and_then(|instance| instance.spec_str("server"))
+        {
             if index.find("Server", server).is_some() {
                 selected.insert(server.to_string());
             }
         }
     };
-    if let Some(group) = selector.get("group").and_then(Value::as_str).and_then(|name| index.get("Group", name)) {
+    if let Some(group) = selector
+        .get("group")
+        .and_then(Value::as_str)
+        .and_then(|name| index.get("Group", name))
+    {
         for member in group_instances(group, index) {
             add_host_of(&member, &mut selected);
         }
     }
-    for name in selector.get("instances").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for name in selector
+        .get("instances")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         add_host_of(name, &mut selected);
     }
-    for name in selector.get("servers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for name in selector
+        .get("servers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if index.find("Server", name).is_some() {
             selected.insert(name.to_string());
         }

@@ -8,7 +8,7 @@
 //! owned by `app_owner` needs the `PostgresRole` that creates `app_owner`).
 //! A cycle is an error that names every resource on it. Pure: no IO.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -28,11 +28,28 @@ pub fn build(
     for (position, resource) in resources.iter().enumerate() {
         by_object.entry(resource.object).or_default().push(position);
     }
+    // Resources by the real name of the database object they manage, for `x-fleetform-implies`.
+    let mut by_real_name: HashMap<(&str, &Target, String), Vec<usize>> = HashMap::new();
+    for (position, resource) in resources.iter().enumerate() {
+        let object = &objects[resource.object];
+        by_real_name
+            .entry((
+                object.kind.as_str(),
+                &resource.target,
+                real_name_key(object, real_name(object)),
+            ))
+            .or_default()
+            .push(position);
+    }
     let mut dependencies: Vec<Vec<(usize, String)>> = vec![Vec::new(); resources.len()];
     for (position, resource) in resources.iter().enumerate() {
         let object = &objects[resource.object];
         let mut add = |dependency: usize, reason: String| {
-            if dependency != position && !dependencies[position].iter().any(|(existing, _)| *existing == dependency) {
+            if dependency != position
+                && !dependencies[position]
+                    .iter()
+                    .any(|(existing, _)| *existing == dependency)
+            {
                 dependencies[position].push((dependency, reason));
             }
         };
@@ -60,7 +77,8 @@ pub fn build(
                     Annotation::Reference(_) if path.is_in_selector() => {}
                     Annotation::Reference(kinds) => {
                         let referenced = if kinds.iter().any(|kind| kind == "*") {
-                            name.split_once('/').and_then(|(kind, target)| index.find(kind, target))
+                            name.split_once('/')
+                                .and_then(|(kind, target)| index.find(kind, target))
                         } else {
                             kinds.iter().find_map(|kind| index.find(kind, name))
                         };
@@ -73,7 +91,11 @@ pub fn build(
                             .copied()
                             .filter(|candidate| resources[*candidate].target == resource.target)
                             .collect();
-                        let chosen = if same_target.is_empty() { candidates } else { same_target };
+                        let chosen = if same_target.is_empty() {
+                            candidates
+                        } else {
+                            same_target
+                        };
                         let reason = if pointer.starts_with("/metadata/dependsOn") {
                             "dependsOn".to_string()
                         } else {
@@ -84,13 +106,19 @@ pub fn build(
                         }
                     }
                     Annotation::Implies(kind) => {
-                        for (candidate, other) in resources.iter().enumerate() {
-                            if other.address.kind == *kind
-                                && other.target == resource.target
-                                && real_name_matches(&objects[other.object], name)
-                            {
-                                add(candidate, format!("{pointer} `{name}` is managed by {}", other.address));
-                            }
+                        let key = (
+                            kind.as_str(),
+                            &resource.target,
+                            real_name_key_for_kind(kind, name),
+                        );
+                        for candidate in by_real_name.get(&key).into_iter().flatten() {
+                            add(
+                                *candidate,
+                                format!(
+                                    "{pointer} `{name}` is managed by {}",
+                                    resources[*candidate].address
+                                ),
+                            );
                         }
                     }
                     Annotation::Cron => {}
@@ -110,24 +138,42 @@ pub fn build(
         .map(|cycle| {
             let first = &graph.resources[cycle[0]];
             let object = &objects[first.object];
-            let mut path: Vec<String> = cycle.iter().map(|position| graph.resources[*position].address.to_string()).collect();
+            let mut path: Vec<String> = cycle
+                .iter()
+                .map(|position| graph.resources[*position].address.to_string())
+                .collect();
             path.push(path[0].clone());
-            let pointer = if object.document.pointer("/metadata/dependsOn").is_some() { "/metadata/dependsOn" } else { "" };
+            let pointer = if object.document.pointer("/metadata/dependsOn").is_some() {
+                "/metadata/dependsOn"
+            } else {
+                ""
+            };
             object
                 .error_at(pointer, format!("dependency cycle: {}", path.join(" -> ")))
-                .with_hint("remove one of these dependencies; resources on a cycle can never be applied")
+                .with_hint(
+                    "remove one of these dependencies; resources on a cycle can never be applied",
+                )
         })
         .collect();
     (graph, diagnostics)
 }
 
-/// Whether `object` manages the database object called `name` (its `spec.name`, or its manifest name).
-fn real_name_matches(object: &ManifestObject, name: &str) -> bool {
-    let real = object.spec_str("name").unwrap_or(&object.name);
-    if object.kind.starts_with("Postgres") {
-        real == name
+/// The name of the database object `object` manages: its `spec.name`, or its manifest name.
+fn real_name(object: &ManifestObject) -> &str {
+    object.spec_str("name").unwrap_or(&object.name)
+}
+
+fn real_name_key(object: &ManifestObject, name: &str) -> String {
+    real_name_key_for_kind(&object.kind, name)
+}
+
+/// PostgreSQL identifiers are compared exactly (fleetform always quotes them);
+/// SQL Server names case-insensitively, as the default collations do.
+fn real_name_key_for_kind(kind: &str, name: &str) -> String {
+    if kind.starts_with("Postgres") {
+        name.to_string()
     } else {
-        real.eq_ignore_ascii_case(name)
+        name.to_lowercase()
     }
 }
 
@@ -153,7 +199,9 @@ pub fn cycles(graph: &ResourceGraph) -> Vec<Vec<usize>> {
     for component in state.components {
         let members: BTreeSet<usize> = component.iter().copied().collect();
         let self_loop = component.len() == 1
-            && graph.dependencies[component[0]].iter().any(|(dependency, _)| *dependency == component[0]);
+            && graph.dependencies[component[0]]
+                .iter()
+                .any(|(dependency, _)| *dependency == component[0]);
         if component.len() < 2 && !self_loop {
             continue;
         }
@@ -163,7 +211,11 @@ pub fn cycles(graph: &ResourceGraph) -> Vec<Vec<usize>> {
             .unwrap_or(&component[0]);
         found.push(walk_cycle(graph, start, &members));
     }
-    found.sort_by(|left, right| graph.resources[left[0]].address.cmp(&graph.resources[right[0]].address));
+    found.sort_by(|left, right| {
+        graph.resources[left[0]]
+            .address
+            .cmp(&graph.resources[right[0]].address)
+    });
     found
 }
 
@@ -258,14 +310,20 @@ pub fn restrict(graph: &ResourceGraph, targets: &[String]) -> BTreeSet<usize> {
         .filter(|(_, resource)| {
             let address = resource.address.to_string();
             targets.iter().any(|target| {
-                address == *target || address.starts_with(&format!("{target}@")) || resource.address.kind == *target
+                address == *target
+                    || address.starts_with(&format!("{target}@"))
+                    || resource.address.kind == *target
             })
         })
         .map(|(position, _)| position)
         .collect();
     while let Some(node) = pending.pop() {
         if keep.insert(node) {
-            pending.extend(graph.dependencies[node].iter().map(|(dependency, _)| *dependency));
+            pending.extend(
+                graph.dependencies[node]
+                    .iter()
+                    .map(|(dependency, _)| *dependency),
+            );
         }
     }
     keep
@@ -280,7 +338,11 @@ pub enum GraphFormat {
 }
 
 /// Render the resources in `keep` (all when `None`) in dependency order.
-pub fn render(graph: &ResourceGraph, keep: Option<&BTreeSet<usize>>, format: GraphFormat) -> String {
+pub fn render(
+    graph: &ResourceGraph,
+    keep: Option<&BTreeSet<usize>>,
+    format: GraphFormat,
+) -> String {
     let order: Vec<usize> = graph
         .topological_order()
         .into_iter()
@@ -292,7 +354,11 @@ pub fn render(graph: &ResourceGraph, keep: Option<&BTreeSet<usize>>, format: Gra
             for node in &order {
                 let _ = writeln!(text, "{}", graph.resources[*node].address);
                 for (dependency, reason) in &graph.dependencies[*node] {
-                    let _ = writeln!(text, "  needs {} ({reason})", graph.resources[*dependency].address);
+                    let _ = writeln!(
+                        text,
+                        "  needs {} ({reason})",
+                        graph.resources[*dependency].address
+                    );
                 }
             }
         }
@@ -301,7 +367,11 @@ pub fn render(graph: &ResourceGraph, keep: Option<&BTreeSet<usize>>, format: Gra
             let _ = writeln!(text, "  rankdir=LR;");
             let _ = writeln!(text, "  node [shape=box];");
             for node in &order {
-                let _ = writeln!(text, "  {};", dot_quote(&graph.resources[*node].address.to_string()));
+                let _ = writeln!(
+                    text,
+                    "  {};",
+                    dot_quote(&graph.resources[*node].address.to_string())
+                );
             }
             for node in &order {
                 for (dependency, reason) in &graph.dependencies[*node] {
@@ -319,7 +389,11 @@ pub fn render(graph: &ResourceGraph, keep: Option<&BTreeSet<usize>>, format: Gra
         GraphFormat::Mermaid => {
             let _ = writeln!(text, "flowchart LR");
             for node in &order {
-                let _ = writeln!(text, "  r{node}[\"{}\"]", mermaid_label(&graph.resources[*node].address.to_string()));
+                let _ = writeln!(
+                    text,
+                    "  r{node}[\"{}\"]",
+                    mermaid_label(&graph.resources[*node].address.to_string())
+                );
             }
             for node in &order {
                 for (dependency, _) in &graph.dependencies[*node] {

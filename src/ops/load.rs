@@ -44,7 +44,11 @@ pub fn load_environment(
     let mut diagnostics = Vec::new();
     let directory = format!("{ENVIRONMENTS_DIRECTORY}/{name}");
     let environment_file = format!("{directory}/{ENVIRONMENT_FILE}");
-    if name.is_empty() || name.contains('/') || name.contains("..") || !source.exists(&environment_file) {
+    if name.is_empty()
+        || name.contains('/')
+        || name.contains("..")
+        || !source.exists(&environment_file)
+    {
         let names = environment_names(source);
         let mut diagnostic = Diagnostic::error(format!(
             "environment `{name}` not found: there is no {environment_file} in {}",
@@ -60,9 +64,14 @@ pub fn load_environment(
         return (None, vec![diagnostic]);
     }
 
-    let Some((environment, environment_object)) =
-        read_environment(source, name, &directory, &environment_file, catalog, &mut diagnostics)
-    else {
+    let Some((environment, environment_object)) = read_environment(
+        source,
+        name,
+        &directory,
+        &environment_file,
+        catalog,
+        &mut diagnostics,
+    ) else {
         return (None, diagnostics);
     };
 
@@ -77,7 +86,9 @@ pub fn load_environment(
                         &format!("/spec/include/{index}"),
                         format!("include directory `{include}` does not exist"),
                     )
-                    .with_hint("include paths are relative to the repository root, e.g. fleet/base"),
+                    .with_hint(
+                        "include paths are relative to the repository root, e.g. fleet/base",
+                    ),
             ),
         }
     }
@@ -100,7 +111,13 @@ pub fn load_environment(
             continue;
         };
         for document in documents {
-            if let Some(object) = to_object(file, document, &environment.variables, catalog, &mut diagnostics) {
+            if let Some(object) = to_object(
+                file,
+                document,
+                &environment.variables,
+                catalog,
+                &mut diagnostics,
+            ) {
                 objects.push(object);
             }
         }
@@ -115,53 +132,16 @@ pub fn load_environment(
     )
 }
 
-/// Load a plain directory of manifests without an environment (used by tests
-/// of single broken manifests and by `validate` on a directory).
-pub fn load_directory_without_environment(
+fn read_documents(
     source: &ManifestSource,
-    directory: &str,
-    catalog: &SchemaCatalog,
-) -> (LoadedManifests, Vec<Diagnostic>) {
-    let mut diagnostics = Vec::new();
-    let environment = Environment {
-        name: String::new(),
-        directory: directory.to_string(),
-        file: String::new(),
-        description: None,
-        include: Vec::new(),
-        variables: Map::new(),
-        connection_defaults: Value::Null,
-    };
-    let files = source.yaml_files_below(directory).unwrap_or_else(|error| {
-        diagnostics.push(Diagnostic::error(format!("{error:#}")));
-        Vec::new()
-    });
-    let mut objects = Vec::new();
-    for file in &files {
-        let Some(documents) = read_documents(source, file, &mut diagnostics) else {
-            continue;
-        };
-        for document in documents {
-            if let Some(object) = to_object(file, document, &environment.variables, catalog, &mut diagnostics) {
-                objects.push(object);
-            }
-        }
-    }
-    (
-        LoadedManifests {
-            environment,
-            objects,
-            files,
-        },
-        diagnostics,
-    )
-}
-
-fn read_documents(source: &ManifestSource, file: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<YamlDocument>> {
+    file: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<YamlDocument>> {
     let text = match source.read_to_string(file) {
         Ok(text) => text,
         Err(error) => {
-            diagnostics.push(Diagnostic::error(format!("{error:#}")).in_file(file, Location::default()));
+            diagnostics
+                .push(Diagnostic::error(format!("{error:#}")).in_file(file, Location::default()));
             return None;
         }
     };
@@ -189,7 +169,9 @@ fn read_environment(
     let documents = read_documents(source, file, diagnostics)?;
     let mut documents = documents.into_iter();
     let Some(document) = documents.next() else {
-        diagnostics.push(Diagnostic::error("the environment file is empty").in_file(file, Location::default()));
+        diagnostics.push(
+            Diagnostic::error("the environment file is empty").in_file(file, Location::default()),
+        );
         return None;
     };
     if let Some(extra) = documents.next() {
@@ -213,10 +195,18 @@ fn read_environment(
     if !valid {
         return None;
     }
-    if object.document.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+    if object
+        .document
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        != Some(name)
+    {
         diagnostics.push(
             object
-                .error_at("/metadata/name", format!("the environment in directory `{name}` must be named `{name}`"))
+                .error_at(
+                    "/metadata/name",
+                    format!("the environment in directory `{name}` must be named `{name}`"),
+                )
                 .with_hint("metadata.name of environment.yaml and the directory name must match"),
         );
     }
@@ -225,14 +215,30 @@ fn read_environment(
         name: name.to_string(),
         directory: directory.to_string(),
         file: file.to_string(),
-        description: spec.get("description").and_then(Value::as_str).map(str::to_string),
+        description: spec
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         include: spec
             .get("include")
             .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
-        variables: spec.get("variables").and_then(Value::as_object).cloned().unwrap_or_default(),
-        connection_defaults: spec.get("connectionDefaults").cloned().unwrap_or(Value::Null),
+        variables: spec
+            .get("variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        connection_defaults: spec
+            .get("connectionDefaults")
+            .cloned()
+            .unwrap_or(Value::Null),
     };
     Some((environment, object))
 }
@@ -292,14 +298,19 @@ fn to_object(
     };
     if kind == ENVIRONMENT_KIND {
         diagnostics.push(
-            Diagnostic::error("an Environment may only be defined in environments/<name>/environment.yaml")
-                .in_file(file, document.spans.locate("/kind"))
-                .at_pointer("/kind"),
+            Diagnostic::error(
+                "an Environment may only be defined in environments/<name>/environment.yaml",
+            )
+            .in_file(file, document.spans.locate("/kind"))
+            .at_pointer("/kind"),
         );
         return None;
     }
     if catalog.kind(&kind).is_none() {
-        let kinds: Vec<&str> = catalog.manifest_kinds().map(|info| info.kind.as_str()).collect();
+        let kinds: Vec<&str> = catalog
+            .manifest_kinds()
+            .map(|info| info.kind.as_str())
+            .collect();
         diagnostics.push(
             Diagnostic::error(format!("unknown kind `{kind}`"))
                 .in_file(file, document.spans.locate("/kind"))
@@ -318,15 +329,20 @@ fn to_object(
         .unwrap_or_default()
         .to_string();
     let object_id = format!("{kind}/{name}");
-    substitute_variables(&mut document.value, "", variables, &mut |pointer, message, hint| {
-        diagnostics.push(
-            Diagnostic::error(message)
-                .in_file(file, document.spans.locate(pointer))
-                .at_pointer(pointer)
-                .for_object(object_id.clone())
-                .with_optional_hint(hint),
-        );
-    });
+    substitute_variables(
+        &mut document.value,
+        "",
+        variables,
+        &mut |pointer, message, hint| {
+            diagnostics.push(
+                Diagnostic::error(message)
+                    .in_file(file, document.spans.locate(pointer))
+                    .at_pointer(pointer)
+                    .for_object(object_id.clone())
+                    .with_optional_hint(hint),
+            );
+        },
+    );
     Some(ManifestObject {
         kind,
         name,
@@ -347,12 +363,10 @@ pub fn substitute_variables(
     report: &mut dyn FnMut(&str, String, Option<String>),
 ) {
     match value {
-        Value::String(text) if text.contains("${") => {
-            match interpolate(text, variables) {
-                Ok(replacement) => *value = replacement,
-                Err((message, hint)) => report(pointer, message, hint),
-            }
-        }
+        Value::String(text) if text.contains("${") => match interpolate(text, variables) {
+            Ok(replacement) => *value = replacement,
+            Err((message, hint)) => report(pointer, message, hint),
+        },
         Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
                 substitute_variables(item, &format!("{pointer}/{index}"), variables, report);
@@ -368,7 +382,10 @@ pub fn substitute_variables(
     }
 }
 
-fn interpolate(text: &str, variables: &Map<String, Value>) -> Result<Value, (String, Option<String>)> {
+fn interpolate(
+    text: &str,
+    variables: &Map<String, Value>,
+) -> Result<Value, (String, Option<String>)> {
     let mut output = String::new();
     let mut rest = text;
     let mut references = 0;
@@ -416,7 +433,12 @@ fn interpolate(text: &str, variables: &Map<String, Value>) -> Result<Value, (Str
             Value::String(text) => output.push_str(text),
             Value::Number(number) => output.push_str(&number.to_string()),
             Value::Bool(flag) => output.push_str(&flag.to_string()),
-            _ => return Err((format!("variable `{variable}` is not a string, number or boolean"), None)),
+            _ => {
+                return Err((
+                    format!("variable `{variable}` is not a string, number or boolean"),
+                    None,
+                ));
+            }
         }
         rest = &after[end + 1..];
     }
@@ -441,8 +463,14 @@ mod tests {
 
     #[test]
     fn a_whole_reference_keeps_the_variable_type() {
-        assert_eq!(interpolate("${var.port}", &variables()).unwrap(), json!(5433));
-        assert_eq!(interpolate("${ var.enabled }", &variables()).unwrap(), json!(true));
+        assert_eq!(
+            interpolate("${var.port}", &variables()).unwrap(),
+            json!(5433)
+        );
+        assert_eq!(
+            interpolate("${ var.enabled }", &variables()).unwrap(),
+            json!(true)
+        );
     }
 
     #[test]
@@ -451,7 +479,10 @@ mod tests {
             interpolate("host.${var.domain}:${var.port}", &variables()).unwrap(),
             json!("host.corp.example.com:5433")
         );
-        assert_eq!(interpolate("cost $${var.port}", &variables()).unwrap(), json!("cost ${var.port}"));
+        assert_eq!(
+            interpolate("cost $${var.port}", &variables()).unwrap(),
+            json!("cost ${var.port}")
+        );
     }
 
     #[test]
@@ -465,8 +496,14 @@ mod tests {
 
     #[test]
     fn normalises_include_paths_inside_the_repository() {
-        assert_eq!(normalise_relative("./fleet//base/").as_deref(), Some("fleet/base"));
-        assert_eq!(normalise_relative("environments/../fleet").as_deref(), Some("fleet"));
+        assert_eq!(
+            normalise_relative("./fleet//base/").as_deref(),
+            Some("fleet/base")
+        );
+        assert_eq!(
+            normalise_relative("environments/../fleet").as_deref(),
+            Some("fleet")
+        );
         assert_eq!(normalise_relative("../outside"), None);
         assert_eq!(normalise_relative("/etc"), None);
     }

@@ -32,7 +32,11 @@ impl EnvironmentCheck {
 }
 
 /// Load → validate → expand → graph for environment `name`, collecting every problem.
-pub fn check_environment(source: &ManifestSource, name: &str, catalog: &SchemaCatalog) -> EnvironmentCheck {
+pub fn check_environment(
+    source: &ManifestSource,
+    name: &str,
+    catalog: &SchemaCatalog,
+) -> EnvironmentCheck {
     let (loaded, mut found) = load::load_environment(source, name, catalog);
     let Some(loaded) = loaded else {
         diagnostics::sort(&mut found);
@@ -47,7 +51,11 @@ pub fn check_environment(source: &ManifestSource, name: &str, catalog: &SchemaCa
 }
 
 /// Validate already loaded manifests, keeping the diagnostics loading produced.
-pub fn finish(loaded: crate::model::LoadedManifests, mut found: Vec<Diagnostic>, catalog: &SchemaCatalog) -> EnvironmentCheck {
+pub fn finish(
+    loaded: crate::model::LoadedManifests,
+    mut found: Vec<Diagnostic>,
+    catalog: &SchemaCatalog,
+) -> EnvironmentCheck {
     let files = loaded.files.len();
     let objects = loaded.objects.len();
     let loading_failed = found.iter().any(Diagnostic::is_error);

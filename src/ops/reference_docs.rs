@@ -29,7 +29,11 @@ pub fn render(catalog: &SchemaCatalog) -> String {
     }
     let _ = writeln!(text, "## Kinds\n");
     for category in &categories {
-        let kinds: Vec<&KindInfo> = catalog.kinds().iter().filter(|info| info.category == *category).collect();
+        let kinds: Vec<&KindInfo> = catalog
+            .kinds()
+            .iter()
+            .filter(|info| info.category == *category)
+            .collect();
         if kinds.is_empty() {
             continue;
         }
@@ -41,7 +45,11 @@ pub fn render(catalog: &SchemaCatalog) -> String {
     }
     let _ = writeln!(text);
     for category in &categories {
-        let kinds: Vec<&KindInfo> = catalog.kinds().iter().filter(|info| info.category == *category).collect();
+        let kinds: Vec<&KindInfo> = catalog
+            .kinds()
+            .iter()
+            .filter(|info| info.category == *category)
+            .collect();
         if kinds.is_empty() {
             continue;
         }
@@ -72,7 +80,11 @@ fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
         Engine::Any => String::new(),
         other => format!(" Engine: {}.", other.describe()),
     };
-    let _ = writeln!(text, "Applies to: {applies}.{engine} Schema: `schemas/{}`.\n", info.file);
+    let _ = writeln!(
+        text,
+        "Applies to: {applies}.{engine} Schema: `schemas/{}`.\n",
+        info.file
+    );
     let Some(schema) = catalog.file(&info.file) else {
         return;
     };
@@ -80,7 +92,10 @@ fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
     if let Some(spec) = schema.pointer("/properties/spec") {
         collect_rows(catalog, &info.file, spec, "spec", true, 0, &mut rows);
     }
-    let _ = writeln!(text, "| Property | Type | Required | Default | Description |");
+    let _ = writeln!(
+        text,
+        "| Property | Type | Required | Default | Description |"
+    );
     let _ = writeln!(text, "|---|---|---|---|---|");
     for row in rows {
         let _ = writeln!(
@@ -89,7 +104,9 @@ fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
             row.path,
             escape_cell(&row.type_name),
             if row.required { "yes" } else { "" },
-            row.default.map(|default| format!("`{}`", escape_cell(&default))).unwrap_or_default(),
+            row.default
+                .map(|default| format!("`{}`", escape_cell(&default)))
+                .unwrap_or_default(),
             escape_cell(&row.description)
         );
     }
@@ -106,7 +123,11 @@ struct Row {
 
 /// Follow `$ref`s to the schema that says what a value is, merging the
 /// annotations written next to the `$ref` (which win).
-fn resolved<'a>(catalog: &'a SchemaCatalog, file: &str, node: &'a Value) -> (String, Vec<&'a Value>) {
+fn resolved<'a>(
+    catalog: &'a SchemaCatalog,
+    file: &str,
+    node: &'a Value,
+) -> (String, Vec<&'a Value>) {
     let mut layers = vec![node];
     let mut current_file = file.to_string();
     let mut current = node;
@@ -176,16 +197,33 @@ fn collect_rows(
                     continue;
                 }
                 let child_path = format!("{path}.{key}");
-                collect_rows(catalog, &holder_file, child, &child_path, required_keys.contains(&key.as_str()), depth + 1, rows);
+                collect_rows(
+                    catalog,
+                    &holder_file,
+                    child,
+                    &child_path,
+                    required_keys.contains(&key.as_str()),
+                    depth + 1,
+                    rows,
+                );
             }
         }
         if let Some(items) = holder.get("items") {
             let (items_file, items_layers) = resolved(catalog, &holder_file, items);
             let items_node = items_layers.last().copied().unwrap_or(items);
             if items_node.get("properties").is_some() || items_node.get("oneOf").is_some() {
-                collect_rows(catalog, &items_file, items_node, &format!("{path}[]"), false, depth + 1, rows);
+                collect_rows(
+                    catalog,
+                    &items_file,
+                    items_node,
+                    &format!("{path}[]"),
+                    false,
+                    depth + 1,
+                    rows,
+                );
                 // The row for the item itself duplicates the list's row; drop it.
-                if let Some(position) = rows.iter().position(|row| row.path == format!("{path}[]")) {
+                if let Some(position) = rows.iter().position(|row| row.path == format!("{path}[]"))
+                {
                     rows.remove(position);
                 }
             }
@@ -195,7 +233,10 @@ fn collect_rows(
 
 fn describe_type(catalog: &SchemaCatalog, file: &str, layers: &[&Value]) -> String {
     if let Some(Value::Array(options)) = first(layers, "enum") {
-        let names: Vec<String> = options.iter().map(|option| format!("`{}`", option_text(option))).collect();
+        let names: Vec<String> = options
+            .iter()
+            .map(|option| format!("`{}`", option_text(option)))
+            .collect();
         return format!("one of {}", names.join(", "));
     }
     if let Some(constant) = first(layers, "const") {
@@ -205,17 +246,27 @@ fn describe_type(catalog: &SchemaCatalog, file: &str, layers: &[&Value]) -> Stri
         let kinds = match reference {
             Value::String(kind) if kind == "*" => "any object".to_string(),
             Value::String(kind) => kind.clone(),
-            Value::Array(kinds) => kinds.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+            Value::Array(kinds) => kinds
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" or "),
             _ => String::new(),
         };
         return format!("name of a {kinds}");
     }
     let type_name = match first(layers, "type") {
         Some(Value::String(name)) => name.clone(),
-        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "),
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => {
             let innermost = layers.last().copied();
-            if let Some(Value::Array(branches)) = innermost.and_then(|node| node.get("oneOf").or_else(|| node.get("anyOf"))) {
+            if let Some(Value::Array(branches)) =
+                innermost.and_then(|node| node.get("oneOf").or_else(|| node.get("anyOf")))
+            {
                 let kinds: Vec<String> = branches
                     .iter()
                     .map(|branch| {
@@ -243,7 +294,10 @@ fn describe_type(catalog: &SchemaCatalog, file: &str, layers: &[&Value]) -> Stri
             match first(layers, "additionalProperties") {
                 Some(value) if value.is_object() => {
                     let (value_file, value_layers) = resolved(catalog, file, value);
-                    format!("map of {}", describe_type(catalog, &value_file, &value_layers))
+                    format!(
+                        "map of {}",
+                        describe_type(catalog, &value_file, &value_layers)
+                    )
                 }
                 _ => "object".to_string(),
             }

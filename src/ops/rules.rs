@@ -40,7 +40,11 @@ pub fn check(objects: &[&ManifestObject], index: &ObjectIndex) -> Vec<Diagnostic
 }
 
 fn array<'a>(value: &'a Value, pointer: &str) -> &'a [Value] {
-    value.pointer(pointer).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn text<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -99,7 +103,9 @@ fn availability_group_consistency(group: &ManifestObject, _index: &ObjectIndex) 
             if let Some(first) = replica_names.insert(name, position) {
                 found.push(group.error_at(
                     &format!("/spec/replicas/{position}/instance"),
-                    format!("instance `{name}` is already replica {first} of this availability group"),
+                    format!(
+                        "instance `{name}` is already replica {first} of this availability group"
+                    ),
                 ));
             }
         }
@@ -114,13 +120,19 @@ fn availability_group_consistency(group: &ManifestObject, _index: &ObjectIndex) 
         }
     }
     for (position, replica) in replicas.iter().enumerate() {
-        for (entry_position, entry) in array(replica, "/primaryRole/readOnlyRoutingList").iter().enumerate() {
+        for (entry_position, entry) in array(replica, "/primaryRole/readOnlyRoutingList")
+            .iter()
+            .enumerate()
+        {
             let names: Vec<(String, &str)> = match entry {
                 Value::String(name) => vec![(format!("/{entry_position}"), name.as_str())],
                 Value::Array(set) => set
                     .iter()
                     .enumerate()
-                    .filter_map(|(inner, name)| name.as_str().map(|name| (format!("/{entry_position}/{inner}"), name)))
+                    .filter_map(|(inner, name)| {
+                        name.as_str()
+                            .map(|name| (format!("/{entry_position}/{inner}"), name))
+                    })
                     .collect(),
                 _ => Vec::new(),
             };
@@ -161,16 +173,32 @@ fn availability_group_consistency(group: &ManifestObject, _index: &ObjectIndex) 
         if replicas.len() > 2 {
             found.push(
                 group
-                    .error_at("/spec/replicas", format!("a Basic availability group has at most 2 replicas, not {}", replicas.len()))
-                    .with_hint("Basic AGs (Standard edition) support two replicas and one database"),
+                    .error_at(
+                        "/spec/replicas",
+                        format!(
+                            "a Basic availability group has at most 2 replicas, not {}",
+                            replicas.len()
+                        ),
+                    )
+                    .with_hint(
+                        "Basic AGs (Standard edition) support two replicas and one database",
+                    ),
             );
         }
         let databases = array(&group.document, "/spec/databases");
         if databases.len() > 1 {
             found.push(
                 group
-                    .error_at("/spec/databases", format!("a Basic availability group holds one database, not {}", databases.len()))
-                    .with_hint("Basic AGs (Standard edition) support two replicas and one database"),
+                    .error_at(
+                        "/spec/databases",
+                        format!(
+                            "a Basic availability group holds one database, not {}",
+                            databases.len()
+                        ),
+                    )
+                    .with_hint(
+                        "Basic AGs (Standard edition) support two replicas and one database",
+                    ),
             );
         }
     }
@@ -219,7 +247,10 @@ fn ha_cluster_members(cluster: &ManifestObject, index: &ObjectIndex) -> Vec<Diag
             );
         }
         if let Some(first) = seen.insert(instance, position) {
-            found.push(cluster.error_at(&pointer, format!("instance `{instance}` is already node {first} of this cluster")));
+            found.push(cluster.error_at(
+                &pointer,
+                format!("instance `{instance}` is already node {first} of this cluster"),
+            ));
         }
     }
     // Two members on one server and port cannot both run.
@@ -227,7 +258,11 @@ fn ha_cluster_members(cluster: &ManifestObject, index: &ObjectIndex) -> Vec<Diag
     for name in monitor.into_iter().chain(seen.keys().copied()) {
         if let Some(instance) = index.get("PostgresInstance", name) {
             let server = instance.spec_str("server").unwrap_or_default().to_string();
-            let port = instance.spec().get("port").map(Value::to_string).unwrap_or_else(|| "5432".to_string());
+            let port = instance
+                .spec()
+                .get("port")
+                .map(Value::to_string)
+                .unwrap_or_else(|| "5432".to_string());
             if let Some(other) = endpoints.insert((server.clone(), port.clone()), name) {
                 found.push(cluster.warning_at(
                     "/spec/nodes",
@@ -262,7 +297,10 @@ fn cluster_nodes_run_windows(cluster: &ManifestObject, index: &ObjectIndex) -> V
 }
 
 /// SQL Server runs on Windows or Linux; both are fine, but the server must exist with an OS.
-fn sql_instance_on_windows_or_linux(instance: &ManifestObject, index: &ObjectIndex) -> Vec<Diagnostic> {
+fn sql_instance_on_windows_or_linux(
+    instance: &ManifestObject,
+    index: &ObjectIndex,
+) -> Vec<Diagnostic> {
     let Some(server_name) = instance.spec_str("server") else {
         return Vec::new();
     };
@@ -287,11 +325,18 @@ fn unique_endpoints(objects: &[&ManifestObject]) -> Vec<Diagnostic> {
     for object in objects {
         let key = match object.kind.as_str() {
             "PostgresInstance" => {
-                let port = object.spec().get("port").and_then(Value::as_u64).unwrap_or(5432);
+                let port = object
+                    .spec()
+                    .get("port")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(5432);
                 format!("port {port}")
             }
             "SqlInstance" => {
-                let name = object.spec_str("instanceName").unwrap_or("MSSQLSERVER").to_uppercase();
+                let name = object
+                    .spec_str("instanceName")
+                    .unwrap_or("MSSQLSERVER")
+                    .to_uppercase();
                 format!("SQL Server instance {name}")
             }
             _ => continue,
@@ -302,8 +347,15 @@ fn unique_endpoints(objects: &[&ManifestObject]) -> Vec<Diagnostic> {
         if let Some(first) = taken.insert((server.to_string(), key.clone()), object) {
             found.push(
                 object
-                    .error_at("/spec/server", format!("{} already uses {key} on server `{server}`", first.id()))
-                    .with_hint(format!("first defined at {}:{}", first.file, first.locate("/metadata/name").line)),
+                    .error_at(
+                        "/spec/server",
+                        format!("{} already uses {key} on server `{server}`", first.id()),
+                    )
+                    .with_hint(format!(
+                        "first defined at {}:{}",
+                        first.file,
+                        first.locate("/metadata/name").line
+                    )),
             );
         }
     }
@@ -314,7 +366,10 @@ fn unique_endpoints(objects: &[&ManifestObject]) -> Vec<Diagnostic> {
 fn databases_in_one_availability_group(objects: &[&ManifestObject]) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     let mut owners: BTreeMap<(String, String), String> = BTreeMap::new();
-    for group in objects.iter().filter(|object| object.kind == "AvailabilityGroup") {
+    for group in objects
+        .iter()
+        .filter(|object| object.kind == "AvailabilityGroup")
+    {
         let instances: Vec<&str> = array(&group.document, "/spec/replicas")
             .iter()
             .filter_map(|replica| text(replica, "/instance"))

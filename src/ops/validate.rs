@@ -45,7 +45,10 @@ impl<'a> ObjectIndex<'a> {
     }
 
     pub fn names(&self, kind: &str) -> impl Iterator<Item = &'a str> + '_ {
-        self.by_kind.get(kind).into_iter().flat_map(|names| names.keys().copied())
+        self.by_kind
+            .get(kind)
+            .into_iter()
+            .flat_map(|names| names.keys().copied())
     }
 
     pub fn of_kind(&self, kind: &str) -> impl Iterator<Item = &'a ManifestObject> + '_ {
@@ -57,7 +60,10 @@ impl<'a> ObjectIndex<'a> {
 }
 
 /// Validate everything. The fleet is returned only when there is no error.
-pub fn validate(manifests: LoadedManifests, catalog: &SchemaCatalog) -> (Option<ValidatedFleet>, Vec<Diagnostic>) {
+pub fn validate(
+    manifests: LoadedManifests,
+    catalog: &SchemaCatalog,
+) -> (Option<ValidatedFleet>, Vec<Diagnostic>) {
     let mut found = Vec::new();
     let mut schema_valid = Vec::with_capacity(manifests.objects.len());
     for object in &manifests.objects {
@@ -79,9 +85,11 @@ pub fn validate(manifests: LoadedManifests, catalog: &SchemaCatalog) -> (Option<
         .collect();
     found.extend(rules::check(&valid_objects, &index));
 
-    let (resources, expansion_problems) = expand::expand(&manifests.objects, &schema_valid, &index, catalog);
+    let (resources, expansion_problems) =
+        expand::expand(&manifests.objects, &schema_valid, &index, catalog);
     found.extend(expansion_problems);
-    let (resource_graph, graph_problems) = graph::build(resources, &manifests.objects, &index, catalog);
+    let (resource_graph, graph_problems) =
+        graph::build(resources, &manifests.objects, &index, catalog);
     found.extend(graph_problems);
 
     diagnostics::sort(&mut found);
@@ -114,7 +122,11 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
             .find_map(|node| node.get("x-fleetform-hint").and_then(Value::as_str))
             .map(str::to_string);
         // The schema object that holds the failing keyword (e.g. the one with `properties`).
-        let holder = nodes.len().checked_sub(2).and_then(|index| nodes.get(index)).copied();
+        let holder = nodes
+            .len()
+            .checked_sub(2)
+            .and_then(|index| nodes.get(index))
+            .copied();
         let instance = error.instance();
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -126,7 +138,8 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                 for key in unexpected {
                     let key_pointer = format!("{pointer}/{}", escape_pointer_token(key));
                     let hint = did_you_mean(key, allowed.iter().copied()).or_else(|| {
-                        (!allowed.is_empty()).then(|| format!("allowed keys here: {}", allowed.join(", ")))
+                        (!allowed.is_empty())
+                            .then(|| format!("allowed keys here: {}", allowed.join(", ")))
                     });
                     found.push(
                         object
@@ -138,27 +151,35 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
             ValidationErrorKind::Required { property } => {
                 let property = property.as_str().unwrap_or_default();
                 let description = holder
-                    .and_then(|node| node.pointer(&format!("/properties/{}", escape_pointer_token(property))))
+                    .and_then(|node| {
+                        node.pointer(&format!("/properties/{}", escape_pointer_token(property)))
+                    })
                     .and_then(|node| node.get("description"))
                     .and_then(Value::as_str)
                     .map(first_sentence);
                 found.push(
                     object
                         .error_at(&pointer, format!("missing required key `{property}`"))
-                        .with_optional_hint(description.map(|text| format!("`{property}`: {text}"))),
+                        .with_optional_hint(
+                            description.map(|text| format!("`{property}`: {text}")),
+                        ),
                 );
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
                     TypeKind::Single(single) => article(&single.to_string()),
                     TypeKind::Multiple(set) => {
-                        let names: Vec<String> = set.iter().map(|single| single.to_string()).collect();
+                        let names: Vec<String> =
+                            set.iter().map(|single| single.to_string()).collect();
                         format!("one of {}", names.join(", "))
                     }
                 };
                 found.push(
                     object
-                        .error_at(&pointer, format!("expected {expected}, found {}", describe_value(instance)))
+                        .error_at(
+                            &pointer,
+                            format!("expected {expected}, found {}", describe_value(instance)),
+                        )
                         .with_optional_hint(schema_hint),
                 );
             }
@@ -168,11 +189,17 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                     .map(|items| items.iter().map(short_value).collect())
                     .unwrap_or_default();
                 let given = short_value(instance);
-                let hint = did_you_mean(given.trim_matches('"'), options.iter().map(|option| option.trim_matches('"')))
-                    .or(schema_hint);
+                let hint = did_you_mean(
+                    given.trim_matches('"'),
+                    options.iter().map(|option| option.trim_matches('"')),
+                )
+                .or(schema_hint);
                 found.push(
                     object
-                        .error_at(&pointer, format!("{given} is not one of: {}", options.join(", ")))
+                        .error_at(
+                            &pointer,
+                            format!("{given} is not one of: {}", options.join(", ")),
+                        )
                         .with_optional_hint(hint),
                 );
             }
@@ -181,7 +208,11 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                     object
                         .error_at(
                             &pointer,
-                            format!("must be {}, found {}", short_value(expected_value), short_value(instance)),
+                            format!(
+                                "must be {}, found {}",
+                                short_value(expected_value),
+                                short_value(instance)
+                            ),
                         )
                         .with_optional_hint(schema_hint),
                 );
@@ -193,13 +224,24 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                     .find_map(|node| node.get("description").and_then(Value::as_str))
                     .map(first_sentence);
                 let message = match description {
-                    Some(description) => format!("{} does not match any allowed form ({description})", short_value(instance)),
+                    Some(description) => format!(
+                        "{} does not match any allowed form ({description})",
+                        short_value(instance)
+                    ),
                     None => format!("{} does not match any allowed form", short_value(instance)),
                 };
-                found.push(object.error_at(&pointer, message).with_optional_hint(schema_hint));
+                found.push(
+                    object
+                        .error_at(&pointer, message)
+                        .with_optional_hint(schema_hint),
+                );
             }
             _ => {
-                found.push(object.error_at(&pointer, error.to_string()).with_optional_hint(schema_hint));
+                found.push(
+                    object
+                        .error_at(&pointer, error.to_string())
+                        .with_optional_hint(schema_hint),
+                );
             }
         }
     }
@@ -256,7 +298,10 @@ fn duplicate_names(objects: &[ManifestObject]) -> Vec<Diagnostic> {
         if let Some(first) = seen.get(&(object.kind.as_str(), object.name.as_str())) {
             found.push(
                 object
-                    .error_at("/metadata/name", format!("duplicate {} named `{}`", object.kind, object.name))
+                    .error_at(
+                        "/metadata/name",
+                        format!("duplicate {} named `{}`", object.kind, object.name),
+                    )
                     .with_hint(format!(
                         "first defined at {}:{}; names are unique per kind",
                         first.file,
@@ -286,7 +331,11 @@ fn duplicate_names(objects: &[ManifestObject]) -> Vec<Diagnostic> {
     found
 }
 
-fn reference_diagnostics(object: &ManifestObject, index: &ObjectIndex, catalog: &SchemaCatalog) -> Vec<Diagnostic> {
+fn reference_diagnostics(
+    object: &ManifestObject,
+    index: &ObjectIndex,
+    catalog: &SchemaCatalog,
+) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     for path in catalog.annotations(&object.kind) {
         let Annotation::Reference(kinds) = &path.annotation else {
@@ -301,7 +350,10 @@ fn reference_diagnostics(object: &ManifestObject, index: &ObjectIndex, catalog: 
                     continue;
                 };
                 if catalog.kind(kind).is_none() {
-                    let known: Vec<&str> = catalog.manifest_kinds().map(|info| info.kind.as_str()).collect();
+                    let known: Vec<&str> = catalog
+                        .manifest_kinds()
+                        .map(|info| info.kind.as_str())
+                        .collect();
                     found.push(
                         object
                             .error_at(&pointer, format!("`{name}` names unknown kind `{kind}`"))
@@ -311,9 +363,10 @@ fn reference_diagnostics(object: &ManifestObject, index: &ObjectIndex, catalog: 
                     found.push(
                         object
                             .error_at(&pointer, format!("dependency `{name}` does not exist"))
-                            .with_optional_hint(did_you_mean(target, index.names(kind)).map(|hint| {
-                                hint.replacen('`', &format!("`{kind}/"), 1)
-                            })),
+                            .with_optional_hint(
+                                did_you_mean(target, index.names(kind))
+                                    .map(|hint| hint.replacen('`', &format!("`{kind}/"), 1)),
+                            ),
                     );
                 } else if kind == object.kind && target == object.name {
                     found.push(object.error_at(&pointer, format!("`{name}` depends on itself")));
@@ -334,7 +387,10 @@ fn reference_diagnostics(object: &ManifestObject, index: &ObjectIndex, catalog: 
             });
             found.push(
                 object
-                    .error_at(&pointer, format!("`{name}` does not name a {wanted} in this environment"))
+                    .error_at(
+                        &pointer,
+                        format!("`{name}` does not name a {wanted} in this environment"),
+                    )
                     .with_optional_hint(hint),
             );
         }

@@ -1,0 +1,262 @@
+//! The real binary, run as a user would: exit codes, formats, --ref, schema export.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn fleetform(arguments: &[&str], directory: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(arguments)
+        .current_dir(directory)
+        .env_remove("FLEETFORM_ENV")
+        .output()
+        .expect("the fleetform binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A repository on disk holding the demo environment, to break in tests.
+fn demo_copy() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().unwrap();
+    let source = common::repository_root().join("environments/demo");
+    let target = directory.path().join("environments/demo");
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, target.join(path.file_name().unwrap())).unwrap();
+    }
+    directory
+}
+
+#[test]
+fn validate_accepts_the_demo_with_exit_0() {
+    let output = fleetform(&["validate", "-e", "demo"], &common::repository_root());
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        stdout(&output).starts_with("valid: "),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn validate_reports_file_line_column_and_exits_1() {
+    let repository = demo_copy();
+    std::fs::write(
+        repository.path().join("environments/demo/broken.yaml"),
+        "apiVersion: fleetform/v1\nkind: PostgresRole\nmetadata:\n  name: broken\nspec:\n  on: {instances: [pg-demo]}\n  logn: true\n",
+    )
+    .unwrap();
+    let output = fleetform(&["validate", "-e", "demo"], repository.path());
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("error: unknown key `logn`"), "{text}");
+    assert!(
+        text.contains("--> environments/demo/broken.yaml:7:3 (PostgresRole/broken /spec/logn)"),
+        "{text}"
+    );
+    assert!(text.contains("hint: did you mean `login`?"), "{text}");
+    assert!(text.contains("invalid: 1 error"), "{text}");
+}
+
+#[test]
+fn validate_json_is_machine_readable() {
+    let repository = demo_copy();
+    std::fs::write(
+        repository.path().join("environments/demo/broken.yaml"),
+        "apiVersion: fleetform/v1\nkind: PostgresRole\nmetadata:\n  name: broken\nspec:\n  on: {instances: [pg-missing]}\n",
+    )
+    .unwrap();
+    let output = fleetform(
+        &["validate", "-e", "demo", "--format", "json"],
+        repository.path(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(document["valid"], false);
+    let first = &document["diagnostics"][0];
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["file"], "environments/demo/broken.yaml");
+    assert_eq!(first["line"], 6);
+    assert_eq!(first["pointer"], "/spec/on/instances/0");
+    assert_eq!(first["object"], "PostgresRole/broken");
+}
+
+#[test]
+fn an_unknown_environment_is_an_error_with_a_suggestion() {
+    let output = fleetform(&["validate", "-e", "dmeo"], &common::repository_root());
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("environment `dmeo` not found"), "{text}");
+    assert!(text.contains("did you mean `demo`?"), "{text}");
+}
+
+#[test]
+fn graph_renders_text_dot_mermaid_and_json() {
+    let root = common::repository_root();
+    let text = fleetform(&["graph", "-e", "demo"], &root);
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    assert!(
+        stdout(&text).contains("needs PostgresInstance/pg-demo (runs on PostgresInstance/pg-demo)"),
+        "{}",
+        stdout(&text)
+    );
+    let dot = stdout(&fleetform(
+        &["graph", "-e", "demo", "--format", "dot"],
+        &root,
+    ));
+    assert!(dot.starts_with("digraph fleetform {"), "{dot}");
+    let mermaid = stdout(&fleetform(
+        &["graph", "-e", "demo", "--format", "mermaid"],
+        &root,
+    ));
+    assert!(mermaid.starts_with("flowchart LR"), "{mermaid}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &fleetform(&["graph", "-e", "demo", "--format", "json"], &root).stdout,
+    )
+    .unwrap();
+    assert!(
+        json["resources"]
+            .as_array()
+            .is_some_and(|resources| !resources.is_empty())
+    );
+}
+
+#[test]
+fn graph_target_keeps_the_resource_and_its_dependencies() {
+    let root = common::repository_root();
+    let output = fleetform(
+        &[
+            "graph", "-e", "demo", "--target", "Server", "--format", "json",
+        ],
+        &root,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let kinds: Vec<&str> = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|resource| resource["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["Server"]);
+    let missing = fleetform(&["graph", "-e", "demo", "--target", "Nothing/here"], &root);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no resource matches --target Nothing/here"));
+}
+
+#[test]
+fn validate_reads_a_git_revision_without_a_checkout() {
+    let repository = demo_copy();
+    let git = git2::Repository::init(repository.path()).unwrap();
+    let mut index = git.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("test", "test@example.com").unwrap();
+    git.commit(Some("HEAD"), &signature, &signature, "demo", &tree, &[])
+        .unwrap();
+    // Break the working tree only: HEAD stays valid.
+    std::fs::write(
+        repository.path().join("environments/demo/broken.yaml"),
+        "kind: [\n",
+    )
+    .unwrap();
+    let working_tree = fleetform(&["validate", "-e", "demo"], repository.path());
+    assert_eq!(working_tree.status.code(), Some(1));
+    assert!(
+        stdout(&working_tree).contains("YAML syntax error"),
+        "{}",
+        stdout(&working_tree)
+    );
+    let at_head = fleetform(
+        &["validate", "-e", "demo", "--ref", "HEAD"],
+        repository.path(),
+    );
+    assert_eq!(
+        at_head.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&at_head),
+        stderr(&at_head)
+    );
+    let bad_revision = fleetform(
+        &["validate", "-e", "demo", "--ref", "no-such-branch"],
+        repository.path(),
+    );
+    assert_eq!(bad_revision.status.code(), Some(1));
+    assert!(
+        stderr(&bad_revision).contains("git revision `no-such-branch` not found"),
+        "{}",
+        stderr(&bad_revision)
+    );
+}
+
+#[test]
+fn schema_lists_prints_and_exports() {
+    let root = common::repository_root();
+    let list = stdout(&fleetform(&["schema"], &root));
+    for kind in [
+        "Server",
+        "AvailabilityGroup",
+        "PostgresHaCluster",
+        "BackupPolicy",
+    ] {
+        assert!(list.contains(kind), "{list}");
+    }
+    let one = fleetform(&["schema", "AvailabilityGroup"], &root);
+    let schema: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(schema["title"], "AvailabilityGroup");
+    let unknown = fleetform(&["schema", "AvailabilityGrop"], &root);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("did you mean `AvailabilityGroup`?"),
+        "{}",
+        stderr(&unknown)
+    );
+    let directory = tempfile::tempdir().unwrap();
+    let export = fleetform(
+        &["schema", "--export", directory.path().to_str().unwrap()],
+        &root,
+    );
+    assert_eq!(export.status.code(), Some(0));
+    assert!(directory.path().join("fleetform.schema.json").is_file());
+    assert!(
+        directory
+            .path()
+            .join("availability-group.schema.json")
+            .is_file()
+    );
+}
+
+#[test]
+fn help_lists_only_commands_that_exist() {
+    let help = stdout(&fleetform(&["--help"], &common::repository_root()));
+    for command in ["validate", "graph", "schema"] {
+        assert!(help.contains(command), "{help}");
+    }
+    for missing in ["plan", "apply", "drift", "discover", "status"] {
+        assert!(
+            !help
+                .lines()
+                .any(|line| line.trim_start().starts_with(missing)),
+            "{help}"
+        );
+    }
+}

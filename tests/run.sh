@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine with a Rust toolchain.
+# Installs what the tests need, then runs every test (unit, corpus snapshots,
+# CLI end to end, generated-file checks, bounded property tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_packages=()
+command -v git >/dev/null 2>&1 || need_packages+=(git)
+command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}"
+fi
+
+cargo test --locked --lib --bins --tests
