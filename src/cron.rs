@@ -7,6 +7,39 @@
 
 use croner::parser::{CronParser, Seconds, Year};
 
+/// Name and allowed range of each of the five fields.
+const FIELDS: [(&str, u32, u32); 5] = [
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
+
+/// Numbers in a field (in lists, ranges and steps) must be in range; names
+/// (MON, JAN) and special characters are left to the parser.
+fn check_numbers(text: &str, (name, low, high): (&str, u32, u32)) -> Result<(), String> {
+    for item in text.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (item, None),
+        };
+        if let Some(step) = step {
+            if step.parse::<u32>().is_ok_and(|step| step == 0) {
+                return Err(format!("{name} step must be at least 1"));
+            }
+        }
+        for bound in range.split('-') {
+            if let Ok(number) = bound.parse::<u32>() {
+                if number < low || number > high {
+                    return Err(format!("{name} {number} is out of range {low}-{high}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Ok when `expression` is a five-field cron expression that fires at least once.
 pub fn check(expression: &str) -> Result<(), String> {
     let trimmed = expression.trim();
@@ -14,6 +47,9 @@ pub fn check(expression: &str) -> Result<(), String> {
         let fields = trimmed.split_whitespace().count();
         if fields != 5 {
             return Err(format!("expected 5 fields, found {fields}"));
+        }
+        for (text, field) in trimmed.split_whitespace().zip(FIELDS) {
+            check_numbers(text, field)?;
         }
     }
     let parser = CronParser::builder()
@@ -57,7 +93,14 @@ mod tests {
         );
         assert!(check("0 0 1 * * *").is_err());
         assert!(check("61 * * * *").is_err());
-        assert!(check("0 25 * * *").is_err());
+        assert_eq!(
+            check("0 25 * * *"),
+            Err("hour 25 is out of range 0-23".to_string())
+        );
+        assert_eq!(
+            check("*/0 * * * *"),
+            Err("minute step must be at least 1".to_string())
+        );
         assert_eq!(
             check("0 0 30 2 *"),
             Err("it never fires (no date matches)".to_string())

@@ -18,12 +18,23 @@ pub struct ManifestObject {
     pub document_index: usize,
     pub spans: SpanMap,
     pub document: Value,
+    /// Pointers of values whose `${var.NAME}` could not be substituted (already
+    /// reported); schema errors about those values would only repeat it.
+    pub unresolved: Vec<String>,
 }
 
 impl ManifestObject {
     /// `Kind/name`, how objects refer to each other in `dependsOn` and how they are shown.
     pub fn id(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
+        if self.name.is_empty() {
+            format!(
+                "{} (unnamed, document {} of its file)",
+                self.kind,
+                self.document_index + 1
+            )
+        } else {
+            format!("{}/{}", self.kind, self.name)
+        }
     }
 
     pub fn spec(&self) -> &Value {

@@ -75,8 +75,10 @@ pub fn load_environment(
         return (None, diagnostics);
     };
 
+    // Shared include directories first, then the environment's own files, so
+    // that a clash is reported in the environment's file, not the shared one.
     let mut files = vec![environment_file.clone()];
-    let mut directories = vec![directory.clone()];
+    let mut directories = Vec::new();
     for (index, include) in environment.include.iter().enumerate() {
         match normalise_relative(include) {
             Some(path) if source.is_dir(&path) => directories.push(path),
@@ -92,6 +94,7 @@ pub fn load_environment(
             ),
         }
     }
+    directories.push(directory.clone());
     for include_directory in &directories {
         match source.yaml_files_below(include_directory) {
             Ok(found) => {
@@ -188,6 +191,7 @@ fn read_environment(
         document_index: 0,
         spans: document.spans,
         document: document.value,
+        unresolved: Vec::new(),
     };
     let schema_problems = super::validate::schema_diagnostics(&object, catalog);
     let valid = !schema_problems.iter().any(Diagnostic::is_error);
@@ -195,17 +199,17 @@ fn read_environment(
     if !valid {
         return None;
     }
-    if object
+    let declared = object
         .document
         .pointer("/metadata/name")
         .and_then(Value::as_str)
-        != Some(name)
-    {
+        .unwrap_or_default();
+    if declared != name {
         diagnostics.push(
             object
                 .error_at(
                     "/metadata/name",
-                    format!("the environment in directory `{name}` must be named `{name}`"),
+                    format!("the environment in directory `{name}` is named `{declared}`; it must be named `{name}`"),
                 )
                 .with_hint("metadata.name of environment.yaml and the directory name must match"),
         );
@@ -329,11 +333,13 @@ fn to_object(
         .unwrap_or_default()
         .to_string();
     let object_id = format!("{kind}/{name}");
+    let mut unresolved = Vec::new();
     substitute_variables(
         &mut document.value,
         "",
         variables,
         &mut |pointer, message, hint| {
+            unresolved.push(pointer.to_string());
             diagnostics.push(
                 Diagnostic::error(message)
                     .in_file(file, document.spans.locate(pointer))
@@ -350,6 +356,7 @@ fn to_object(
         document_index: document.index_in_file,
         spans: document.spans,
         document: document.value,
+        unresolved,
     })
 }
 

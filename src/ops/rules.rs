@@ -255,7 +255,8 @@ fn ha_cluster_members(cluster: &ManifestObject, index: &ObjectIndex) -> Vec<Diag
     }
     // Two members on one server and port cannot both run.
     let mut endpoints: BTreeMap<(String, String), &str> = BTreeMap::new();
-    for name in monitor.into_iter().chain(seen.keys().copied()) {
+    let members: BTreeSet<&str> = monitor.into_iter().chain(seen.keys().copied()).collect();
+    for name in members {
         if let Some(instance) = index.get("PostgresInstance", name) {
             let server = instance.spec_str("server").unwrap_or_default().to_string();
             let port = instance

@@ -68,7 +68,8 @@ pub fn validate(
     let mut schema_valid = Vec::with_capacity(manifests.objects.len());
     for object in &manifests.objects {
         let problems = schema_diagnostics(object, catalog);
-        schema_valid.push(!problems.iter().any(Diagnostic::is_error));
+        schema_valid
+            .push(object.unresolved.is_empty() && !problems.iter().any(Diagnostic::is_error));
         found.extend(problems);
     }
     found.extend(duplicate_names(&manifests.objects));
@@ -113,8 +114,15 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
         return vec![object.error_at("/kind", format!("unknown kind `{}`", object.kind))];
     };
     let mut found = Vec::new();
+    // "matches none of the allowed forms" is kept only where nothing more specific was said.
+    let mut alternatives: Vec<Diagnostic> = Vec::new();
     for error in validator.iter_errors(&object.document) {
         let pointer = error.instance_path().as_str().to_string();
+        if object.unresolved.iter().any(|unresolved| {
+            pointer == *unresolved || pointer.starts_with(&format!("{unresolved}/"))
+        }) {
+            continue;
+        }
         let nodes = catalog.nodes_along(&object.kind, error.evaluation_path().as_str());
         let schema_hint = nodes
             .iter()
@@ -230,7 +238,7 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                     ),
                     None => format!("{} does not match any allowed form", short_value(instance)),
                 };
-                found.push(
+                alternatives.push(
                     object
                         .error_at(&pointer, message)
                         .with_optional_hint(schema_hint),
@@ -243,6 +251,14 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                         .with_optional_hint(schema_hint),
                 );
             }
+        }
+    }
+    for alternative in alternatives {
+        if !found
+            .iter()
+            .any(|diagnostic| diagnostic.pointer == alternative.pointer)
+        {
+            found.push(alternative);
         }
     }
     found
@@ -320,7 +336,12 @@ fn duplicate_names(objects: &[ManifestObject]) -> Vec<Diagnostic> {
                                 "/metadata/name",
                                 format!("instance name `{}` is already used by {}", object.name, first.id()),
                             )
-                            .with_hint("selectors name instances without their kind, so SqlInstance and PostgresInstance names must differ"),
+                            .with_hint(format!(
+                                "{} is defined at {}:{}; selectors name instances without their kind, so SqlInstance and PostgresInstance names must differ",
+                                first.id(),
+                                first.file,
+                                first.locate("/metadata/name").line
+                            )),
                     );
                 }
             } else {
