@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as ParserSpan};
 use serde_json::{Map, Number, Value};
 
@@ -28,7 +30,7 @@ pub struct Location {
 /// reader's eye goes for "this setting is wrong".
 #[derive(Clone, Debug, Default)]
 pub struct SpanMap {
-    locations: HashMap<String, Location>,
+    locations: FxHashMap<String, Location>,
 }
 
 impl SpanMap {
@@ -180,7 +182,9 @@ impl<'input> Builder<'input> {
             });
         }
         self.count_node(location)?;
-        spans.locations.entry(pointer.clone()).or_insert(location);
+        if !spans.locations.contains_key(&pointer) {
+            spans.locations.insert(pointer.clone(), location);
+        }
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let value = scalar_value(&text, style, tag.as_deref().map(|t| t.suffix.as_str()));

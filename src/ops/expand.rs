@@ -25,6 +25,7 @@ pub fn expand(
 ) -> (Vec<Resource>, Vec<Diagnostic>) {
     let mut resources = Vec::new();
     let mut found = Vec::new();
+    let mut groups = GroupMembers::default();
     for (position, object) in objects.iter().enumerate() {
         if !schema_valid[position] {
             continue;
@@ -47,7 +48,8 @@ pub fn expand(
                 target: Target::None,
             }),
             Targets::Instances => {
-                let selected = select_instances(object, info.engine, index, &mut found);
+                let selected =
+                    select_instances(object, info.engine, index, &mut groups, &mut found);
                 if selected.is_empty() && !names_dangling(object, index) {
                     found.push(object.warning_at(
                         "/spec/on",
@@ -66,7 +68,7 @@ pub fn expand(
                 }
             }
             Targets::Servers => {
-                let selected = select_servers(object, index);
+                let selected = select_servers(object, index, &mut groups);
                 if selected.is_empty() && !names_dangling(object, index) {
                     found.push(object.warning_at(
                         "/spec/on",
@@ -128,6 +130,21 @@ fn labels_match(object: &ManifestObject, wanted: Option<&Value>) -> bool {
     })
 }
 
+/// Group memberships, computed once per group.
+#[derive(Default)]
+struct GroupMembers {
+    members: std::collections::HashMap<String, std::rc::Rc<BTreeSet<String>>>,
+}
+
+impl GroupMembers {
+    fn of(&mut self, group: &ManifestObject, index: &ObjectIndex) -> std::rc::Rc<BTreeSet<String>> {
+        self.members
+            .entry(group.name.clone())
+            .or_insert_with(|| std::rc::Rc::new(group_instances(group, index)))
+            .clone()
+    }
+}
+
 /// Names of the instances in a Group: listed members plus label matches.
 fn group_instances(group: &ManifestObject, index: &ObjectIndex) -> BTreeSet<String> {
     let mut members: BTreeSet<String> = group
@@ -162,18 +179,19 @@ fn select_instances(
     object: &ManifestObject,
     engine: Engine,
     index: &ObjectIndex,
+    groups: &mut GroupMembers,
     found: &mut Vec<Diagnostic>,
 ) -> BTreeSet<String> {
-    let selector = object.spec().get("on").cloned().unwrap_or(Value::Null);
+    let selector = object.spec().get("on").unwrap_or(&Value::Null);
     let wanted_kinds = engine.instance_kinds();
     let mut selected = BTreeSet::new();
     if let Some(group_name) = selector.get("group").and_then(Value::as_str) {
         if let Some(group) = index.get("Group", group_name) {
-            for member in group_instances(group, index) {
-                if instance_kind(&member, index)
+            for member in groups.of(group, index).iter() {
+                if instance_kind(member, index)
                     .is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str()))
                 {
-                    selected.insert(member);
+                    selected.insert(member.clone());
                 }
             }
         }
@@ -218,8 +236,12 @@ fn select_instances(
     selected
 }
 
-fn select_servers(object: &ManifestObject, index: &ObjectIndex) -> BTreeSet<String> {
-    let selector = object.spec().get("on").cloned().unwrap_or(Value::Null);
+fn select_servers(
+    object: &ManifestObject,
+    index: &ObjectIndex,
+    groups: &mut GroupMembers,
+) -> BTreeSet<String> {
+    let selector = object.spec().get("on").unwrap_or(&Value::Null);
     let mut selected = BTreeSet::new();
     let add_host_of = |instance_name: &str, selected: &mut BTreeSet<String>| {
         if let Some(server) =
@@ -235,8 +257,8 @@ fn select_servers(object: &ManifestObject, index: &ObjectIndex) -> BTreeSet<Stri
         .and_then(Value::as_str)
         .and_then(|name| index.get("Group", name))
     {
-        for member in group_instances(group, index) {
-            add_host_of(&member, &mut selected);
+        for member in groups.of(group, index).iter() {
+            add_host_of(member, &mut selected);
         }
     }
     for name in selector

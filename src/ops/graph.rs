@@ -8,7 +8,9 @@
 //! owned by `app_owner` needs the `PostgresRole` that creates `app_owner`).
 //! A cycle is an error that names every resource on it. Pure: no IO.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -29,7 +31,7 @@ pub fn build(
         by_object.entry(resource.object).or_default().push(position);
     }
     // Resources by the real name of the database object they manage, for `x-fleetform-implies`.
-    let mut by_real_name: HashMap<(&str, &Target, String), Vec<usize>> = HashMap::new();
+    let mut by_real_name: FxHashMap<(&str, &Target, String), Vec<usize>> = FxHashMap::default();
     for (position, resource) in resources.iter().enumerate() {
         let object = &objects[resource.object];
         by_real_name
@@ -41,9 +43,25 @@ pub fn build(
             .or_default()
             .push(position);
     }
+    // The annotated strings of each object, found once and shared by all its resources.
+    let mut annotated: Vec<Vec<(String, &Annotation, &str)>> = vec![Vec::new(); objects.len()];
+    for object_index in by_object.keys() {
+        let object = &objects[*object_index];
+        for path in catalog.annotations(&object.kind) {
+            // Crons are no references; a selector names targets, and the
+            // dependency on each target is added per resource below.
+            if path.annotation == Annotation::Cron || path.is_in_selector() {
+                continue;
+            }
+            for (pointer, value) in path.find(&object.document) {
+                if let Some(name) = value.as_str() {
+                    annotated[*object_index].push((pointer, &path.annotation, name));
+                }
+            }
+        }
+    }
     let mut dependencies: Vec<Vec<(usize, String)>> = vec![Vec::new(); resources.len()];
     for (position, resource) in resources.iter().enumerate() {
-        let object = &objects[resource.object];
         let mut add = |dependency: usize, reason: String| {
             if dependency != position
                 && !dependencies[position]
@@ -68,61 +86,56 @@ pub fn build(
                 }
             }
         }
-        for path in catalog.annotations(&object.kind) {
-            for (pointer, value) in path.find(&object.document) {
-                let Some(name) = value.as_str() else {
-                    continue;
-                };
-                match &path.annotation {
-                    Annotation::Reference(_) if path.is_in_selector() => {}
-                    Annotation::Reference(kinds) => {
-                        let referenced = if kinds.iter().any(|kind| kind == "*") {
-                            name.split_once('/')
-                                .and_then(|(kind, target)| index.find(kind, target))
-                        } else {
-                            kinds.iter().find_map(|kind| index.find(kind, name))
-                        };
-                        let Some(referenced) = referenced else {
-                            continue;
-                        };
-                        let candidates = by_object.get(&referenced).cloned().unwrap_or_default();
-                        let same_target: Vec<usize> = candidates
-                            .iter()
-                            .copied()
-                            .filter(|candidate| resources[*candidate].target == resource.target)
-                            .collect();
-                        let chosen = if same_target.is_empty() {
-                            candidates
-                        } else {
-                            same_target
-                        };
-                        let reason = if pointer.starts_with("/metadata/dependsOn") {
-                            "dependsOn".to_string()
-                        } else {
-                            format!("references {} at {pointer}", objects[referenced].id())
-                        };
-                        for dependency in chosen {
-                            add(dependency, reason.clone());
-                        }
+        for (pointer, annotation, name) in &annotated[resource.object] {
+            let (pointer, name) = (pointer.as_str(), *name);
+            match annotation {
+                Annotation::Reference(kinds) => {
+                    let referenced = if kinds.iter().any(|kind| kind == "*") {
+                        name.split_once('/')
+                            .and_then(|(kind, target)| index.find(kind, target))
+                    } else {
+                        kinds.iter().find_map(|kind| index.find(kind, name))
+                    };
+                    let Some(referenced) = referenced else {
+                        continue;
+                    };
+                    let candidates = by_object.get(&referenced).cloned().unwrap_or_default();
+                    let same_target: Vec<usize> = candidates
+                        .iter()
+                        .copied()
+                        .filter(|candidate| resources[*candidate].target == resource.target)
+                        .collect();
+                    let chosen = if same_target.is_empty() {
+                        candidates
+                    } else {
+                        same_target
+                    };
+                    let reason = if pointer.starts_with("/metadata/dependsOn") {
+                        "dependsOn".to_string()
+                    } else {
+                        format!("references {} at {pointer}", objects[referenced].id())
+                    };
+                    for dependency in chosen {
+                        add(dependency, reason.clone());
                     }
-                    Annotation::Implies(kind) => {
-                        let key = (
-                            kind.as_str(),
-                            &resource.target,
-                            real_name_key_for_kind(kind, name),
-                        );
-                        for candidate in by_real_name.get(&key).into_iter().flatten() {
-                            add(
-                                *candidate,
-                                format!(
-                                    "{pointer} `{name}` is managed by {}",
-                                    resources[*candidate].address
-                                ),
-                            );
-                        }
-                    }
-                    Annotation::Cron => {}
                 }
+                Annotation::Implies(kind) => {
+                    let key = (
+                        kind.as_str(),
+                        &resource.target,
+                        real_name_key_for_kind(kind, name),
+                    );
+                    for candidate in by_real_name.get(&key).into_iter().flatten() {
+                        add(
+                            *candidate,
+                            format!(
+                                "{pointer} `{name}` is managed by {}",
+                                resources[*candidate].address
+                            ),
+                        );
+                    }
+                }
+                Annotation::Cron => {}
             }
         }
     }

@@ -369,6 +369,9 @@ pub fn substitute_variables(
     variables: &Map<String, Value>,
     report: &mut dyn FnMut(&str, String, Option<String>),
 ) {
+    if !contains_placeholder(value) {
+        return;
+    }
     match value {
         Value::String(text) if text.contains("${") => match interpolate(text, variables) {
             Ok(replacement) => *value = replacement,
@@ -386,6 +389,17 @@ pub fn substitute_variables(
             }
         }
         _ => {}
+    }
+}
+
+/// Whether any string in `value` has a `${`; lets the walk skip (and build no
+/// pointers for) the many subtrees that have nothing to substitute.
+fn contains_placeholder(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains("${"),
+        Value::Array(items) => items.iter().any(contains_placeholder),
+        Value::Object(map) => map.values().any(contains_placeholder),
+        _ => false,
     }
 }
 
