@@ -77,3 +77,18 @@ fn every_example_environment_validates_clean() {
         assert!(check.objects > 0, "environment {name} has no objects");
     }
 }
+
+#[test]
+fn a_password_pasted_into_a_manifest_is_never_echoed() {
+    let case =
+        common::repository_root().join("tests/corpus/invalid/14-password-written-in-clear.yaml");
+    let check = common::check_memory(common::corpus_repository(&case), "case");
+    assert!(!check.is_valid());
+    let human = common::render(&check);
+    let json = serde_json::to_string(&check.diagnostics).unwrap();
+    assert!(human.contains("/spec/password"), "{human}");
+    assert!(
+        !human.contains("hunter2") && !json.contains("hunter2"),
+        "{human}"
+    );
+}

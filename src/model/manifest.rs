@@ -104,3 +104,13 @@ pub struct LoadedManifests {
     /// Every manifest file read, including the environment file.
     pub files: Vec<String>,
 }
+
+/// The strings of the list at `key` of `value` (other items, and a missing or
+/// non-list value, give nothing): manifests are full of lists of names.
+pub fn string_list<'a>(value: Option<&'a Value>, key: &str) -> Vec<&'a str> {
+    value
+        .and_then(|value| value.get(key))
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}

@@ -8,5 +8,5 @@
 mod manifest;
 mod resource;
 
-pub use manifest::{Environment, LoadedManifests, ManifestObject};
+pub use manifest::{Environment, LoadedManifests, ManifestObject, string_list};
 pub use resource::{Resource, ResourceAddress, ResourceGraph, Target, ValidatedFleet};

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::validate::ObjectIndex;
 use crate::diagnostics::Diagnostic;
-use crate::model::{ManifestObject, Resource, ResourceAddress, Target};
+use crate::model::{ManifestObject, Resource, ResourceAddress, Target, string_list};
 use crate::schemas::{Engine, SchemaCatalog, Targets};
 
 const INSTANCE_KINDS: [&str; 2] = ["SqlInstance", "PostgresInstance"];
@@ -92,19 +92,7 @@ pub fn expand(
 /// an error, and an "applies nowhere" warning on top would only be noise.
 fn names_dangling(object: &ManifestObject, index: &ObjectIndex) -> bool {
     let selector = object.spec().get("on");
-    let named = |key: &str| -> Vec<String> {
-        selector
-            .and_then(|selector| selector.get(key))
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let named = |key: &str| string_list(selector, key);
     let group_missing = selector
         .and_then(|selector| selector.get("group"))
         .and_then(Value::as_str)
@@ -147,18 +135,10 @@ impl GroupMembers {
 
 /// Names of the instances in a Group: listed members plus label matches.
 fn group_instances(group: &ManifestObject, index: &ObjectIndex) -> BTreeSet<String> {
-    let mut members: BTreeSet<String> = group
-        .spec()
-        .get("members")
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut members: BTreeSet<String> = string_list(Some(group.spec()), "members")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if let Some(wanted) = group.spec().get("matchLabels") {
         for kind in INSTANCE_KINDS {
             for instance in index.of_kind(kind) {
@@ -261,22 +241,10 @@ fn select_servers(
             add_host_of(member, &mut selected);
         }
     }
-    for name in selector
-        .get("instances")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for name in string_list(Some(selector), "instances") {
         add_host_of(name, &mut selected);
     }
-    for name in selector
-        .get("servers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for name in string_list(Some(selector), "servers") {
         if index.find("Server", name).is_some() {
             selected.insert(name.to_string());
         }

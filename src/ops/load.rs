@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use crate::diagnostics::Diagnostic;
-use crate::model::{Environment, LoadedManifests, ManifestObject};
+use crate::model::{Environment, LoadedManifests, ManifestObject, string_list};
 use crate::schemas::{ENVIRONMENT_KIND, SchemaCatalog};
 use crate::source::ManifestSource;
 use crate::suggest::did_you_mean;
@@ -223,17 +223,10 @@ fn read_environment(
             .get("description")
             .and_then(Value::as_str)
             .map(str::to_string),
-        include: spec
-            .get("include")
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        include: string_list(Some(spec), "include")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         variables: spec
             .get("variables")
             .and_then(Value::as_object)

@@ -135,7 +135,13 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
             .checked_sub(2)
             .and_then(|index| nodes.get(index))
             .copied();
-        let instance = error.instance();
+        // A value where a secret reference belongs may be a pasted password:
+        // it is never echoed back into terminals and CI logs.
+        let is_secret = nodes
+            .iter()
+            .any(|node| node.get("x-fleetform-secret") == Some(&Value::Bool(true)));
+        let masked = Value::String("(sensitive value hidden)".to_string());
+        let instance: &Value = if is_secret { &masked } else { error.instance() };
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let allowed: Vec<&str> = holder
@@ -186,7 +192,14 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                     object
                         .error_at(
                             &pointer,
-                            format!("expected {expected}, found {}", describe_value(instance)),
+                            format!(
+                                "expected {expected}, found {}",
+                                if is_secret {
+                                    "a value that is not shown (it may be a secret)".to_string()
+                                } else {
+                                    describe_value(instance)
+                                }
+                            ),
                         )
                         .with_optional_hint(schema_hint),
                 );
@@ -247,7 +260,14 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
             _ => {
                 found.push(
                     object
-                        .error_at(&pointer, error.to_string())
+                        .error_at(
+                            &pointer,
+                            if is_secret {
+                                "invalid secret reference (the value is not shown: it may be a secret)".to_string()
+                            } else {
+                                error.to_string()
+                            },
+                        )
                         .with_optional_hint(schema_hint),
                 );
             }
