@@ -140,8 +140,8 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
         let is_secret = nodes
             .iter()
             .any(|node| node.get("x-fleetform-secret") == Some(&Value::Bool(true)));
-        let masked = Value::String("(sensitive value hidden)".to_string());
-        let instance: &Value = if is_secret { &masked } else { error.instance() };
+        let hidden = Value::String("(hidden)".to_string());
+        let instance: &Value = if is_secret { &hidden } else { error.instance() };
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let allowed: Vec<&str> = holder
@@ -244,12 +244,16 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                     .rev()
                     .find_map(|node| node.get("description").and_then(Value::as_str))
                     .map(first_sentence);
+                let shown = if is_secret {
+                    "the value".to_string()
+                } else {
+                    short_value(instance)
+                };
                 let message = match description {
-                    Some(description) => format!(
-                        "{} does not match any allowed form ({description})",
-                        short_value(instance)
-                    ),
-                    None => format!("{} does not match any allowed form", short_value(instance)),
+                    Some(description) => {
+                        format!("{shown} does not match any allowed form ({description})")
+                    }
+                    None => format!("{shown} does not match any allowed form"),
                 };
                 alternatives.push(
                     object
