@@ -334,12 +334,8 @@ fn count_values(value: &Value) -> usize {
 /// Type a scalar the way YAML 1.2's core schema does: only plain scalars are
 /// resolved to null, booleans and numbers; quoted and block scalars are strings.
 fn scalar_value(text: &str, style: ScalarStyle, tag_suffix: Option<&str>) -> Value {
-    match tag_suffix {
-        Some("str") => return Value::String(text.to_string()),
-        Some("int") | Some("float") | Some("bool") | Some("null") | None => {}
-        Some(_) => {}
-    }
-    if style != ScalarStyle::Plain {
+    // `!!str` forces a string; other tags are typed by the scalar's text.
+    if style != ScalarStyle::Plain || tag_suffix == Some("str") {
         return Value::String(text.to_string());
     }
     match text {

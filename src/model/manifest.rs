@@ -1,7 +1,5 @@
 //! Loaded manifest objects and the environment they were loaded for.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use crate::diagnostics::Diagnostic;
@@ -43,21 +41,6 @@ impl ManifestObject {
 
     pub fn spec_str(&self, key: &str) -> Option<&str> {
         self.spec().get(key).and_then(Value::as_str)
-    }
-
-    pub fn labels(&self) -> BTreeMap<String, String> {
-        self.document
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|labels| {
-                labels
-                    .iter()
-                    .filter_map(|(key, value)| {
-                        value.as_str().map(|value| (key.clone(), value.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     pub fn locate(&self, pointer: &str) -> Location {

@@ -67,12 +67,6 @@ pub struct ResourceGraph {
 }
 
 impl ResourceGraph {
-    pub fn index_of(&self, address: &ResourceAddress) -> Option<usize> {
-        self.resources
-            .iter()
-            .position(|resource| &resource.address == address)
-    }
-
     /// Resource indexes in an order where every resource comes after its
     /// dependencies; ties are broken by address so the order is stable.
     /// Only meaningful for an acyclic graph (validation guarantees it).

@@ -110,11 +110,9 @@ fn labels_match(object: &ManifestObject, wanted: Option<&Value>) -> bool {
     let Some(Value::Object(wanted)) = wanted else {
         return false;
     };
-    let labels = object.labels();
+    let labels = object.document.pointer("/metadata/labels");
     wanted.iter().all(|(key, value)| {
-        value
-            .as_str()
-            .is_some_and(|value| labels.get(key).map(String::as_str) == Some(value))
+        value.is_string() && labels.and_then(|labels| labels.get(key)) == Some(value)
     })
 }
 

@@ -11,7 +11,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use super::{expand, graph, rules};
-use crate::diagnostics::{self, Diagnostic};
+use crate::diagnostics::Diagnostic;
 use crate::model::{LoadedManifests, ManifestObject, ValidatedFleet};
 use crate::schemas::{Annotation, SchemaCatalog};
 use crate::suggest::did_you_mean;
@@ -93,8 +93,6 @@ pub fn validate(
         graph::build(resources, &manifests.objects, &index, catalog);
     found.extend(graph_problems);
 
-    diagnostics::sort(&mut found);
-    found.dedup();
     if found.iter().any(Diagnostic::is_error) {
         (None, found)
     } else {
