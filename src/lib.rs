@@ -2,13 +2,18 @@
 //! and PostgreSQL servers. See docs/ARCHITECTURE.md for the map.
 
 pub mod cli;
+pub mod connector;
 pub mod cron;
 pub mod diagnostics;
 pub mod model;
+pub mod modules;
 pub mod ops;
 pub mod output;
+pub mod report;
+pub mod secrets;
 pub mod schemas;
 pub mod settings;
 pub mod source;
 pub mod suggest;
+pub mod template;
 pub mod yaml;

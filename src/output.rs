@@ -8,19 +8,32 @@ use std::io::Write;
 pub struct Output {
     stdout: Box<dyn Write>,
     stderr: Box<dyn Write>,
+    color: bool,
 }
 
 impl Output {
     pub fn stdio() -> Self {
+        use std::io::IsTerminal;
+        // Colour only for a person at a terminal who has not asked for none.
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Output {
             stdout: Box::new(std::io::stdout()),
             stderr: Box::new(std::io::stderr()),
+            color,
         }
     }
 
     /// Write to the given sinks (used by tests).
     pub fn to_writers(stdout: Box<dyn Write>, stderr: Box<dyn Write>) -> Self {
-        Output { stdout, stderr }
+        Output {
+            stdout,
+            stderr,
+            color: false,
+        }
+    }
+
+    pub fn style(&self) -> crate::report::Style {
+        crate::report::Style { color: self.color }
     }
 
     /// A result, on stdout.

@@ -313,6 +313,35 @@ impl SchemaCatalog {
         self.files.keys().map(String::as_str)
     }
 
+    /// The defaults the schema of `kind` states for the top-level fields of
+    /// `spec` (following a `$ref` to a definition that states one).
+    pub fn spec_defaults(&self, kind: &str) -> serde_json::Map<String, Value> {
+        let mut defaults = serde_json::Map::new();
+        let Some(info) = self.kind(kind) else {
+            return defaults;
+        };
+        let Some(properties) = self
+            .file(&info.file)
+            .and_then(|schema| schema.pointer("/properties/spec/properties"))
+            .and_then(Value::as_object)
+        else {
+            return defaults;
+        };
+        for (field, node) in properties {
+            let node = match node.get("$ref").and_then(Value::as_str) {
+                Some(reference) if node.get("default").is_none() => self
+                    .resolve_reference(&info.file, reference)
+                    .map(|(_, target)| target)
+                    .unwrap_or(node),
+                _ => node,
+            };
+            if let Some(default) = node.get("default") {
+                defaults.insert(field.clone(), default.clone());
+            }
+        }
+        defaults
+    }
+
     /// Resolve a `$ref` written in `current_file`.
     pub fn resolve_reference<'a>(
         &'a self,

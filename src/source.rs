@@ -85,6 +85,44 @@ impl ManifestSource {
         })
     }
 
+    /// The git commit the manifests come from: the revision's commit, or the
+    /// work tree's HEAD (with `+changes` when files differ from it). None
+    /// outside git.
+    pub fn commit(&self) -> Option<String> {
+        match self {
+            ManifestSource::Memory { .. } => None,
+            ManifestSource::GitRevision { repository, revision, .. } => repository
+                .revparse_single(revision)
+                .ok()?
+                .peel_to_commit()
+                .ok()
+                .map(|commit| commit.id().to_string()),
+            ManifestSource::Directory { root } => {
+                let repository = git2::Repository::discover(root).ok()?;
+                let head = repository.head().ok()?.peel_to_commit().ok()?.id().to_string();
+                let mut options = git2::StatusOptions::new();
+                options.include_untracked(true).include_ignored(false);
+                let changed = repository
+                    .statuses(Some(&mut options))
+                    .map(|statuses| !statuses.is_empty())
+                    .unwrap_or(false);
+                Some(if changed { format!("{head}+changes") } else { head })
+            }
+        }
+    }
+
+    /// The directory relative paths in manifests (secret files, CA files) are taken from.
+    pub fn root_directory(&self) -> std::path::PathBuf {
+        match self {
+            ManifestSource::Directory { root } => root.clone(),
+            ManifestSource::Memory { .. } => std::path::PathBuf::from("."),
+            ManifestSource::GitRevision { repository, prefix, .. } => repository
+                .workdir()
+                .unwrap_or_else(|| repository.path())
+                .join(prefix),
+        }
+    }
+
     /// A short description for messages: the directory, or `revision` of the repository.
     pub fn describe(&self) -> String {
         match self {

@@ -1,6 +1,10 @@
 //! The command line: flags per command, each command one call into `ops`.
 
+mod apply;
+mod drift;
 mod graph;
+mod plan;
+mod run;
 mod schema;
 mod validate;
 
@@ -16,7 +20,7 @@ use crate::output::Output;
     name = "fleetform",
     version,
     about = "Declarative desired state for fleets of SQL Server and PostgreSQL servers",
-    long_about = "fleetform reads a git repository of YAML manifests that describe a fleet of SQL Server and PostgreSQL servers.\n\nExit codes: 0 success (valid), 1 error or invalid manifests."
+    long_about = "fleetform reads a git repository of YAML manifests that describe a fleet of SQL Server and PostgreSQL servers.\n\nExit codes: 0 success; 1 error or invalid manifests; plan 2 = changes pending; drift 2 = pending changes only, 3 = drift."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,6 +31,14 @@ pub struct Cli {
 pub enum Command {
     /// Check an environment's manifests: YAML, schemas, references, cross-object rules and the dependency graph.
     Validate(validate::ValidateArgs),
+    /// Read the live state, compare it with the manifests and show what apply would run.
+    /// Exit 0: nothing to do; 2: changes pending; 1: error.
+    Plan(plan::PlanCommandArgs),
+    /// Converge the fleet: apply a saved plan, or plan, show, ask and apply.
+    /// Exit 0: everything converged; 1: something did not.
+    Apply(apply::ApplyArgs),
+    /// Report drift (read-only). Exit 0: in sync; 2: pending changes only; 3: drift; 1: error.
+    Drift(drift::DriftArgs),
     /// Print the resource dependency graph of an environment (text, DOT, Mermaid or JSON).
     Graph(graph::GraphArgs),
     /// List the manifest kinds, print one kind's JSON Schema, export all schemas, or print the manifest reference.
@@ -51,6 +63,9 @@ pub struct SourceArgs {
 pub fn run(cli: Cli, output: &mut Output) -> Result<u8> {
     match cli.command {
         Command::Validate(arguments) => validate::run(arguments, output),
+        Command::Plan(arguments) => plan::run(arguments, output),
+        Command::Apply(arguments) => apply::run(arguments, output),
+        Command::Drift(arguments) => drift::run(arguments, output),
         Command::Graph(arguments) => graph::run(arguments, output),
         Command::Schema(arguments) => schema::run(arguments, output),
     }

@@ -6,6 +6,7 @@
 //! data and small accessors only, and does no IO.
 
 mod manifest;
+pub mod plan;
 mod resource;
 
 pub use manifest::{Environment, LoadedManifests, ManifestObject, string_list};

@@ -4,11 +4,16 @@
 //! diagnostics. Only `load` reads anything (through a `ManifestSource`); the
 //! others are pure.
 
+pub mod apply;
+pub mod diff;
+pub mod engine;
 pub mod expand;
 pub mod graph;
 pub mod load;
 pub mod reference_docs;
 pub mod rules;
+pub mod settings;
+pub mod targets;
 pub mod validate;
 
 use crate::diagnostics::{self, Diagnostic};

@@ -1,0 +1,2 @@
+{# Without FORCE: a database with open sessions is not dropped; the error says so. #}
+DROP DATABASE {{ name|ident }};

@@ -1,0 +1,27 @@
+CREATE ROLE {{ name|ident }} WITH
+    {% if desired.login %}LOGIN{% else %}NOLOGIN{% endif %}
+
+    {% if desired.superuser %}SUPERUSER{% else %}NOSUPERUSER{% endif %}
+
+    {% if desired.createDatabase %}CREATEDB{% else %}NOCREATEDB{% endif %}
+
+    {% if desired.createRole %}CREATEROLE{% else %}NOCREATEROLE{% endif %}
+
+    {% if desired.inherit %}INHERIT{% else %}NOINHERIT{% endif %}
+
+    {% if desired.replication %}REPLICATION{% else %}NOREPLICATION{% endif %}
+
+    {% if desired.bypassRowLevelSecurity %}BYPASSRLS{% else %}NOBYPASSRLS{% endif %}
+
+    CONNECTION LIMIT {{ desired.connectionLimit }}
+{% if desired.validUntil is defined %}
+    VALID UNTIL {{ desired.validUntil }}
+{% endif %}
+{% if desired.password is defined %}
+    PASSWORD {{ desired.password }}
+{% endif %}
+;
+{% for group in desired.memberOf | default([]) %}
+GRANT {{ group|ident }} TO {{ name|ident }};
+{% endfor %}
+COMMENT ON ROLE {{ name|ident }} IS {% include "templates/postgres/comment.sql" %};

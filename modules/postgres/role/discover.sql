@@ -1,0 +1,27 @@
+{# One row per role outside the pg_ roles. The ownership marker is the last
+   line of the role's comment; `comment` is reported without it. #}
+SELECT coalesce(json_agg(row_to_json(roles) ORDER BY roles.identity), '[]'::json)
+FROM (
+    SELECT r.rolname AS identity,
+           r.rolcanlogin AS login,
+           r.rolsuper AS superuser,
+           r.rolcreatedb AS "createDatabase",
+           r.rolcreaterole AS "createRole",
+           r.rolinherit AS inherit,
+           r.rolreplication AS replication,
+           r.rolbypassrls AS "bypassRowLevelSecurity",
+           r.rolconnlimit AS "connectionLimit",
+           CASE WHEN r.rolvaliduntil IS NULL OR r.rolvaliduntil = 'infinity' THEN NULL
+                ELSE to_char(r.rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END AS "validUntil",
+           a.rolpassword AS password,
+           coalesce((SELECT json_agg(g.rolname ORDER BY g.rolname)
+                     FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                     WHERE m.member = r.oid), '[]'::json) AS "memberOf",
+           marked.comment,
+           marked.owned
+    FROM pg_roles r
+    LEFT JOIN pg_authid a ON a.oid = r.oid
+    CROSS JOIN LATERAL (SELECT shobj_description(r.oid, 'pg_authid') AS text) described
+    CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
+    WHERE r.rolname !~ '^pg_'
+) roles

@@ -1,0 +1,3 @@
+{% if spec.reloadAllowed %}
+SELECT pg_reload_conf();
+{% endif %}

@@ -1,0 +1,1 @@
+ALTER SYSTEM SET {{ name|ident_path }} = {{ desired.value }};

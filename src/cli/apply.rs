@@ -1,0 +1,100 @@
+//! `fleetform apply [PLAN]`: apply a saved plan, or plan, show, ask and apply.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::run::{PlanArgs, RunArgs, now, prepare, runtime};
+use crate::model::plan::{PLAN_FORMAT_VERSION, Plan};
+use crate::ops::apply;
+use crate::output::Output;
+use crate::report;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan written by `fleetform plan --out`: only its changes are applied, and
+    /// resources whose live state changed since are refused.
+    #[arg(value_name = "PLAN")]
+    pub plan_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Apply without asking (for CI). Not needed with a plan file.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+/// Exit 0 when everything converged, 1 otherwise.
+pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
+    let saved = match &arguments.plan_file {
+        Some(path) => Some(read_plan(path)?),
+        None => None,
+    };
+    if let Some(saved) = &saved {
+        if saved.environment != arguments.run.source.environment {
+            bail!(
+                "the plan is for environment {}, not {}",
+                saved.environment,
+                arguments.run.source.environment
+            );
+        }
+        arguments.plan.prune = saved.prune;
+    }
+    let Some(engine) = prepare(&arguments.run, &arguments.plan, output)? else {
+        return Ok(1);
+    };
+    let runtime = runtime()?;
+    let approved = match saved {
+        Some(saved) => saved,
+        None => {
+            let plan = runtime.block_on(async {
+                let observations = engine.discover().await;
+                engine.build_plan(&observations, now())
+            });
+            output.result(&report::plan_human(&plan, output.style(), false));
+            if plan.has_errors() {
+                output.status("the plan has errors: nothing applied");
+                return Ok(1);
+            }
+            if !plan.has_changes() {
+                output.status("nothing to apply");
+                return Ok(0);
+            }
+            if !arguments.auto_approve && !confirm(output)? {
+                output.status("apply cancelled");
+                return Ok(1);
+            }
+            plan
+        }
+    };
+    let report = runtime.block_on(apply::apply(engine, &approved, output))?;
+    output.status(&report::apply_human(&report, output.style()));
+    Ok(if report.is_success() { 0 } else { 1 })
+}
+
+fn read_plan(path: &std::path::Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let version: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON plan", path.display()))?;
+    let found = version.get("format_version").and_then(serde_json::Value::as_u64);
+    if found != Some(u64::from(PLAN_FORMAT_VERSION)) {
+        bail!(
+            "{} has plan format_version {}, this fleetform reads {PLAN_FORMAT_VERSION}: plan again",
+            path.display(),
+            found.map_or("(none)".to_string(), |found| found.to_string())
+        );
+    }
+    serde_json::from_value(version).with_context(|| format!("{} is not a fleetform plan", path.display()))
+}
+
+fn confirm(output: &mut Output) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("apply asks before changing anything, and standard input is not a terminal: pass --auto-approve, or apply a saved plan file");
+    }
+    output.status("Apply these changes? Only 'yes' applies them:");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    Ok(answer.trim() == "yes")
+}

@@ -1,0 +1,32 @@
+//! `fleetform drift`: read-only; compares the live state with the manifests
+//! and with what the ledger says was applied.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::run::{PlanArgs, RunArgs, now, prepare, runtime};
+use crate::output::Output;
+use crate::report::{self, DriftFormat};
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DriftFormat::Human)]
+    pub format: DriftFormat,
+}
+
+/// Exit 0 in sync, 2 pending changes only, 3 drift, 1 error.
+pub fn run(arguments: DriftArgs, output: &mut Output) -> Result<u8> {
+    let plan_arguments = PlanArgs { prune: false, replace: Vec::new() };
+    let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
+        return Ok(1);
+    };
+    let plan = runtime()?.block_on(async {
+        let observations = engine.discover().await;
+        engine.build_plan(&observations, now())
+    });
+    output.result(&report::drift_render(&plan, arguments.format, output.style()));
+    Ok(report::drift_exit_code(&plan))
+}

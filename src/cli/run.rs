@@ -1,0 +1,109 @@
+//! Flags and set-up shared by the commands that talk to servers (plan,
+//! apply, drift): validate the environment, resolve settings once, build
+//! the engine.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::SourceArgs;
+use crate::diagnostics;
+use crate::ops::{self, engine::{Engine, RunSettings}};
+use crate::output::Output;
+use crate::schemas::SchemaCatalog;
+use crate::settings::SourceSettings;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Only these resources and what they depend on: a full address (`PostgresRole/app@pg-1`),
+    /// an object (`PostgresRole/app`) or a kind (`PostgresRole`). Repeatable.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// How many targets are read (and resources converged) at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallelism: u16,
+    /// How long apply waits for another apply's lock on an instance, in seconds.
+    #[arg(long = "lock-timeout", value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
+}
+
+/// Plan-shaping flags, shared by plan and apply.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Also delete objects fleetform created that are no longer in the manifests.
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow dropping and recreating this resource when a field fixed at creation
+    /// (a database's encoding or locale) differs. Destroys what it holds. Repeatable.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+}
+
+/// Validate the environment and build the engine; `None` (after printing
+/// the diagnostics) when the manifests are invalid.
+pub fn prepare(arguments: &RunArgs, plan: &PlanArgs, output: &mut Output) -> Result<Option<Arc<Engine>>> {
+    let source_settings = SourceSettings::resolve(
+        &arguments.source.environment,
+        arguments.source.repository.as_deref(),
+        arguments.source.revision.as_deref(),
+    )?;
+    let catalog = SchemaCatalog::embedded()?;
+    let check = ops::check_environment(&source_settings.source, &source_settings.environment, &catalog);
+    let Some(fleet) = &check.fleet else {
+        output.status(&diagnostics::render_human(&check.diagnostics));
+        output.status(&diagnostics::summary_line(&check.diagnostics, check.objects, check.files));
+        return Ok(None);
+    };
+    let warnings: Vec<_> = check.diagnostics.iter().filter(|diagnostic| !diagnostic.is_error()).cloned().collect();
+    if !warnings.is_empty() {
+        output.status(&diagnostics::render_human(&warnings));
+    }
+    let settings = RunSettings {
+        parallelism: usize::from(arguments.parallelism),
+        prune: plan.prune,
+        replace: plan.replace.iter().cloned().collect::<BTreeSet<_>>(),
+        only: arguments.targets.clone(),
+        lock_timeout: Duration::from_secs(arguments.lock_timeout),
+        actor: actor(),
+        commit: source_settings.source.commit(),
+        repository_root: source_settings.source.root_directory(),
+    };
+    let engine = Engine::prepare(fleet, &catalog, settings)
+        .with_context(|| format!("environment {}", source_settings.environment))?;
+    Ok(Some(Arc::new(engine)))
+}
+
+/// Who runs fleetform, for the ledger: FLEETFORM_ACTOR, else the CI's
+/// actor, else the login name, with the host.
+fn actor() -> String {
+    let person = ["FLEETFORM_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|variable| std::env::var(variable).ok().filter(|value| !value.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|text| text.trim().to_string())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .filter(|host| !host.is_empty());
+    match host {
+        Some(host) if !person.contains('@') => format!("{person}@{host}"),
+        _ => person,
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The time now, as an RFC 3339 string in UTC.
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,69 @@
+//! Connectors: the narrow contract between the engine and a kind of server.
+//!
+//! The engine opens a `Session` on an `Endpoint`, runs rendered discovery
+//! queries that return one JSON value, and runs rendered scripts. It never
+//! looks inside: which protocol, which TLS, which retries is the connector's
+//! business. Only PostgreSQL exists so far; SQL Server (tiberius) and the
+//! shell/PowerShell connectors plug in as further variants.
+
+pub mod postgres;
+pub mod tls;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::template::Dialect;
+
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    Postgres(postgres::PostgresEndpoint),
+}
+
+impl Endpoint {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Endpoint::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// How messages name this endpoint.
+    pub fn describe(&self) -> String {
+        match self {
+            Endpoint::Postgres(endpoint) => endpoint.describe(),
+        }
+    }
+
+    /// Template folder of the engine-wide scripts (lock, ledger) for this endpoint.
+    pub fn template_folder(&self) -> &'static str {
+        match self {
+            Endpoint::Postgres(_) => "templates/postgres",
+        }
+    }
+
+    /// Open a session; `database` picks another database of the same server.
+    pub async fn connect(&self, database: Option<&str>) -> Result<Session> {
+        match self {
+            Endpoint::Postgres(endpoint) => Ok(Session::Postgres(endpoint.connect(database).await?)),
+        }
+    }
+}
+
+pub enum Session {
+    Postgres(postgres::PostgresSession),
+}
+
+impl Session {
+    /// Run a query that returns exactly one JSON value.
+    pub async fn query_json(&self, script: &str) -> Result<Value> {
+        match self {
+            Session::Postgres(session) => session.query_json(script).await,
+        }
+    }
+
+    /// Run a script, in one transaction when `transaction` is true.
+    pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
+        match self {
+            Session::Postgres(session) => session.execute(script, transaction).await,
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The PostgreSQL connector (tokio-postgres): sessions with TLS, timeouts and
+//! retries, JSON queries and script execution. Every error names the instance.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+
+use super::tls::{SslMode, client_config};
+use crate::secrets::SecretRef;
+
+/// Everything needed to open a session to one instance.
+#[derive(Clone, Debug)]
+pub struct PostgresEndpoint {
+    /// The PostgresInstance's name, used in every message.
+    pub instance: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<SecretRef>,
+    pub database: String,
+    pub ssl_mode: SslMode,
+    pub ssl_root_certificate: Option<std::path::PathBuf>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub application_name: String,
+}
+
+/// How many times a transient failure is tried, and the first pause.
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+impl PostgresEndpoint {
+    pub fn describe(&self) -> String {
+        format!(
+            "PostgresInstance {} ({}:{}, user {})",
+            self.instance, self.host, self.port, self.user
+        )
+    }
+
+    /// A session to `database` (the endpoint's own database when None),
+    /// retried with backoff on transient failures.
+    pub async fn connect(&self, database: Option<&str>) -> Result<PostgresSession> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.connect_once(database).await {
+                Ok(session) => return Ok(session),
+                Err(error) if attempt < ATTEMPTS && error.transient => {
+                    tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+                }
+                Err(error) => {
+                    return Err(error.error).with_context(|| {
+                        format!("cannot connect to {}", self.describe())
+                    });
+                }
+            }
+        }
+    }
+
+    async fn connect_once(&self, database: Option<&str>) -> Result<PostgresSession, Failure> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(database.unwrap_or(&self.database))
+            .application_name(&self.application_name)
+            .connect_timeout(self.connect_timeout)
+            .ssl_mode(self.ssl_mode.negotiation())
+            .options(format!(
+                "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={}",
+                self.statement_timeout.as_millis(),
+                self.statement_timeout.as_millis()
+            ));
+        if let Some(secret) = &self.password {
+            let password = secret
+                .resolve()
+                .with_context(|| format!("the password of {}", self.describe()))
+                .map_err(Failure::permanent)?;
+            config.password(password);
+        }
+        let tls = client_config(self.ssl_mode, self.ssl_root_certificate.as_deref())
+            .map_err(Failure::permanent)?;
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+        let attempt = tokio::time::timeout(
+            self.connect_timeout + Duration::from_secs(1),
+            config.connect(connector),
+        )
+        .await;
+        let (client, connection) = match attempt {
+            Err(_) => {
+                return Err(Failure {
+                    error: anyhow!("timed out after {} s", self.connect_timeout.as_secs()),
+                    transient: true,
+                });
+            }
+            Ok(Err(error)) => return Err(Failure::from_postgres(error)),
+            Ok(Ok(pair)) => pair,
+        };
+        tokio::spawn(async move {
+            // Errors surface on the client's next call; nothing to do here.
+            let _ = connection.await;
+        });
+        Ok(PostgresSession {
+            client,
+            instance: self.instance.clone(),
+            // statement_timeout 0 means no limit on the server; a day bounds the wait here.
+            call_timeout: if self.statement_timeout.is_zero() {
+                Duration::from_secs(86_400)
+            } else {
+                self.statement_timeout + Duration::from_secs(10)
+            },
+        })
+    }
+}
+
+/// One open session.
+pub struct PostgresSession {
+    client: tokio_postgres::Client,
+    instance: String,
+    /// A call never waits longer than this, whatever the server does.
+    call_timeout: Duration,
+}
+
+impl PostgresSession {
+    /// Run a query whose single row has a single JSON column.
+    pub async fn query_json(&self, sql: &str) -> Result<Value> {
+        let row = self
+            .bounded(self.client.query_one(sql, &[]))
+            .await?
+            .map_err(describe_postgres_error)?;
+        row.try_get::<_, Value>(0)
+            .map_err(|error| anyhow!("the query did not return one JSON value: {error}"))
+    }
+
+    /// Run a script: in one transaction, or statement by statement for
+    /// statements that refuse transaction blocks.
+    pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
+        if transaction {
+            let call = async {
+                let transaction = self.client.transaction().await?;
+                transaction.batch_execute(script).await?;
+                transaction.commit().await
+            };
+            let timeout = self.call_timeout;
+            let instance = self.instance.clone();
+            return match tokio::time::timeout(timeout, call).await {
+                Err(_) => Err(timed_out(&instance, timeout)),
+                Ok(result) => result.map_err(describe_postgres_error),
+            };
+        }
+        for statement in split_statements(script) {
+            self.bounded(self.client.batch_execute(&statement))
+                .await?
+                .map_err(describe_postgres_error)
+                .with_context(|| format!("in the statement `{}`", first_line(&statement)))?;
+        }
+        Ok(())
+    }
+
+    async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T> {
+        tokio::time::timeout(self.call_timeout, call)
+            .await
+            .map_err(|_| timed_out(&self.instance, self.call_timeout))
+    }
+}
+
+fn timed_out(instance: &str, timeout: Duration) -> anyhow::Error {
+    anyhow!(
+        "PostgresInstance {instance} did not answer within {} s",
+        timeout.as_secs()
+    )
+}
+
+fn first_line(statement: &str) -> &str {
+    statement.lines().next().unwrap_or_default().trim()
+}
+
+struct Failure {
+    error: anyhow::Error,
+    transient: bool,
+}
+
+impl Failure {
+    fn permanent(error: anyhow::Error) -> Failure {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+
+    fn from_postgres(error: tokio_postgres::Error) -> Failure {
+        let transient = is_transient(&error);
+        Failure {
+            error: describe_postgres_error(error),
+            transient,
+        }
+    }
+}
+
+/// Errors worth another try: the server starting or full, a dropped
+/// connection, a refused or timed-out socket.
+fn is_transient(error: &tokio_postgres::Error) -> bool {
+    if let Some(code) = error.code() {
+        return code.code().starts_with("08")
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::TimedOut
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// A readable message: the server's own for database errors (with SQLSTATE
+/// and detail), the socket's for connection errors.
+fn describe_postgres_error(error: tokio_postgres::Error) -> anyhow::Error {
+    if let Some(database_error) = error.as_db_error() {
+        let mut message = format!(
+            "{} (SQLSTATE {})",
+            database_error.message(),
+            database_error.code().code()
+        );
+        if let Some(detail) = database_error.detail() {
+            message.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = database_error.hint() {
+            message.push_str(&format!("\nhint: {hint}"));
+        }
+        if *database_error.code() == SqlState::INVALID_PASSWORD
+            || *database_error.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            message.push_str(
+                "\nhint: check the user and the password's secret in the instance's connection or the environment's connectionDefaults.postgres",
+            );
+        }
+        return anyhow!(message);
+    }
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    anyhow!(message)
+}
+
+/// Split a script into statements at top-level semicolons, respecting
+/// quoted literals and identifiers, dollar quotes and comments.
+pub fn split_statements(script: &str) -> Vec<String> {
+    let characters: Vec<char> = script.chars().collect();
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut index = 0;
+    while index < characters.len() {
+        let character = characters[index];
+        let next = characters.get(index + 1).copied();
+        match character {
+            '\'' | '"' => {
+                let end = quoted_end(&characters, index, character);
+                current.extend(&characters[index..end]);
+                index = end;
+                continue;
+            }
+            '-' if next == Some('-') => {
+                let end = characters[index..]
+                    .iter()
+                    .position(|c| *c == '\n')
+                    .map_or(characters.len(), |offset| index + offset);
+                current.extend(&characters[index..end]);
+                index = end;
+                continue;
+            }
+            '/' if next == Some('*') => {
+                let end = block_comment_end(&characters, index);
+                current.extend(&characters[index..end]);
+                index = end;
+                continue;
+            }
+            '$' => {
+                if let Some(tag_end) = dollar_tag_end(&characters, index) {
+                    let tag: String = characters[index..tag_end].iter().collect();
+                    let body: String = characters[tag_end..].iter().collect();
+                    let end = body
+                        .find(&tag)
+                        .map_or(characters.len(), |offset| {
+                            tag_end + body[..offset].chars().count() + tag.chars().count()
+                        });
+                    current.extend(&characters[index..end]);
+                    index = end;
+                    continue;
+                }
+            }
+            ';' => {
+                push_statement(&mut statements, &current);
+                current.clear();
+                index += 1;
+                continue;
+            }
+            _ => {}
+        }
+        current.push(character);
+        index += 1;
+    }
+    push_statement(&mut statements, &current);
+    statements
+}
+
+fn push_statement(statements: &mut Vec<String>, text: &str) {
+    let meaningful = text
+        .lines()
+        .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"));
+    if meaningful {
+        statements.push(text.trim().to_string());
+    }
+}
+
+/// End (exclusive) of a quoted run starting at `start`; doubled quotes stay inside.
+fn quoted_end(characters: &[char], start: usize, quote: char) -> usize {
+    let escape_string = quote == '\''
+        && start > 0
+        && matches!(characters[start - 1], 'E' | 'e')
+        && (start < 2 || !characters[start - 2].is_alphanumeric());
+    let mut index = start + 1;
+    while index < characters.len() {
+        let character = characters[index];
+        if escape_string && character == '\\' {
+            index += 2;
+            continue;
+        }
+        if character == quote {
+            if characters.get(index + 1) == Some(&quote) {
+                index += 2;
+                continue;
+            }
+            return index + 1;
+        }
+        index += 1;
+    }
+    characters.len()
+}
+
+fn block_comment_end(characters: &[char], start: usize) -> usize {
+    let mut depth = 0;
+    let mut index = start;
+    while index + 1 < characters.len() {
+        if characters[index] == '/' && characters[index + 1] == '*' {
+            depth += 1;
+            index += 2;
+        } else if characters[index] == '*' && characters[index + 1] == '/' {
+            depth -= 1;
+            index += 2;
+            if depth == 0 {
+                return index;
+            }
+        } else {
+            index += 1;
+        }
+    }
+    characters.len()
+}
+
+/// `$tag$` starting at `start`: the index after its closing `$`.
+fn dollar_tag_end(characters: &[char], start: usize) -> Option<usize> {
+    if start > 0 && (characters[start - 1].is_alphanumeric() || characters[start - 1] == '_') {
+        return None;
+    }
+    let mut index = start + 1;
+    while index < characters.len() {
+        let character = characters[index];
+        if character == '$' {
+            return Some(index + 1);
+        }
+        if !(character.is_alphanumeric() || character == '_') || (index == start + 1 && character.is_ascii_digit()) {
+            return None;
+        }
+        index += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_statements;
+
+    #[test]
+    fn statements_split_only_at_top_level_semicolons() {
+        let script = "CREATE DATABASE \"a;b\" WITH OWNER \"x\";\nCOMMENT ON DATABASE \"a;b\" IS 'it''s; fine';\n-- a comment; here\nSELECT $$;$$; SELECT E'\\';'; /* ; */ SELECT 1";
+        assert_eq!(
+            split_statements(script),
+            vec![
+                "CREATE DATABASE \"a;b\" WITH OWNER \"x\"",
+                "COMMENT ON DATABASE \"a;b\" IS 'it''s; fine'",
+                "-- a comment; here\nSELECT $$;$$",
+                "SELECT E'\\';'",
+                "/* ; */ SELECT 1",
+            ]
+        );
+    }
+}

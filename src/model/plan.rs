@@ -1,0 +1,244 @@
+//! The plan: plain, serialisable data. What each resource needs (action,
+//! changed fields, risks, the script shown to people) and the fingerprints
+//! that let `apply PLAN` refuse what changed since.
+//!
+//! Nothing here holds a secret: sensitive values are `(sensitive)` before
+//! they reach these types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::modules::RiskMark;
+
+/// Version of the JSON plan document; bumped on any incompatible change.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    /// The symbol the plan prints before an address.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::NoOp => "no-op",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// Order of precedence when items of one resource need different actions.
+    pub fn combine(self, other: Action) -> Action {
+        self.max(other)
+    }
+}
+
+/// One compared field whose observed value differs from the desired one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    /// Observed value (null when absent).
+    pub before: Value,
+    /// Desired value.
+    pub after: Value,
+    /// For list fields compared as sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Value>,
+    /// A unified line diff, for long text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_diff: Option<String>,
+    /// Why this change is not made in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forces_replace: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Risk {
+    pub mark: RiskMark,
+    pub message: String,
+}
+
+/// One live object of a resource (most resources have exactly one; a
+/// PostgresSettings resource has one per parameter).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItemChange {
+    pub identity: String,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risks: Vec<Risk>,
+    /// The script as shown to people (secrets as `(sensitive)`); empty for no-op.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub script: String,
+}
+
+/// Why a resource is not planned normally.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "kebab-case")]
+pub enum Blocked {
+    /// A fixed field differs and the resource was not named with --replace.
+    CannotChange(String),
+    /// Its target could not be read.
+    DiscoveryFailed(String),
+    /// The engine has no module for the kind (yet).
+    NoModule(String),
+}
+
+impl Blocked {
+    pub fn message(&self) -> &str {
+        match self {
+            Blocked::CannotChange(message)
+            | Blocked::DiscoveryFailed(message)
+            | Blocked::NoModule(message) => message,
+        }
+    }
+
+    /// Whether this makes the plan fail (exit 1).
+    pub fn is_error(&self) -> bool {
+        !matches!(self, Blocked::NoModule(_))
+    }
+}
+
+/// What happened to the live state since fleetform last converged it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftStatus {
+    /// Live state is what the ledger recorded (or nothing differs).
+    InSync,
+    /// The manifests moved away from what was applied (or it was never applied).
+    Pending,
+    /// The live state moved away from what the ledger recorded after the last apply.
+    Drifted,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub address: String,
+    pub kind: String,
+    pub target: String,
+    pub action: Action,
+    pub items: Vec<ItemChange>,
+    /// SHA-256 of the observed state of the resource's items (sensitive
+    /// values included only as their own hash).
+    pub observed_fingerprint: String,
+    /// SHA-256 of the desired state (secrets as salted hashes).
+    pub desired_fingerprint: String,
+    pub drift: DriftStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
+    /// Not in the manifests: a prune deletion of an object fleetform owns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prune: bool,
+}
+
+impl ResourceChange {
+    pub fn has_changes(&self) -> bool {
+        self.action != Action::NoOp && self.blocked.is_none()
+    }
+
+    pub fn risks(&self) -> impl Iterator<Item = &Risk> {
+        self.items.iter().flat_map(|item| item.risks.iter())
+    }
+}
+
+/// A live object of a managed kind that no manifest describes and fleetform
+/// does not own: listed, never touched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnmanagedObject {
+    pub kind: String,
+    pub target: String,
+    pub identity: String,
+    /// Owned objects that left the manifests are only deleted with --prune.
+    pub owned: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub no_op: usize,
+    pub blocked: usize,
+    pub drifted: usize,
+}
+
+/// A failure to read one target: its resources are blocked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetError {
+    pub target: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub fleetform_version: String,
+    pub environment: String,
+    /// The git commit of the manifests, when they come from git.
+    pub commit: Option<String>,
+    pub created_at: String,
+    pub prune: bool,
+    pub summary: PlanSummary,
+    /// Resources whose live state moved away from what fleetform applied.
+    pub resource_drift: Vec<String>,
+    pub resource_changes: Vec<ResourceChange>,
+    pub unmanaged: Vec<UnmanagedObject>,
+    pub target_errors: Vec<TargetError>,
+}
+
+impl Plan {
+    pub fn summarize(resource_changes: &[ResourceChange]) -> PlanSummary {
+        let mut summary = PlanSummary::default();
+        for change in resource_changes {
+            if change.blocked.as_ref().is_some_and(Blocked::is_error) {
+                summary.blocked += 1;
+                continue;
+            }
+            match change.action {
+                Action::NoOp => summary.no_op += 1,
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Replace => summary.replace += 1,
+                Action::Delete => summary.delete += 1,
+            }
+            if change.drift == DriftStatus::Drifted {
+                summary.drifted += 1;
+            }
+        }
+        summary
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.target_errors.is_empty()
+            || self
+                .resource_changes
+                .iter()
+                .any(|change| change.blocked.as_ref().is_some_and(Blocked::is_error))
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.resource_changes.iter().any(ResourceChange::has_changes)
+    }
+}

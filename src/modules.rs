@@ -1,0 +1,350 @@
+//! Modules: one folder under `modules/` per resource kind, described by its
+//! `module.yaml` (how to discover the kind, which fields are compared and
+//! how, which changes are in place, which template performs each action).
+//!
+//! This file reads and checks module definitions; it owns no SQL (that is in
+//! the templates) and performs no IO beyond the embedded files.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::template::{Dialect, Templates};
+
+/// How a field's desired and observed values are compared.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compare {
+    /// Equal JSON values (numbers compare by value).
+    #[default]
+    Exact,
+    /// Strings equal ignoring case (SQL Server identifiers, encodings).
+    IgnoreCase,
+    /// Lists equal as sets; the plan shows what is added and removed.
+    Set,
+    /// ISO 8601 date-times equal as instants (`infinity` and null mean none).
+    Timestamp,
+    /// Long text: equal strings; the plan shows a line diff.
+    Text,
+    /// Desired: a password from a secret. Observed: the server's SCRAM
+    /// verifier. Equal when the password matches the verifier; the password
+    /// itself is never read back.
+    ScramPassword,
+    /// A PostgreSQL parameter value, compared in the parameter's base unit
+    /// (the observed row carries `unit` and `vartype`).
+    PostgresSetting,
+    /// Used only when creating; never compared.
+    Never,
+}
+
+/// What a change of the field needs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// The update template changes it in place.
+    #[default]
+    InPlace,
+    /// The object is dropped and created again (the plan shows the reason).
+    Replace,
+    /// Fixed at creation: a change is refused unless the resource is named
+    /// with `--replace`, which then drops and recreates it.
+    Fixed,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldRule {
+    #[serde(default)]
+    pub compare: Compare,
+    #[serde(default)]
+    pub change: Change,
+    /// Why a change is not in place, shown in the plan.
+    pub reason: Option<String>,
+    /// Never shown: plans print `(sensitive)`.
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// A template reference: a file name, or a file and whether it runs in a transaction.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ActionTemplate {
+    File(String),
+    Detailed {
+        template: String,
+        #[serde(default = "yes")]
+        transaction: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ActionTemplate {
+    pub fn file(&self) -> &str {
+        match self {
+            ActionTemplate::File(file) | ActionTemplate::Detailed { template: file, .. } => file,
+        }
+    }
+
+    /// Statements that refuse to run in a transaction block (CREATE DATABASE,
+    /// ALTER SYSTEM) need `transaction: false`: they then run one by one.
+    pub fn transaction(&self) -> bool {
+        match self {
+            ActionTemplate::File(_) => true,
+            ActionTemplate::Detailed { transaction, .. } => *transaction,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actions {
+    pub create: ActionTemplate,
+    pub update: Option<ActionTemplate>,
+    pub delete: Option<ActionTemplate>,
+    /// Runs once per resource after any of its items changed (e.g. a reload).
+    pub after: Option<ActionTemplate>,
+}
+
+/// A mark the plan puts on an item when a condition holds.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RiskMark {
+    /// Takes effect only after the server restarts.
+    Restart,
+    /// Destroys data or access (drop, replace).
+    Destructive,
+    /// Moves data (tablespace change, reseeding).
+    DataMovement,
+    /// Blocks or disconnects sessions while it runs.
+    Disruptive,
+}
+
+impl RiskMark {
+    pub fn label(self) -> &'static str {
+        match self {
+            RiskMark::Restart => "restart needed",
+            RiskMark::Destructive => "destructive",
+            RiskMark::DataMovement => "data movement",
+            RiskMark::Disruptive => "disruptive",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskRule {
+    pub mark: RiskMark,
+    /// A minijinja expression over `action`, `desired`, `observed`, `changed`.
+    pub when: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ownership {
+    /// The boolean field of each discovered row that says fleetform created it.
+    pub field: String,
+    /// Deletions of this kind run in increasing `pruneOrder` across kinds
+    /// (databases before the roles that own them).
+    #[serde(default)]
+    pub prune_order: i32,
+}
+
+/// The raw `module.yaml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ModuleFile {
+    kind: String,
+    description: String,
+    /// Which connector runs the scripts.
+    engine: String,
+    /// The spec field naming the live object (metadata.name when the field is absent).
+    #[serde(default)]
+    identity: Option<String>,
+    /// The spec field holding a map whose entries are the items (settings).
+    #[serde(default)]
+    items: Option<String>,
+    discover: String,
+    fields: serde_json::Map<String, Value>,
+    /// Discovered fields shown with the object but never compared (context, unit).
+    #[serde(default)]
+    informational: Vec<String>,
+    #[serde(default)]
+    ownership: Option<Ownership>,
+    actions: Actions,
+    #[serde(default)]
+    risks: Vec<RiskRule>,
+}
+
+/// A checked module.
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub kind: String,
+    pub description: String,
+    pub engine: String,
+    pub dialect: Dialect,
+    /// The module's folder, repository-relative (`modules/postgres/role`).
+    pub directory: String,
+    pub identity: Option<String>,
+    pub items: Option<String>,
+    pub discover: String,
+    /// Compared fields, in the order the plan shows them.
+    pub fields: Vec<(String, FieldRule)>,
+    pub informational: Vec<String>,
+    pub ownership: Option<Ownership>,
+    pub actions: Actions,
+    pub risks: Vec<RiskRule>,
+}
+
+impl Module {
+    /// Full template name of a file of this module.
+    pub fn template(&self, file: &str) -> String {
+        format!("{}/{}", self.directory, file)
+    }
+
+    pub fn field(&self, name: &str) -> Option<&FieldRule> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, rule)| rule)
+    }
+
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.field(name).is_some_and(|rule| rule.sensitive)
+    }
+}
+
+/// Every module, by kind.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleCatalog {
+    modules: BTreeMap<String, Module>,
+}
+
+impl ModuleCatalog {
+    /// The modules built into the binary, checked against the templates.
+    pub fn embedded(templates: &Templates) -> Result<Self> {
+        Self::from_files(crate::template::embedded_module_files(), templates)
+    }
+
+    pub fn from_files(files: Vec<(String, String)>, templates: &Templates) -> Result<Self> {
+        let mut modules = BTreeMap::new();
+        for (name, text) in &files {
+            let Some(directory) = name.strip_suffix("/module.yaml") else {
+                continue;
+            };
+            let module = parse_module(directory, text, templates)
+                .with_context(|| format!("module {name} is invalid"))?;
+            if let Some(previous) = modules.insert(module.kind.clone(), module) {
+                bail!(
+                    "two modules for kind {}: {} and {directory}",
+                    previous.kind,
+                    previous.directory
+                );
+            }
+        }
+        Ok(ModuleCatalog { modules })
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Module> {
+        self.modules.get(kind)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Module> {
+        self.modules.values()
+    }
+}
+
+fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Module> {
+    let documents = crate::yaml::parse_documents(text).map_err(|error| {
+        anyhow::anyhow!(
+            "line {}, column {}: {}",
+            error.location.line,
+            error.location.column,
+            error.message
+        )
+    })?;
+    let [document] = documents.as_slice() else {
+        bail!("expected exactly one YAML document");
+    };
+    let file: ModuleFile = serde_json::from_value(document.value.clone())?;
+    let dialect = match file.engine.as_str() {
+        "postgres" => Dialect::Postgres,
+        "sqlserver" => Dialect::TransactSql,
+        "windows" => Dialect::PowerShell,
+        other => bail!("engine `{other}` is not postgres, sqlserver or windows"),
+    };
+    let mut fields = Vec::new();
+    for (name, rule) in file.fields {
+        let rule: FieldRule = if rule.is_null() {
+            FieldRule::default()
+        } else {
+            serde_json::from_value(rule).with_context(|| format!("field {name}"))?
+        };
+        if rule.change != Change::InPlace && rule.reason.is_none() {
+            bail!("field {name} is not changed in place: give the `reason` the plan shows");
+        }
+        fields.push((name, rule));
+    }
+    let module = Module {
+        kind: file.kind,
+        description: file.description,
+        engine: file.engine,
+        dialect,
+        directory: directory.to_string(),
+        identity: file.identity,
+        items: file.items,
+        discover: file.discover,
+        fields,
+        informational: file.informational,
+        ownership: file.ownership,
+        actions: file.actions,
+        risks: file.risks,
+    };
+    let mut referenced = vec![module.discover.clone(), module.actions.create.file().to_string()];
+    for action in [&module.actions.update, &module.actions.delete, &module.actions.after]
+        .into_iter()
+        .flatten()
+    {
+        referenced.push(action.file().to_string());
+    }
+    for file in referenced {
+        if Dialect::of_file(&file) != Some(dialect) {
+            bail!("template {file} does not have the extension of the {} engine", module.engine);
+        }
+        if !templates.exists(&module.template(&file)) {
+            bail!("template {file} does not exist in {directory}");
+        }
+    }
+    Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_modules_load() {
+        let templates = Templates::embedded().unwrap();
+        let catalog = ModuleCatalog::embedded(&templates).unwrap();
+        for kind in ["PostgresRole", "PostgresDatabase", "PostgresSettings"] {
+            assert!(catalog.get(kind).is_some(), "no module for {kind}");
+        }
+    }
+
+    #[test]
+    fn a_module_naming_a_missing_template_is_refused() {
+        let templates = Templates::from_files(vec![]).unwrap();
+        let module = "kind: X\ndescription: x\nengine: postgres\ndiscover: discover.sql\nfields: {}\nactions: {create: create.sql}\n";
+        let error = ModuleCatalog::from_files(
+            vec![("modules/x/module.yaml".into(), module.into())],
+            &templates,
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("discover.sql does not exist"), "{error:#}");
+    }
+}

@@ -1,0 +1,445 @@
+//! Apply: execute an approved plan. Per target: take the apply lock, make
+//! sure the ledger exists, re-read the live state and refuse what changed
+//! since the plan; then converge resources in dependency order (independent
+//! ones in parallel), verify each by re-discovery, and record every outcome
+//! in the target's ledger.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::connector::Session;
+use crate::model::plan::{Action, Plan, ResourceChange};
+use crate::ops::engine::{DesiredResource, Engine, Observations, TargetObservation, find_row, prune_resource};
+use crate::output::Output;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Converged,
+    /// Nothing to do any more: someone converged it since the plan.
+    AlreadyConverged,
+    Failed,
+    /// The action ran but re-discovery still finds a difference.
+    NotConverged,
+    /// A dependency failed, or its target could not be locked.
+    Skipped,
+    /// The live state or the manifests changed since the plan.
+    Refused,
+}
+
+impl Outcome {
+    pub fn is_success(self) -> bool {
+        matches!(self, Outcome::Converged | Outcome::AlreadyConverged)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Converged => "converged",
+            Outcome::AlreadyConverged => "already-converged",
+            Outcome::Failed => "failed",
+            Outcome::NotConverged => "not-converged",
+            Outcome::Skipped => "skipped",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResourceOutcome {
+    pub address: String,
+    pub action: Action,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApplyReport {
+    pub run_id: String,
+    pub outcomes: Vec<ResourceOutcome>,
+    /// Ledger rows that could not be written (the target went away).
+    pub unrecorded: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn is_success(&self) -> bool {
+        self.outcomes.iter().all(|outcome| outcome.outcome.is_success()) && self.unrecorded.is_empty()
+    }
+
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.outcomes.iter().filter(|entry| entry.outcome == outcome).count()
+    }
+}
+
+/// A resource to converge, with its approved and fresh plans.
+struct Work {
+    approved: ResourceChange,
+    resource: DesiredResource,
+    dependencies: Vec<String>,
+}
+
+/// Verification re-reads at most this many times (a reload takes effect
+/// asynchronously), pausing a little longer each time.
+const VERIFY_ATTEMPTS: u32 = 6;
+const VERIFY_PAUSE: Duration = Duration::from_millis(150);
+
+/// Converge `approved` (a plan the user saw). Prints progress as it goes.
+pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) -> Result<ApplyReport> {
+    let run_id = run_identifier();
+    let mut report = ApplyReport { run_id: run_id.clone(), ..ApplyReport::default() };
+    let wanted: Vec<&ResourceChange> = approved.resource_changes.iter().filter(|change| change.has_changes()).collect();
+    let targets: BTreeSet<String> = wanted.iter().map(|change| change.target.clone()).collect();
+
+    // 1. Lock every target and make sure its ledger exists.
+    let mut locks: BTreeMap<String, Session> = BTreeMap::new();
+    let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+    for target in &targets {
+        match lock_target(&engine, target, output).await {
+            Ok(session) => {
+                locks.insert(target.clone(), session);
+            }
+            Err(error) => {
+                unavailable.insert(target.clone(), format!("{error:#}"));
+            }
+        }
+    }
+
+    // 2. Re-read the locked targets and re-plan: the plan may be stale.
+    let mut observations = Observations::new();
+    for target in locks.keys() {
+        let observation = engine.discover_target(target).await.map_err(|error| format!("{error:#}"));
+        observations.insert(target.clone(), observation);
+    }
+    let fresh = engine.build_plan(&observations, approved.created_at.clone());
+    let fresh_by_address: BTreeMap<&str, &ResourceChange> =
+        fresh.resource_changes.iter().map(|change| (change.address.as_str(), change)).collect();
+
+    // 3. Decide what runs.
+    let position: BTreeMap<&str, usize> = engine
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(index, resource)| (resource.address.as_str(), index))
+        .collect();
+    let mut queue: Vec<Work> = Vec::new();
+    for change in &wanted {
+        let started = Instant::now();
+        let settle = |outcome: Outcome, message: String| ResourceOutcome {
+            address: change.address.clone(),
+            action: change.action,
+            outcome,
+            message: Some(message),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if let Some(reason) = unavailable.get(&change.target) {
+            report.outcomes.push(settle(Outcome::Skipped, format!("target {} unavailable: {reason}", change.target)));
+            continue;
+        }
+        let Some(current) = fresh_by_address.get(change.address.as_str()) else {
+            report.outcomes.push(settle(Outcome::Refused, "no longer in the manifests or not discovered again".into()));
+            continue;
+        };
+        if let Some(blocked) = &current.blocked {
+            report.outcomes.push(settle(Outcome::Failed, blocked.message().to_string()));
+            continue;
+        }
+        if current.desired_fingerprint != change.desired_fingerprint {
+            report.outcomes.push(settle(Outcome::Refused, "the manifests changed since the plan was made: plan again".into()));
+            continue;
+        }
+        if current.observed_fingerprint != change.observed_fingerprint {
+            if current.action == Action::NoOp {
+                report.outcomes.push(settle(Outcome::AlreadyConverged, "converged by someone else since the plan".into()));
+            } else {
+                report.outcomes.push(settle(Outcome::Refused, "its live state changed since the plan was made: plan again".into()));
+            }
+            continue;
+        }
+        let resource = match position.get(change.address.as_str()) {
+            Some(index) => engine.resources[*index].clone(),
+            None => match engine.modules.get(&change.kind) {
+                Some(module) if change.prune => {
+                    prune_resource(module, &change.target, &change.items.first().map(|item| item.identity.clone()).unwrap_or_default())
+                }
+                _ => {
+                    report.outcomes.push(settle(Outcome::Refused, "not a resource of these manifests".into()));
+                    continue;
+                }
+            },
+        };
+        let dependencies = resource
+            .dependencies
+            .iter()
+            .map(|index| engine.resources[*index].address.clone())
+            .collect();
+        queue.push(Work { approved: (*current).clone(), resource, dependencies });
+    }
+    for outcome in &report.outcomes {
+        print_outcome(output, outcome);
+    }
+
+    // 4. Converge: dependency order, independent resources in parallel,
+    // prune deletions last (in the order the plan lists them).
+    let mut finished: BTreeMap<String, Outcome> = report.outcomes.iter().map(|outcome| (outcome.address.clone(), outcome.outcome)).collect();
+    let pending_addresses: BTreeSet<String> = queue.iter().map(|work| work.approved.address.clone()).collect();
+    let (mut deletions, mut remaining): (Vec<Work>, Vec<Work>) = queue.into_iter().partition(|work| work.approved.prune);
+    let limit = engine.settings.parallelism.max(1);
+    let mut running = tokio::task::JoinSet::new();
+    let mut in_flight = 0usize;
+    loop {
+        // Start everything whose dependencies are settled.
+        let mut index = 0;
+        while index < remaining.len() && in_flight < limit {
+            let work = &remaining[index];
+            let waiting = work
+                .dependencies
+                .iter()
+                .any(|dependency| pending_addresses.contains(dependency) && !finished.contains_key(dependency));
+            if waiting {
+                index += 1;
+                continue;
+            }
+            let work = remaining.remove(index);
+            let failed_dependency = work
+                .dependencies
+                .iter()
+                .find(|dependency| finished.get(*dependency).is_some_and(|outcome| !outcome.is_success()));
+            if let Some(dependency) = failed_dependency {
+                let outcome = ResourceOutcome {
+                    address: work.approved.address.clone(),
+                    action: work.approved.action,
+                    outcome: Outcome::Skipped,
+                    message: Some(format!("depends on {dependency}, which did not converge")),
+                    seconds: 0.0,
+                };
+                record_outcome(&engine, &work, &outcome, None, &run_id, &mut report).await;
+                print_outcome(output, &outcome);
+                finished.insert(outcome.address.clone(), outcome.outcome);
+                report.outcomes.push(outcome);
+                continue;
+            }
+            let engine = Arc::clone(&engine);
+            let facts = observations
+                .get(&work.approved.target)
+                .and_then(|observation| observation.as_ref().ok())
+                .map(|observation| observation.facts.clone())
+                .unwrap_or_default();
+            in_flight += 1;
+            running.spawn(async move {
+                let started = Instant::now();
+                let result = converge(&engine, &work, &facts).await;
+                (work, result, started.elapsed().as_secs_f64())
+            });
+        }
+        if in_flight == 0 {
+            if remaining.is_empty() {
+                if deletions.is_empty() {
+                    break;
+                }
+                // Deletions run one at a time, after everything else.
+                remaining.push(deletions.remove(0));
+                continue;
+            }
+            // Only blocked work is left: its dependencies can never finish.
+            let work = remaining.remove(0);
+            let outcome = ResourceOutcome {
+                address: work.approved.address.clone(),
+                action: work.approved.action,
+                outcome: Outcome::Skipped,
+                message: Some("its dependencies never converged".into()),
+                seconds: 0.0,
+            };
+            finished.insert(outcome.address.clone(), outcome.outcome);
+            report.outcomes.push(outcome);
+            continue;
+        }
+        let Some(joined) = running.join_next().await else { break };
+        in_flight -= 1;
+        let (work, result, seconds) = joined.map_err(|error| anyhow!("an apply task panicked: {error}"))?;
+        let (outcome, message, observed_fingerprint) = match result {
+            Ok(Converged { observed_fingerprint, remaining_difference: None }) => (Outcome::Converged, None, Some(observed_fingerprint)),
+            Ok(Converged { observed_fingerprint, remaining_difference: Some(difference) }) => (
+                Outcome::NotConverged,
+                Some(format!("after the action, re-discovery still differs: {difference}")),
+                Some(observed_fingerprint),
+            ),
+            Err(error) => (Outcome::Failed, Some(format!("{error:#}")), None),
+        };
+        let outcome = ResourceOutcome { address: work.approved.address.clone(), action: work.approved.action, outcome, message, seconds };
+        record_outcome(&engine, &work, &outcome, observed_fingerprint, &run_id, &mut report).await;
+        print_outcome(output, &outcome);
+        finished.insert(outcome.address.clone(), outcome.outcome);
+        report.outcomes.push(outcome);
+    }
+
+    // 5. Release the locks (closing the sessions would too).
+    for (target, session) in locks {
+        let context = Value::Object(engine.base_context(&target, &Default::default()));
+        if let Ok(script) = engine.templates.render(&format!("{}/lock_release.sql", folder_of(&engine, &target)), &context) {
+            let _ = session.query_json(&script).await;
+        }
+    }
+    Ok(report)
+}
+
+struct Converged {
+    observed_fingerprint: String,
+    /// The fields still differing after the action, if any.
+    remaining_difference: Option<String>,
+}
+
+/// Run one resource's scripts, then re-discover until the diff is empty
+/// (bounded), returning the observed fingerprint for the ledger.
+async fn converge(engine: &Engine, work: &Work, facts: &serde_json::Map<String, Value>) -> Result<Converged> {
+    let module = engine.modules.get(&work.resource.kind).context("no module")?;
+    let endpoint = engine.endpoints.get(&work.resource.target).context("no endpoint")?;
+    let mut session = endpoint.connect(None).await?;
+    let rows = engine.discover_module(&session, module, &work.resource.target, facts).await?;
+    let mut changed_any = false;
+    for item in &work.resource.items {
+        let observed = find_row(&rows, &item.identity);
+        let item_diff = if work.approved.prune {
+            crate::ops::diff::ItemDiff { action: Some(Action::Delete), ..Default::default() }
+        } else {
+            let replace = engine.settings.replace.contains(&work.resource.address);
+            crate::ops::diff::diff_item(module, item, observed, replace)
+        };
+        if item_diff.action == Some(Action::NoOp) {
+            continue;
+        }
+        changed_any = true;
+        let scripts = engine.render_item(module, &work.resource, item, observed, &item_diff, facts, crate::ops::engine::RenderMode::Execute)?;
+        for (script, transaction) in scripts {
+            session
+                .execute(&script, transaction)
+                .await
+                .with_context(|| format!("{} of {}", item_diff.action.unwrap_or(Action::NoOp).name(), item.identity))?;
+        }
+    }
+    if changed_any && !work.approved.prune {
+        if let Some((script, transaction)) = engine.render_after(module, &work.resource, facts)? {
+            session.execute(&script, transaction).await.context("the module's after step")?;
+        }
+    }
+    // Verify: the re-diff must be empty.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let rows = engine.discover_module(&session, module, &work.resource.target, facts).await?;
+        let (fingerprint, difference) = if work.approved.prune {
+            let identity = &work.resource.items[0].identity;
+            let still_there = find_row(&rows, identity).is_some();
+            (String::new(), still_there.then(|| format!("{identity} still exists")))
+        } else {
+            let mut observation = TargetObservation { facts: facts.clone(), ..Default::default() };
+            observation.rows.insert(module.kind.clone(), rows);
+            let observations: Observations = BTreeMap::from([(work.resource.target.clone(), Ok(observation))]);
+            let replanned = engine.plan_resource(&work.resource, &observations);
+            let difference = (replanned.action != Action::NoOp).then(|| {
+                replanned
+                    .items
+                    .iter()
+                    .flat_map(|item| item.changes.iter().map(move |change| format!("{} {}", item.identity, change.field)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            (replanned.observed_fingerprint, difference)
+        };
+        if difference.is_none() || attempt >= VERIFY_ATTEMPTS {
+            return Ok(Converged { observed_fingerprint: fingerprint, remaining_difference: difference });
+        }
+        tokio::time::sleep(VERIFY_PAUSE * attempt).await;
+    }
+}
+
+fn folder_of(engine: &Engine, target: &str) -> &'static str {
+    engine.endpoints.get(target).map_or("templates/postgres", |endpoint| endpoint.template_folder())
+}
+
+/// Take the apply lock of `target` (waiting at most the lock timeout) and
+/// prepare its ledger; the returned session holds the lock.
+async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Result<Session> {
+    let endpoint = engine.endpoints.get(target).with_context(|| format!("no instance {target}"))?;
+    let folder = endpoint.template_folder();
+    let mut session = endpoint.connect(None).await?;
+    let context = Value::Object(engine.base_context(target, &Default::default()));
+    let tried = session.query_json(&engine.templates.render(&format!("{folder}/lock_try.sql"), &context)?).await?;
+    if tried.get("acquired").and_then(Value::as_bool) != Some(true) {
+        output.status(&format!(
+            "waiting for the apply lock on {target}: another apply is converging it (at most {} s)",
+            engine.settings.lock_timeout.as_secs()
+        ));
+        let timeout_ms = engine.settings.lock_timeout.as_millis() as u64;
+        let set = engine.templates.render(
+            &format!("{folder}/session.sql"),
+            &json!({"statement_timeout_ms": timeout_ms + 5_000, "lock_timeout_ms": timeout_ms}),
+        )?;
+        session.execute(&set, false).await?;
+        session
+            .query_json(&engine.templates.render(&format!("{folder}/lock_wait.sql"), &context)?)
+            .await
+            .with_context(|| format!("the apply lock on {target} was not released within {} s", engine.settings.lock_timeout.as_secs()))?;
+    }
+    session
+        .execute(&engine.templates.render(&format!("{folder}/ledger/prepare.sql"), &context)?, true)
+        .await
+        .with_context(|| format!("cannot create the ledger (schema fleetform) on {target}"))?;
+    Ok(session)
+}
+
+/// Write one outcome to the target's ledger; a failure to write is reported.
+async fn record_outcome(
+    engine: &Engine,
+    work: &Work,
+    outcome: &ResourceOutcome,
+    observed_fingerprint: Option<String>,
+    run_id: &str,
+    report: &mut ApplyReport,
+) {
+    let target = &work.resource.target;
+    let script: String = work.approved.items.iter().map(|item| item.script.as_str()).collect();
+    let mut context = engine.base_context(target, &Default::default());
+    context.insert("run_id".into(), json!(run_id));
+    context.insert("commit".into(), json!(engine.settings.commit));
+    context.insert("actor".into(), json!(engine.settings.actor));
+    context.insert("resource".into(), json!(work.approved.address));
+    context.insert("action".into(), json!(work.approved.action.name()));
+    context.insert("result".into(), json!(outcome.outcome.name()));
+    context.insert("desired_fingerprint".into(), json!(work.approved.desired_fingerprint));
+    context.insert("observed_fingerprint".into(), json!(observed_fingerprint));
+    context.insert("message".into(), json!(outcome.message));
+    context.insert("script".into(), json!(script));
+    let attempt = async {
+        let endpoint = engine.endpoints.get(target).context("no endpoint")?;
+        let rendered = engine
+            .templates
+            .render(&format!("{}/ledger/record.sql", endpoint.template_folder()), &Value::Object(context))?;
+        let mut session = endpoint.connect(None).await?;
+        session.execute(&rendered, true).await
+    };
+    if let Err(error) = attempt.await {
+        report.unrecorded.push(format!("{}: {error:#}", work.approved.address));
+    }
+}
+
+fn print_outcome(output: &mut Output, outcome: &ResourceOutcome) {
+    let mark = if outcome.outcome.is_success() { "ok" } else { "!!" };
+    let mut line = format!("{mark} {} {}: {}", outcome.action.symbol(), outcome.address, outcome.outcome.name());
+    if let Some(message) = &outcome.message {
+        line.push_str(&format!(" ({})", message.replace('\n', "; ")));
+    }
+    output.status(&line);
+}
+
+fn run_identifier() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}-{:x}", now.as_millis(), std::process::id())
+}

@@ -1,0 +1,321 @@
+//! Diff: desired fields against observed fields, per item, per field, by the
+//! rules of the item's module. Pure: no IO, no clock.
+//!
+//! Secrets enter here only to be compared (a password against a SCRAM
+//! verifier) or hashed into a fingerprint; no value that leaves this module
+//! contains one.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::model::plan::{Action, FieldChange};
+use crate::modules::{Change, Compare, Module};
+use crate::template::SENSITIVE;
+
+/// The desired state of one live object.
+#[derive(Clone, Debug)]
+pub struct DesiredItem {
+    pub identity: String,
+    /// Compared fields that the manifest gives (or whose schema has a default).
+    /// Sensitive fields hold `(sensitive)`; their values are in `secrets`.
+    pub fields: Map<String, Value>,
+    /// Plain secret values by field name: memory only, never serialised.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The diff of one item.
+#[derive(Clone, Debug, Default)]
+pub struct ItemDiff {
+    pub action: Option<Action>,
+    pub changes: Vec<FieldChange>,
+    /// A fixed field differs: the message says which and why.
+    pub cannot_change: Vec<String>,
+}
+
+impl ItemDiff {
+    pub fn changed_fields(&self) -> Vec<String> {
+        self.changes.iter().map(|change| change.field.clone()).collect()
+    }
+}
+
+/// Compare one desired item with its observed row (None: it does not exist).
+pub fn diff_item(
+    module: &Module,
+    desired: &DesiredItem,
+    observed: Option<&Map<String, Value>>,
+    replace_requested: bool,
+) -> ItemDiff {
+    let Some(observed) = observed else {
+        return ItemDiff {
+            action: Some(Action::Create),
+            ..ItemDiff::default()
+        };
+    };
+    let mut diff = ItemDiff::default();
+    let mut replace = false;
+    for (field, rule) in &module.fields {
+        if rule.compare == Compare::Never {
+            continue;
+        }
+        let Some(wanted) = desired.fields.get(field) else {
+            continue;
+        };
+        let current = observed.get(field).unwrap_or(&Value::Null);
+        let secret = desired.secrets.get(field).map(String::as_str);
+        if values_match(rule.compare, wanted, secret, current, observed) {
+            continue;
+        }
+        let mut change = FieldChange {
+            field: field.clone(),
+            before: if rule.sensitive && !current.is_null() {
+                Value::String(SENSITIVE.into())
+            } else {
+                current.clone()
+            },
+            after: wanted.clone(),
+            added: Vec::new(),
+            removed: Vec::new(),
+            text_diff: None,
+            forces_replace: None,
+        };
+        if rule.compare == Compare::Set {
+            let (added, removed) = set_difference(wanted, current);
+            change.added = added;
+            change.removed = removed;
+        }
+        if rule.compare == Compare::Text {
+            change.text_diff = text_diff(current, wanted);
+        }
+        match rule.change {
+            Change::InPlace => {}
+            Change::Replace => {
+                replace = true;
+                change.forces_replace = rule.reason.clone();
+            }
+            Change::Fixed if replace_requested => {
+                replace = true;
+                change.forces_replace = rule.reason.clone();
+            }
+            Change::Fixed => diff.cannot_change.push(format!(
+                "{field} cannot change from {} to {}: {}",
+                display_value(&change.before),
+                display_value(&change.after),
+                rule.reason.as_deref().unwrap_or("it is fixed at creation"),
+            )),
+        }
+        diff.changes.push(change);
+    }
+    diff.action = Some(if diff.changes.is_empty() {
+        Action::NoOp
+    } else if replace {
+        Action::Replace
+    } else {
+        Action::Update
+    });
+    diff
+}
+
+pub fn display_value(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".into(),
+        Value::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn values_match(
+    compare: Compare,
+    wanted: &Value,
+    secret: Option<&str>,
+    current: &Value,
+    observed_row: &Map<String, Value>,
+) -> bool {
+    match compare {
+        Compare::Never => true,
+        Compare::Exact | Compare::Text => json_equal(wanted, current),
+        Compare::IgnoreCase => match (wanted.as_str(), current.as_str()) {
+            (Some(left), Some(right)) => left.eq_ignore_ascii_case(right),
+            _ => json_equal(wanted, current),
+        },
+        Compare::Set => {
+            let (added, removed) = set_difference(wanted, current);
+            added.is_empty() && removed.is_empty()
+        }
+        Compare::Timestamp => timestamps_equal(wanted, current),
+        Compare::ScramPassword => match (secret, current.as_str()) {
+            (Some(password), Some(verifier)) => {
+                let user = observed_row
+                    .get("identity")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                password_matches(password, user, verifier)
+            }
+            (None, _) => true,
+            (Some(_), None) => false,
+        },
+        Compare::PostgresSetting => {
+            let unit = observed_row.get("unit").and_then(Value::as_str);
+            let kind = observed_row.get("vartype").and_then(Value::as_str);
+            match (setting_text(wanted), setting_text(current)) {
+                (Some(left), Some(right)) => {
+                    crate::ops::settings::normalize(&left, unit, kind)
+                        == crate::ops::settings::normalize(&right, unit, kind)
+                }
+                _ => false,
+            }
+        }
+    }
+}
+
+fn setting_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(true) => Some("on".into()),
+        Value::Bool(false) => Some("off".into()),
+        _ => None,
+    }
+}
+
+fn json_equal(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => left == right,
+    }
+}
+
+fn set_difference(wanted: &Value, current: &Value) -> (Vec<Value>, Vec<Value>) {
+    let empty = Vec::new();
+    let wanted = wanted.as_array().unwrap_or(&empty);
+    let current = current.as_array().unwrap_or(&empty);
+    let added = wanted
+        .iter()
+        .filter(|item| !current.contains(item))
+        .cloned()
+        .collect();
+    let removed = current
+        .iter()
+        .filter(|item| !wanted.contains(item))
+        .cloned()
+        .collect();
+    (added, removed)
+}
+
+fn timestamps_equal(wanted: &Value, current: &Value) -> bool {
+    // Ok(None): no expiry (null or `infinity`); Err: not a date-time.
+    let parse = |value: &Value| -> Result<Option<i64>, ()> {
+        match value {
+            Value::Null => Ok(None),
+            Value::String(text) if text.eq_ignore_ascii_case("infinity") => Ok(None),
+            Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|time| Some(time.timestamp_micros()))
+                .map_err(|_| ()),
+            _ => Err(()),
+        }
+    };
+    match (parse(wanted), parse(current)) {
+        (Ok(left), Ok(right)) => left == right,
+        _ => wanted == current,
+    }
+}
+
+fn text_diff(current: &Value, wanted: &Value) -> Option<String> {
+    let before = current.as_str().unwrap_or_default();
+    let after = wanted.as_str()?;
+    if !before.contains('\n') && !after.contains('\n') {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(before, after);
+    Some(
+        diff.unified_diff()
+            .context_radius(3)
+            .header("live", "manifest")
+            .to_string(),
+    )
+}
+
+/// Whether `password` is the one a PostgreSQL verifier (`SCRAM-SHA-256$…` or
+/// `md5…`) was made from. The verifier is never shown; only the answer leaves.
+pub fn password_matches(password: &str, user: &str, verifier: &str) -> bool {
+    if let Some(rest) = verifier.strip_prefix("SCRAM-SHA-256$") {
+        return scram_matches(password, rest).unwrap_or(false);
+    }
+    if verifier.starts_with("md5") {
+        return postgres_protocol::password::md5(password.as_bytes(), user) == verifier;
+    }
+    false
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn scram_matches(password: &str, verifier: &str) -> Option<bool> {
+    // <iterations>:<salt>$<StoredKey>:<ServerKey>
+    let (parameters, keys) = verifier.split_once('$')?;
+    let (iterations, salt) = parameters.split_once(':')?;
+    let (stored_key, _server_key) = keys.split_once(':')?;
+    let iterations: u32 = iterations.parse().ok()?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let salt = engine.decode(salt).ok()?;
+    let stored_key = engine.decode(stored_key).ok()?;
+    let mut salted_password = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted_password);
+    let mut client_key = <HmacSha256 as KeyInit>::new_from_slice(&salted_password).ok()?;
+    client_key.update(b"Client Key");
+    let client_key = client_key.finalize().into_bytes();
+    let computed = Sha256::digest(client_key);
+    Some(computed.as_slice() == stored_key.as_slice())
+}
+
+/// The verifier sent instead of a password, so the password itself never
+/// travels in a statement (nor lands in a server log).
+pub fn scram_verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
+}
+
+/// SHA-256 of a JSON value, hex.
+pub fn fingerprint(value: &Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    hex(&digest)
+}
+
+/// A secret's stand-in inside a desired-state fingerprint: slow and salted
+/// by where it is used, so the fingerprint gives no cheap way to guess it.
+pub fn secret_fingerprint(secret: &str, salt: &str) -> String {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(secret.as_bytes(), salt.as_bytes(), 4096, &mut out);
+    hex(&out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scram_verifier_made_by_postgres_protocol_matches_only_its_password() {
+        let verifier = scram_verifier("correct horse");
+        assert!(password_matches("correct horse", "app", &verifier));
+        assert!(!password_matches("Correct horse", "app", &verifier));
+        assert!(!password_matches("correct horse", "app", "garbage"));
+    }
+
+    #[test]
+    fn md5_verifiers_are_checked_with_the_user_name() {
+        let verifier = postgres_protocol::password::md5(b"secret", "app");
+        assert!(password_matches("secret", "app", &verifier));
+        assert!(!password_matches("secret", "other", &verifier));
+    }
+
+    #[test]
+    fn timestamps_compare_as_instants() {
+        assert!(timestamps_equal(&"2027-01-01T00:00:00Z".into(), &"2027-01-01T01:00:00+01:00".into()));
+        assert!(!timestamps_equal(&"2027-01-01T00:00:00Z".into(), &Value::Null));
+    }
+}

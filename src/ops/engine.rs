@@ -1,0 +1,738 @@
+//! The engine: from a validated fleet to desired items (`prepare`, no IO but
+//! reading secrets), live state (`discover`, read-only IO through
+//! connectors) and a plan (`build_plan`, pure). `ops::apply` executes a plan.
+//!
+//! The engine knows modules and connectors only through their contracts: it
+//! never contains SQL and never asks which database product it talks to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::connector::{Endpoint, Session};
+use crate::model::plan::{
+    Action, Blocked, DriftStatus, ItemChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Risk,
+    TargetError, UnmanagedObject,
+};
+use crate::model::{Target, ValidatedFleet};
+use crate::modules::{Compare, Module, ModuleCatalog};
+use crate::ops::diff::{self, DesiredItem, ItemDiff};
+use crate::schemas::{SchemaCatalog, Targets};
+use crate::secrets::SecretRef;
+use crate::template::{self, Templates};
+
+/// The last line of the comment of every object fleetform creates.
+pub const OWNERSHIP_MARKER: &str = "[managed by fleetform]";
+
+/// The key of the apply lock (`pg_advisory_lock`): "fleetfor" in ASCII.
+pub const LOCK_KEY: i64 = 0x666c_6565_7466_6f72;
+
+/// Settings of one plan, apply or drift run, resolved once.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub parallelism: usize,
+    /// Plan deletions of owned objects that left the manifests.
+    pub prune: bool,
+    /// Addresses allowed to be dropped and recreated for a fixed-field change.
+    pub replace: BTreeSet<String>,
+    /// Only these resources (address, `Kind/name` or kind); empty: all.
+    pub only: Vec<String>,
+    pub lock_timeout: Duration,
+    pub actor: String,
+    pub commit: Option<String>,
+    pub repository_root: PathBuf,
+}
+
+/// One resource's desired state, ready to diff.
+#[derive(Clone, Debug)]
+pub struct DesiredResource {
+    pub address: String,
+    pub kind: String,
+    pub target: String,
+    /// The spec with schema defaults filled in; secrets are still references.
+    pub spec: Value,
+    pub items: Vec<DesiredItem>,
+    /// Indexes (into `Engine::resources`) of what must converge first.
+    pub dependencies: Vec<usize>,
+    /// Why the resource cannot be planned (a secret that cannot be read, no module).
+    pub blocked: Option<Blocked>,
+}
+
+/// Everything a run needs, owned so that tasks can share it.
+pub struct Engine {
+    pub environment: String,
+    pub settings: RunSettings,
+    pub modules: ModuleCatalog,
+    pub templates: Templates,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    pub resources: Vec<DesiredResource>,
+}
+
+/// The live state of one target.
+#[derive(Clone, Debug, Default)]
+pub struct TargetObservation {
+    /// Server facts every template may use (`server_version_num`...).
+    pub facts: Map<String, Value>,
+    /// Discovered rows per kind.
+    pub rows: BTreeMap<String, Vec<Map<String, Value>>>,
+    /// The ledger's last converged entry per resource address.
+    pub ledger: BTreeMap<String, LedgerEntry>,
+    pub ledger_exists: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LedgerEntry {
+    pub resource: String,
+    pub action: String,
+    pub desired_fingerprint: String,
+    pub observed_fingerprint: Option<String>,
+    pub commit: Option<String>,
+    pub actor: Option<String>,
+    pub recorded_at: Option<String>,
+}
+
+pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;
+
+impl Engine {
+    /// Desired resources of `fleet` with modules and endpoints; reads secrets.
+    pub fn prepare(
+        fleet: &ValidatedFleet,
+        catalog: &SchemaCatalog,
+        settings: RunSettings,
+    ) -> Result<Engine> {
+        let templates = Templates::embedded()?;
+        let modules = ModuleCatalog::embedded(&templates)?;
+        let endpoints =
+            crate::ops::targets::resolve_endpoints(fleet, catalog, &settings.repository_root)?;
+        let keep = if settings.only.is_empty() {
+            None
+        } else {
+            let keep = crate::ops::graph::restrict(&fleet.graph, &settings.only);
+            if keep.is_empty() {
+                anyhow::bail!("no resource matches --target {}", settings.only.join(", "));
+            }
+            Some(keep)
+        };
+        let mut position_of_graph_index = BTreeMap::new();
+        let mut resources = Vec::new();
+        for graph_index in fleet.graph.topological_order() {
+            let resource = &fleet.graph.resources[graph_index];
+            if keep.as_ref().is_some_and(|keep| !keep.contains(&graph_index)) {
+                continue;
+            }
+            let Target::Instance(target) = &resource.target else {
+                continue;
+            };
+            let object = &fleet.manifests.objects[resource.object];
+            if catalog
+                .kind(&object.kind)
+                .is_some_and(|info| info.targets != Targets::Instances)
+            {
+                continue;
+            }
+            let mut spec = Value::Object(catalog.spec_defaults(&object.kind));
+            if let (Value::Object(merged), Value::Object(given)) = (&mut spec, object.spec()) {
+                for (key, value) in given {
+                    merged.insert(key.clone(), value.clone());
+                }
+            }
+            let address = resource.address.to_string();
+            let (items, blocked) = match modules.get(&object.kind) {
+                None => (
+                    Vec::new(),
+                    Some(Blocked::NoModule(format!(
+                        "no module converges {} yet: it is validated but not planned",
+                        object.kind
+                    ))),
+                ),
+                Some(module) => match desired_items(module, &spec, &object.name, &settings) {
+                    Ok(items) => (items, None),
+                    Err(error) => (
+                        Vec::new(),
+                        Some(Blocked::CannotChange(format!("{error:#}"))),
+                    ),
+                },
+            };
+            let dependencies = fleet.graph.dependencies[graph_index]
+                .iter()
+                .filter_map(|(dependency, _)| position_of_graph_index.get(dependency).copied())
+                .collect();
+            position_of_graph_index.insert(graph_index, resources.len());
+            resources.push(DesiredResource {
+                address,
+                kind: object.kind.clone(),
+                target: target.clone(),
+                spec,
+                items,
+                dependencies,
+                blocked,
+            });
+        }
+        Ok(Engine {
+            environment: fleet.manifests.environment.name.clone(),
+            settings,
+            modules,
+            templates,
+            endpoints,
+            resources,
+        })
+    }
+
+    /// Targets whose live state this run needs: those of the resources, and
+    /// with modules that own objects, every instance (to find what to prune).
+    pub fn targets(&self) -> BTreeSet<String> {
+        let mut targets: BTreeSet<String> = self
+            .resources
+            .iter()
+            .filter(|resource| resource.blocked.is_none())
+            .map(|resource| resource.target.clone())
+            .collect();
+        if self.settings.only.is_empty() {
+            targets.extend(self.endpoints.keys().cloned());
+        }
+        targets
+    }
+
+    /// Modules to discover on `target`.
+    fn modules_for(&self, target: &str) -> Vec<&Module> {
+        let mut kinds: BTreeSet<&str> = self
+            .resources
+            .iter()
+            .filter(|resource| resource.target == target && resource.blocked.is_none())
+            .map(|resource| resource.kind.as_str())
+            .collect();
+        if self.settings.only.is_empty() {
+            for module in self.modules.iter() {
+                if module.ownership.is_some() && module.engine == "postgres" {
+                    kinds.insert(&module.kind);
+                }
+            }
+        }
+        kinds
+            .into_iter()
+            .filter_map(|kind| self.modules.get(kind))
+            .collect()
+    }
+
+    /// Identities wanted of `kind` on `target` (discovery may filter on them).
+    fn identities(&self, kind: &str, target: &str) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter(|resource| resource.kind == kind && resource.target == target)
+            .flat_map(|resource| resource.items.iter().map(|item| item.identity.clone()))
+            .collect()
+    }
+
+    /// Context every template of `target` sees.
+    pub fn base_context(&self, target: &str, facts: &Map<String, Value>) -> Map<String, Value> {
+        let mut context = facts.clone();
+        context.insert("target".into(), json!(target));
+        context.insert("marker".into(), json!(OWNERSHIP_MARKER));
+        context.insert("lock_key".into(), json!(LOCK_KEY));
+        context.insert("environment".into(), json!(self.environment));
+        context
+    }
+
+    /// Read the live state of every target, `parallelism` targets at a time.
+    pub async fn discover(self: &Arc<Self>) -> Observations {
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.settings.parallelism.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for target in self.targets() {
+            let engine = Arc::clone(self);
+            let limit = Arc::clone(&limit);
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let observation = engine.discover_target(&target).await;
+                (target, observation.map_err(|error| format!("{error:#}")))
+            });
+        }
+        let mut observations = Observations::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((target, observation)) = joined {
+                observations.insert(target, observation);
+            }
+        }
+        observations
+    }
+
+    pub async fn discover_target(&self, target: &str) -> Result<TargetObservation> {
+        let endpoint = self
+            .endpoints
+            .get(target)
+            .with_context(|| format!("no instance {target} in the environment"))?;
+        let session = endpoint.connect(None).await?;
+        let folder = endpoint.template_folder();
+        let facts = session
+            .query_json(&self.templates.render(&format!("{folder}/server.sql"), &json!({}))?)
+            .await
+            .with_context(|| format!("cannot read the server facts of {}", endpoint.describe()))?;
+        let facts = facts.as_object().cloned().unwrap_or_default();
+        let mut observation = TargetObservation {
+            facts,
+            ..TargetObservation::default()
+        };
+        for module in self.modules_for(target) {
+            let rows = self.discover_module(&session, module, target, &observation.facts).await?;
+            observation.rows.insert(module.kind.clone(), rows);
+        }
+        let mut context = self.base_context(target, &observation.facts);
+        let exists = session
+            .query_json(&self.templates.render(&format!("{folder}/ledger/exists.sql"), &Value::Object(context.clone()))?)
+            .await
+            .with_context(|| format!("cannot look for the ledger on {}", endpoint.describe()))?;
+        observation.ledger_exists = exists.get("exists").and_then(Value::as_bool).unwrap_or(false);
+        context.insert("ledger_exists".into(), json!(observation.ledger_exists));
+        let entries = session
+            .query_json(&self.templates.render(&format!("{folder}/ledger/latest.sql"), &Value::Object(context))?)
+            .await
+            .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
+        let entries: Vec<LedgerEntry> = serde_json::from_value(entries)
+            .with_context(|| format!("the ledger on {} has an unexpected shape", endpoint.describe()))?;
+        observation.ledger = entries
+            .into_iter()
+            .map(|entry| (entry.resource.clone(), entry))
+            .collect();
+        Ok(observation)
+    }
+
+    /// Run one module's discovery on an open session.
+    pub async fn discover_module(
+        &self,
+        session: &Session,
+        module: &Module,
+        target: &str,
+        facts: &Map<String, Value>,
+    ) -> Result<Vec<Map<String, Value>>> {
+        let mut context = self.base_context(target, facts);
+        context.insert("names".into(), json!(self.identities(&module.kind, target)));
+        let script = self
+            .templates
+            .render(&module.template(&module.discover), &Value::Object(context))?;
+        let value = session
+            .query_json(&script)
+            .await
+            .with_context(|| format!("discovery of {} on {target} failed", module.kind))?;
+        let rows = value
+            .as_array()
+            .with_context(|| format!("discovery of {} did not return a JSON list", module.kind))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.as_object().cloned())
+            .collect())
+    }
+
+    /// The plan for `observations`. Pure.
+    pub fn build_plan(&self, observations: &Observations, created_at: String) -> Plan {
+        let mut resource_changes = Vec::new();
+        let mut claimed: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for resource in &self.resources {
+            for item in &resource.items {
+                claimed.insert((resource.kind.clone(), resource.target.clone(), item.identity.clone()));
+            }
+            resource_changes.push(self.plan_resource(resource, observations));
+        }
+        let mut unmanaged = Vec::new();
+        let mut prunes = Vec::new();
+        for (target, observation) in observations {
+            let Ok(observation) = observation else { continue };
+            for (kind, rows) in &observation.rows {
+                let Some(module) = self.modules.get(kind) else { continue };
+                let Some(ownership) = &module.ownership else { continue };
+                for row in rows {
+                    let identity = row_identity(row);
+                    if claimed.contains(&(kind.clone(), target.clone(), identity.clone())) {
+                        continue;
+                    }
+                    let owned = row.get(&ownership.field).and_then(Value::as_bool).unwrap_or(false);
+                    if owned && self.settings.prune {
+                        prunes.push((ownership.prune_order, self.plan_prune(module, target, row, observation)));
+                    } else {
+                        unmanaged.push(UnmanagedObject {
+                            kind: kind.clone(),
+                            target: target.clone(),
+                            identity,
+                            owned,
+                        });
+                    }
+                }
+            }
+        }
+        prunes.sort_by(|left, right| left.0.cmp(&right.0).then(left.1.address.cmp(&right.1.address)));
+        resource_changes.extend(prunes.into_iter().map(|(_, change)| change));
+        let target_errors = observations
+            .iter()
+            .filter_map(|(target, observation)| {
+                observation.as_ref().err().map(|message| TargetError {
+                    target: target.clone(),
+                    message: message.clone(),
+                })
+            })
+            .collect();
+        let resource_drift = resource_changes
+            .iter()
+            .filter(|change| change.drift == DriftStatus::Drifted)
+            .map(|change| change.address.clone())
+            .collect();
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            fleetform_version: env!("CARGO_PKG_VERSION").to_string(),
+            environment: self.environment.clone(),
+            commit: self.settings.commit.clone(),
+            created_at,
+            prune: self.settings.prune,
+            summary: Plan::summarize(&resource_changes),
+            resource_drift,
+            resource_changes,
+            unmanaged,
+            target_errors,
+        }
+    }
+
+    pub fn plan_resource(&self, resource: &DesiredResource, observations: &Observations) -> ResourceChange {
+        let mut change = ResourceChange {
+            address: resource.address.clone(),
+            kind: resource.kind.clone(),
+            target: resource.target.clone(),
+            action: Action::NoOp,
+            items: Vec::new(),
+            observed_fingerprint: String::new(),
+            desired_fingerprint: desired_fingerprint(resource),
+            drift: DriftStatus::InSync,
+            blocked: resource.blocked.clone(),
+            prune: false,
+        };
+        if change.blocked.is_some() {
+            return change;
+        }
+        let Some(module) = self.modules.get(&resource.kind) else {
+            return change;
+        };
+        let observation = match observations.get(&resource.target) {
+            Some(Ok(observation)) => observation,
+            Some(Err(message)) => {
+                change.blocked = Some(Blocked::DiscoveryFailed(message.clone()));
+                return change;
+            }
+            None => {
+                change.blocked = Some(Blocked::DiscoveryFailed(format!(
+                    "{} was not discovered",
+                    resource.target
+                )));
+                return change;
+            }
+        };
+        let rows = observation.rows.get(&resource.kind).map(Vec::as_slice).unwrap_or_default();
+        let mut cannot_change = Vec::new();
+        let mut observed_state = Map::new();
+        for item in &resource.items {
+            let observed = find_row(rows, &item.identity);
+            observed_state.insert(item.identity.clone(), observed_fields(module, item, observed));
+            let replace_requested = self.settings.replace.contains(&resource.address);
+            let item_diff = diff::diff_item(module, item, observed, replace_requested);
+            cannot_change.extend(item_diff.cannot_change.iter().cloned());
+            let planned = self.plan_item(module, resource, item, observed, &item_diff, &observation.facts);
+            change.action = change.action.combine(planned.action);
+            change.items.push(planned);
+        }
+        change.observed_fingerprint = diff::fingerprint(&Value::Object(observed_state));
+        if !cannot_change.is_empty() {
+            change.blocked = Some(Blocked::CannotChange(format!(
+                "{}\nhint: to drop and recreate it (losing what it holds), run with --replace {}",
+                cannot_change.join("\n"),
+                resource.address
+            )));
+        }
+        if change.action != Action::NoOp {
+            change.drift = match observation.ledger.get(&resource.address) {
+                Some(entry)
+                    if entry.observed_fingerprint.as_deref() != Some(change.observed_fingerprint.as_str()) =>
+                {
+                    DriftStatus::Drifted
+                }
+                _ => DriftStatus::Pending,
+            };
+        }
+        change
+    }
+
+    fn plan_item(
+        &self,
+        module: &Module,
+        resource: &DesiredResource,
+        item: &DesiredItem,
+        observed: Option<&Map<String, Value>>,
+        item_diff: &ItemDiff,
+        facts: &Map<String, Value>,
+    ) -> ItemChange {
+        let action = item_diff.action.unwrap_or(Action::NoOp);
+        let changed = item_diff.changed_fields();
+        let risk_context = json!({
+            "action": action.name(),
+            "desired": item.fields,
+            "observed": observed.map(|row| redact_row(module, row)),
+            "changed": changed,
+        });
+        let mut risks = Vec::new();
+        for rule in &module.risks {
+            match self.templates.evaluate_condition(&rule.when, &risk_context) {
+                Ok(true) => risks.push(Risk { mark: rule.mark, message: rule.message.clone() }),
+                Ok(false) => {}
+                Err(error) => risks.push(Risk {
+                    mark: rule.mark,
+                    message: format!("{} (the module's condition failed: {error:#})", rule.message),
+                }),
+            }
+        }
+        let script = if action == Action::NoOp || !item_diff.cannot_change.is_empty() {
+            String::new()
+        } else {
+            match self.render_item(module, resource, item, observed, item_diff, facts, RenderMode::Display) {
+                Ok(scripts) => scripts.into_iter().map(|(script, _)| script).collect::<Vec<_>>().join(""),
+                Err(error) => format!("-- cannot render: {error:#}\n"),
+            }
+        };
+        ItemChange {
+            identity: item.identity.clone(),
+            action,
+            changes: item_diff.changes.clone(),
+            risks,
+            script,
+        }
+    }
+
+    /// The scripts of one item's action, each with whether it runs in a transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn render_item(
+        &self,
+        module: &Module,
+        resource: &DesiredResource,
+        item: &DesiredItem,
+        observed: Option<&Map<String, Value>>,
+        item_diff: &ItemDiff,
+        facts: &Map<String, Value>,
+        mode: RenderMode,
+    ) -> Result<Vec<(String, bool)>> {
+        let action = item_diff.action.unwrap_or(Action::NoOp);
+        let mut desired = item.fields.clone();
+        for (field, secret) in &item.secrets {
+            let value = match mode {
+                RenderMode::Display => template::SENSITIVE_TOKEN.to_string(),
+                RenderMode::Execute => match module.field(field).map(|rule| rule.compare) {
+                    Some(Compare::ScramPassword) => diff::scram_verifier(secret),
+                    _ => secret.clone(),
+                },
+            };
+            desired.insert(field.clone(), Value::String(value));
+        }
+        let set_changes: Map<String, Value> = item_diff
+            .changes
+            .iter()
+            .map(|change| {
+                (change.field.clone(), json!({"added": change.added, "removed": change.removed}))
+            })
+            .collect();
+        let mut context = self.base_context(&resource.target, facts);
+        context.insert("name".into(), json!(item.identity));
+        context.insert("desired".into(), Value::Object(desired));
+        context.insert("observed".into(), observed.map_or(Value::Null, |row| Value::Object(redact_row(module, row))));
+        context.insert("changed".into(), json!(item_diff.changed_fields()));
+        context.insert("set_changes".into(), Value::Object(set_changes));
+        context.insert("spec".into(), redact_spec(module, &resource.spec));
+        context.insert("action".into(), json!(action.name()));
+        let owned_before = observed
+            .and_then(|row| module.ownership.as_ref().and_then(|ownership| row.get(&ownership.field)))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let steps: Vec<(&crate::modules::ActionTemplate, bool)> = match action {
+            Action::NoOp => Vec::new(),
+            Action::Create => vec![(&module.actions.create, true)],
+            Action::Update => vec![(module.actions.update.as_ref().unwrap_or(&module.actions.create), owned_before)],
+            Action::Replace => {
+                let mut steps = Vec::new();
+                if let Some(delete) = &module.actions.delete {
+                    steps.push((delete, owned_before));
+                }
+                steps.push((&module.actions.create, true));
+                steps
+            }
+            Action::Delete => module.actions.delete.iter().map(|delete| (delete, owned_before)).collect(),
+        };
+        let mut scripts = Vec::new();
+        for (step, owned) in steps {
+            context.insert("owned".into(), json!(owned));
+            let script = self
+                .templates
+                .render(&module.template(step.file()), &Value::Object(context.clone()))?;
+            let script = match mode {
+                RenderMode::Display => template::reveal_placeholders(&script, module.dialect),
+                RenderMode::Execute => script,
+            };
+            scripts.push((script, step.transaction()));
+        }
+        Ok(scripts)
+    }
+
+    /// The `after` script of a resource (e.g. reload), if its module has one.
+    pub fn render_after(&self, module: &Module, resource: &DesiredResource, facts: &Map<String, Value>) -> Result<Option<(String, bool)>> {
+        let Some(after) = &module.actions.after else { return Ok(None) };
+        let mut context = self.base_context(&resource.target, facts);
+        context.insert("spec".into(), redact_spec(module, &resource.spec));
+        let script = self.templates.render(&module.template(after.file()), &Value::Object(context))?;
+        if script.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((script, after.transaction())))
+    }
+
+    fn plan_prune(&self, module: &Module, target: &str, row: &Map<String, Value>, observation: &TargetObservation) -> ResourceChange {
+        let identity = row_identity(row);
+        let resource = prune_resource(module, target, &identity);
+        let item_diff = ItemDiff { action: Some(Action::Delete), ..ItemDiff::default() };
+        let item = &resource.items[0];
+        let planned = self.plan_item(module, &resource, item, Some(row), &item_diff, &observation.facts);
+        ResourceChange {
+            address: resource.address.clone(),
+            kind: module.kind.clone(),
+            target: target.to_string(),
+            action: Action::Delete,
+            items: vec![planned],
+            observed_fingerprint: diff::fingerprint(&Value::Object(redact_row(module, row))),
+            desired_fingerprint: diff::fingerprint(&Value::Null),
+            drift: DriftStatus::Pending,
+            blocked: None,
+            prune: true,
+        }
+    }
+}
+
+/// A stand-in desired resource for an owned object that left the manifests.
+pub fn prune_resource(module: &Module, target: &str, identity: &str) -> DesiredResource {
+    DesiredResource {
+        address: format!("{}/{}@{}", module.kind, identity, target),
+        kind: module.kind.clone(),
+        target: target.to_string(),
+        spec: json!({}),
+        items: vec![DesiredItem { identity: identity.to_string(), fields: Map::new(), secrets: BTreeMap::new() }],
+        dependencies: Vec::new(),
+        blocked: None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenderMode {
+    /// For people: secrets as `(sensitive)`.
+    Display,
+    /// For the server: secrets in the form the module sends them.
+    Execute,
+}
+
+pub fn row_identity(row: &Map<String, Value>) -> String {
+    row.get("identity").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+pub fn find_row<'a>(rows: &'a [Map<String, Value>], identity: &str) -> Option<&'a Map<String, Value>> {
+    rows.iter().find(|row| row.get("identity").and_then(Value::as_str) == Some(identity))
+}
+
+/// The items of a resource: one named by the identity field (or the object's
+/// name), or one per entry of the module's `items` map.
+fn desired_items(
+    module: &Module,
+    spec: &Value,
+    object_name: &str,
+    settings: &RunSettings,
+) -> Result<Vec<DesiredItem>> {
+    if let Some(items_field) = &module.items {
+        let entries = spec.get(items_field).and_then(Value::as_object).cloned().unwrap_or_default();
+        let field = module.fields.first().map(|(name, _)| name.clone()).unwrap_or_else(|| "value".into());
+        return Ok(entries
+            .into_iter()
+            .map(|(identity, value)| DesiredItem {
+                identity,
+                fields: Map::from_iter([(field.clone(), value)]),
+                secrets: BTreeMap::new(),
+            })
+            .collect());
+    }
+    let identity = module
+        .identity
+        .as_ref()
+        .and_then(|field| spec.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or(object_name)
+        .to_string();
+    let mut fields = Map::new();
+    let mut secrets = BTreeMap::new();
+    for (field, rule) in &module.fields {
+        let Some(value) = spec.get(field) else { continue };
+        if rule.sensitive {
+            let reference = SecretRef::from_manifest(value, &settings.repository_root)?;
+            let secret = reference.resolve().with_context(|| format!("{field} of {identity}"))?;
+            secrets.insert(field.clone(), secret);
+            fields.insert(field.clone(), Value::String(template::SENSITIVE.into()));
+        } else {
+            fields.insert(field.clone(), value.clone());
+        }
+    }
+    Ok(vec![DesiredItem { identity, fields, secrets }])
+}
+
+/// Observed values of the fields the item manages (what the fingerprint covers);
+/// sensitive values only as their hash.
+fn observed_fields(module: &Module, item: &DesiredItem, observed: Option<&Map<String, Value>>) -> Value {
+    let Some(observed) = observed else { return Value::Null };
+    let mut fields = Map::new();
+    for field in item.fields.keys() {
+        let value = observed.get(field).cloned().unwrap_or(Value::Null);
+        let value = if module.is_sensitive(field) && !value.is_null() {
+            Value::String(diff::fingerprint(&value))
+        } else {
+            value
+        };
+        fields.insert(field.clone(), value);
+    }
+    Value::Object(fields)
+}
+
+/// The desired state's fingerprint: secrets enter only through a slow salted hash.
+fn desired_fingerprint(resource: &DesiredResource) -> String {
+    let items: Map<String, Value> = resource
+        .items
+        .iter()
+        .map(|item| {
+            let mut fields = item.fields.clone();
+            for (field, secret) in &item.secrets {
+                let salt = format!("{}#{field}", resource.address);
+                fields.insert(field.clone(), Value::String(diff::secret_fingerprint(secret, &salt)));
+            }
+            (item.identity.clone(), Value::Object(fields))
+        })
+        .collect();
+    diff::fingerprint(&Value::Object(items))
+}
+
+/// A discovered row with sensitive fields replaced by `(sensitive)`.
+pub fn redact_row(module: &Module, row: &Map<String, Value>) -> Map<String, Value> {
+    row.iter()
+        .map(|(field, value)| {
+            if module.is_sensitive(field) && !value.is_null() {
+                (field.clone(), Value::String(template::SENSITIVE.into()))
+            } else {
+                (field.clone(), value.clone())
+            }
+        })
+        .collect()
+}
+
+/// The spec as templates see it: sensitive fields as `(sensitive)`.
+fn redact_spec(module: &Module, spec: &Value) -> Value {
+    match spec {
+        Value::Object(map) => Value::Object(redact_row(module, map)),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,110 @@
+//! Targets: how to reach each instance, resolved once from the manifests
+//! (the instance's `connection`, then the environment's connection defaults,
+//! then the schema's defaults). No IO: secrets stay references here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::connector::Endpoint;
+use crate::connector::postgres::PostgresEndpoint;
+use crate::connector::tls::SslMode;
+use crate::model::ValidatedFleet;
+use crate::schemas::SchemaCatalog;
+use crate::secrets::SecretRef;
+
+/// Every instance of the environment that fleetform can reach, by name.
+/// An instance whose connection settings are unusable is an error naming it.
+pub fn resolve_endpoints(
+    fleet: &ValidatedFleet,
+    catalog: &SchemaCatalog,
+    repository_root: &Path,
+) -> Result<BTreeMap<String, Endpoint>> {
+    let mut endpoints = BTreeMap::new();
+    let defaults = fleet
+        .manifests
+        .environment
+        .connection_defaults
+        .get("postgres")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let connection_schema = catalog
+        .kind("PostgresInstance")
+        .and_then(|info| catalog.file(&info.file))
+        .and_then(|schema| schema.pointer("/$defs/connection/properties"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    for object in &fleet.manifests.objects {
+        if object.kind != "PostgresInstance" {
+            continue;
+        }
+        let endpoint = postgres_endpoint(fleet, object, &defaults, &connection_schema, repository_root)
+            .with_context(|| format!("PostgresInstance {} ({})", object.name, object.file))?;
+        endpoints.insert(object.name.clone(), Endpoint::Postgres(endpoint));
+    }
+    Ok(endpoints)
+}
+
+fn postgres_endpoint(
+    fleet: &ValidatedFleet,
+    object: &crate::model::ManifestObject,
+    defaults: &Value,
+    connection_schema: &Value,
+    repository_root: &Path,
+) -> Result<PostgresEndpoint> {
+    let spec = object.spec();
+    let connection = spec.get("connection").cloned().unwrap_or(Value::Null);
+    // The instance's own setting, else the environment's, else the schema's default.
+    let setting = |field: &str| -> Option<Value> {
+        connection
+            .get(field)
+            .or_else(|| defaults.get(field))
+            .or_else(|| connection_schema.get(field).and_then(|node| node.get("default")))
+            .cloned()
+    };
+    let text = |field: &str| setting(field).and_then(|value| value.as_str().map(str::to_string));
+    let number = |field: &str, fallback: u64| {
+        setting(field)
+            .and_then(|value| value.as_u64())
+            .unwrap_or(fallback)
+    };
+    let server_host = spec
+        .get("server")
+        .and_then(Value::as_str)
+        .and_then(|server| {
+            fleet
+                .manifests
+                .objects
+                .iter()
+                .find(|candidate| candidate.kind == "Server" && candidate.name == server)
+        })
+        .and_then(|server| server.spec_str("host"))
+        .map(str::to_string);
+    let host = text("host")
+        .or(server_host)
+        .context("no host: give the Server a host or the instance a connection.host")?;
+    let password = setting("password")
+        .map(|reference| SecretRef::from_manifest(&reference, repository_root))
+        .transpose()?;
+    let ssl_root_certificate = text("sslRootCert").map(|path| repository_root.join(path));
+    Ok(PostgresEndpoint {
+        instance: object.name.clone(),
+        host,
+        port: spec
+            .get("port")
+            .and_then(Value::as_u64)
+            .and_then(|port| u16::try_from(port).ok())
+            .unwrap_or(5432),
+        user: text("user").unwrap_or_else(|| "postgres".into()),
+        password,
+        database: text("database").unwrap_or_else(|| "postgres".into()),
+        ssl_mode: SslMode::parse(&text("sslMode").unwrap_or_else(|| "prefer".into()))?,
+        ssl_root_certificate,
+        connect_timeout: Duration::from_secs(number("connectTimeoutSeconds", 10)),
+        statement_timeout: Duration::from_secs(number("statementTimeoutSeconds", 60)),
+        application_name: text("applicationName").unwrap_or_else(|| "fleetform".into()),
+    })
+}

@@ -1,0 +1,19 @@
+{# The ledger: one row per resource per apply, in the target's `fleetform` schema. #}
+CREATE SCHEMA IF NOT EXISTS fleetform;
+COMMENT ON SCHEMA fleetform IS 'fleetform ledger: what was applied here, from which commit, by whom, with which result';
+CREATE TABLE IF NOT EXISTS fleetform.ledger (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    environment text NOT NULL,
+    commit text,
+    actor text NOT NULL,
+    resource text NOT NULL,
+    action text NOT NULL,
+    result text NOT NULL,
+    desired_fingerprint text NOT NULL,
+    observed_fingerprint text,
+    message text,
+    script text
+);
+CREATE INDEX IF NOT EXISTS ledger_resource ON fleetform.ledger (resource, id);
