@@ -185,6 +185,10 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
             out.push_str(&indent(&style.dim(item.script.trim_end()), &format!("{prefix}| ")));
         }
     }
+    if !change.after_script.is_empty() {
+        out.push_str(&indent("then, once:", "      "));
+        out.push_str(&indent(&style.dim(change.after_script.trim_end()), "          | "));
+    }
 }
 
 /// The plan as a pull-request comment, split into comments below the limit;
@@ -223,6 +227,10 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
                     let fence = fence_for(&item.script);
                     let _ = write!(block, "\n{fence}sql\n{}{fence}\n", item.script);
                 }
+            }
+            if !change.after_script.is_empty() {
+                let fence = fence_for(&change.after_script);
+                let _ = write!(block, "\nthen, once:\n\n{fence}sql\n{}{fence}\n", change.after_script);
             }
             blocks.push((target.to_string(), opening.clone(), block, closing.clone()));
         }

@@ -147,6 +147,9 @@ pub struct ResourceChange {
     pub drift: DriftStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
+    /// Run once after the items' scripts when any item changes (e.g. a reload).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub after_script: String,
     /// Not in the manifests: a prune deletion of an object fleetform owns.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,

@@ -404,6 +404,7 @@ impl Engine {
             desired_fingerprint: desired_fingerprint(resource),
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
+            after_script: String::new(),
             prune: false,
         };
         if change.blocked.is_some() {
@@ -440,6 +441,12 @@ impl Engine {
             change.items.push(planned);
         }
         change.observed_fingerprint = diff::fingerprint(&Value::Object(observed_state));
+        if change.action != Action::NoOp {
+            change.after_script = match self.render_after(module, resource, &observation.facts) {
+                Ok(script) => script.map(|(script, _)| script).unwrap_or_default(),
+                Err(error) => format!("-- cannot render: {error:#}\n"),
+            };
+        }
         if !cannot_change.is_empty() {
             change.blocked = Some(Blocked::CannotChange(format!(
                 "{}\nhint: to drop and recreate it (losing what it holds), run with --replace {}",
@@ -605,6 +612,7 @@ impl Engine {
             desired_fingerprint: diff::fingerprint(&Value::Null),
             drift: DriftStatus::Pending,
             blocked: None,
+            after_script: String::new(),
             prune: true,
         }
     }

@@ -1,17 +1,17 @@
 CREATE ROLE {{ name|ident }} WITH
-    {% if desired.login %}LOGIN{% else %}NOLOGIN{% endif %}
+    {%+ if desired.login %}LOGIN{% else %}NOLOGIN{% endif %}
 
-    {% if desired.superuser %}SUPERUSER{% else %}NOSUPERUSER{% endif %}
+    {%+ if desired.superuser %}SUPERUSER{% else %}NOSUPERUSER{% endif %}
 
-    {% if desired.createDatabase %}CREATEDB{% else %}NOCREATEDB{% endif %}
+    {%+ if desired.createDatabase %}CREATEDB{% else %}NOCREATEDB{% endif %}
 
-    {% if desired.createRole %}CREATEROLE{% else %}NOCREATEROLE{% endif %}
+    {%+ if desired.createRole %}CREATEROLE{% else %}NOCREATEROLE{% endif %}
 
-    {% if desired.inherit %}INHERIT{% else %}NOINHERIT{% endif %}
+    {%+ if desired.inherit %}INHERIT{% else %}NOINHERIT{% endif %}
 
-    {% if desired.replication %}REPLICATION{% else %}NOREPLICATION{% endif %}
+    {%+ if desired.replication %}REPLICATION{% else %}NOREPLICATION{% endif %}
 
-    {% if desired.bypassRowLevelSecurity %}BYPASSRLS{% else %}NOBYPASSRLS{% endif %}
+    {%+ if desired.bypassRowLevelSecurity %}BYPASSRLS{% else %}NOBYPASSRLS{% endif %}
 
     CONNECTION LIMIT {{ desired.connectionLimit }}
 {% if desired.validUntil is defined %}
