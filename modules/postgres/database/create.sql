@@ -1,5 +1,7 @@
 CREATE DATABASE {{ name|ident }} WITH
+{% if desired.owner is defined %}
     OWNER {{ desired.owner|ident }}
+{% endif %}
     TEMPLATE {{ desired.template|ident }}
     ENCODING {{ desired.encoding }}
 {% if desired.lcCollate is defined %}

@@ -1,6 +1,7 @@
-{# One row per wanted parameter. `value` is what the server will use: the last
-   valid line for the parameter in its configuration files (which is where
-   ALTER SYSTEM writes), or the running value when no file sets it. #}
+{# One row per wanted parameter. `value` is what the configuration says: the
+   last line for the parameter in the configuration files (where ALTER SYSTEM
+   writes), or the running value when no file sets it. A parameter that needs
+   a restart shows its new value here and `pendingRestart` until then. #}
 SELECT coalesce(json_agg(row_to_json(parameters) ORDER BY parameters.identity), '[]'::json)
 FROM (
     SELECT s.name AS identity,
@@ -13,7 +14,7 @@ FROM (
     LEFT JOIN LATERAL (
         SELECT fs.setting
         FROM pg_file_settings fs
-        WHERE fs.name = s.name AND fs.error IS NULL
+        WHERE fs.name = s.name
         ORDER BY fs.seqno DESC
         LIMIT 1
     ) f ON true

@@ -1,0 +1,177 @@
+//! Real PostgreSQL servers for end-to-end tests: one throwaway cluster per
+//! test (initdb once per test process, then a copy of that data directory),
+//! on a free loopback port, stopped and removed when the handle drops, also
+//! when the test fails.
+//!
+//! As root, the server programs run as the `postgres` user (PostgreSQL
+//! refuses to run as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The superuser's password of every test server.
+pub const SUPERUSER_PASSWORD: &str = "fleetform-test-superuser";
+
+fn binaries() -> PathBuf {
+    for version in ["15", "16", "17"] {
+        let directory = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
+        if directory.join("initdb").exists() {
+            return directory;
+        }
+    }
+    panic!("PostgreSQL server programs not found under /usr/lib/postgresql/*/bin: run tests/run.sh, which installs postgresql-15");
+}
+
+fn is_root() -> bool {
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id").arg("-u").output().map(|output| output.stdout == b"0\n").unwrap_or(false)
+    })
+}
+
+/// A command for a server program, as `postgres` when we are root.
+fn server_command(program: &str) -> Command {
+    let path = binaries().join(program);
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(path);
+        command
+    } else {
+        Command::new(path)
+    }
+}
+
+fn give_to_server_user(path: &Path) {
+    if is_root() {
+        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().expect("chown runs");
+        assert!(status.success(), "chown {} failed", path.display());
+    }
+}
+
+fn run(mut command: Command, what: &str) -> Output {
+    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A data directory made by initdb once per test process, copied for each server.
+fn template_data_directory() -> &'static Path {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let directory = tempfile::Builder::new().prefix("fleetform-pg-template").tempdir().expect("temp dir");
+            let password_file = directory.path().join("password");
+            std::fs::write(&password_file, SUPERUSER_PASSWORD).expect("password file");
+            give_to_server_user(directory.path());
+            let mut initdb = server_command("initdb");
+            initdb
+                .arg("-D")
+                .arg(directory.path().join("data"))
+                .args(["-U", "postgres", "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale", "C"])
+                .arg(format!("--pwfile={}", password_file.display()));
+            run(initdb, "initdb");
+            directory
+        })
+        .path()
+}
+
+pub struct PostgresServer {
+    pub port: u16,
+    directory: tempfile::TempDir,
+}
+
+impl PostgresServer {
+    /// Start a fresh server; `settings` are extra `-c name=value` options.
+    pub fn start() -> PostgresServer {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(settings: &[&str]) -> PostgresServer {
+        let directory = tempfile::Builder::new().prefix("fleetform-pg").tempdir().expect("temp dir");
+        let mut copy = Command::new("cp");
+        copy.arg("-a").arg(template_data_directory().join("data")).arg(directory.path().join("data"));
+        run(copy, "copying the template data directory");
+        give_to_server_user(directory.path());
+        // A port that was free a moment ago may be taken by the time the server
+        // binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut options = format!("-p {port} -c listen_addresses=127.0.0.1 -c fsync=off -k {}", directory.path().display());
+            for setting in settings {
+                options.push_str(&format!(" -c {setting}"));
+            }
+            let mut start = server_command("pg_ctl");
+            start
+                .arg("-D")
+                .arg(directory.path().join("data"))
+                .arg("-l")
+                .arg(directory.path().join("log"))
+                .args(["-o", &options, "-w", "-t", "30", "start"]);
+            if start.stdin(Stdio::null()).output().map(|output| output.status.success()).unwrap_or(false) {
+                return PostgresServer { port, directory };
+            }
+        }
+        let log = std::fs::read_to_string(directory.path().join("log")).unwrap_or_default();
+        panic!("PostgreSQL did not start:\n{log}");
+    }
+
+    pub fn data_directory(&self) -> PathBuf {
+        self.directory.path().join("data")
+    }
+
+    /// Run SQL as the superuser with psql; returns stdout (unaligned, tuples only).
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_on("postgres", sql)
+    }
+
+    pub fn psql_on(&self, database: &str, sql: &str) -> String {
+        let output = self.psql_command(database, sql).output().expect("psql runs");
+        assert!(output.status.success(), "psql failed on `{sql}`: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// A psql command (not started), for tests that hold a session open.
+    pub fn psql_command(&self, database: &str, sql: &str) -> Command {
+        let mut command = Command::new(binaries().join("psql"));
+        command
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", database])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGPASSWORD", SUPERUSER_PASSWORD)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Poll `sql` until it prints `expected`, for at most `limit`.
+    pub fn wait_for(&self, sql: &str, expected: &str, limit: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.psql(sql) == expected {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let mut stop = server_command("pg_ctl");
+        stop.arg("-D").arg(self.data_directory()).args(["-m", "immediate", "-w", "-t", "30", "stop"]);
+        let _ = stop.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
