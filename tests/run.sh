@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine with a Rust toolchain.
-# Installs what the tests need, then runs every test (unit, corpus snapshots,
-# CLI end to end, generated-file checks, bounded property tests).
+# Installs what the tests need (git, gcc, PostgreSQL 15 server programs), then
+# runs every test (unit, corpus snapshots, CLI end to end, end to end against
+# real PostgreSQL servers, generated-file checks, bounded property tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,9 @@ if [ ${#need_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}"
 fi
+
+# The end-to-end tests start real PostgreSQL 15 servers of their own.
+. scripts/local-postgres.sh
+ensure_postgres_server
 
 cargo test --locked --lib --bins --tests
