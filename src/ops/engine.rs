@@ -199,7 +199,7 @@ impl Engine {
     }
 
     /// Modules to discover on `target`.
-    fn modules_for(&self, target: &str) -> Vec<&Module> {
+    pub fn modules_for(&self, target: &str) -> Vec<&Module> {
         let mut kinds: BTreeSet<&str> = self
             .resources
             .iter()
@@ -300,6 +300,14 @@ impl Engine {
         Ok(observation)
     }
 
+    /// The discovery query of `module` for `target`.
+    pub fn discovery_script(&self, module: &Module, target: &str, facts: &Map<String, Value>) -> Result<String> {
+        let mut context = self.base_context(target, facts);
+        context.insert("names".into(), json!(self.identities(&module.kind, target)));
+        self.templates
+            .render(&module.template(&module.discover), &Value::Object(context))
+    }
+
     /// Run one module's discovery on an open session.
     pub async fn discover_module(
         &self,
@@ -308,11 +316,7 @@ impl Engine {
         target: &str,
         facts: &Map<String, Value>,
     ) -> Result<Vec<Map<String, Value>>> {
-        let mut context = self.base_context(target, facts);
-        context.insert("names".into(), json!(self.identities(&module.kind, target)));
-        let script = self
-            .templates
-            .render(&module.template(&module.discover), &Value::Object(context))?;
+        let script = self.discovery_script(module, target, facts)?;
         let value = session
             .query_json(&script)
             .await
