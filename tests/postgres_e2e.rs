@@ -18,7 +18,12 @@ struct Fleet {
 
 impl Fleet {
     fn new(manifests: &str) -> Fleet {
-        let server = PostgresServer::start();
+        Fleet::with_connection(PostgresServer::start(), "", manifests)
+    }
+
+    /// A fleet on `server`; `connection` is extra YAML flow-mapping entries of
+    /// the instance's `connection` (e.g. `sslMode: require`).
+    fn with_connection(server: PostgresServer, connection: &str, manifests: &str) -> Fleet {
         let repository = tempfile::tempdir().expect("temp dir");
         let environment = repository.path().join("environments/test");
         std::fs::create_dir_all(&environment).unwrap();
@@ -30,7 +35,7 @@ impl Fleet {
         std::fs::write(
             environment.join("inventory.yaml"),
             format!(
-                "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-test}}\nspec: {{server: local, port: {}, version: 15}}\n",
+                "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-test}}\nspec: {{server: local, port: {}, version: 15, connection: {{{connection}}}}}\n",
                 server.port
             ),
         )
@@ -367,4 +372,64 @@ fn unreachable_and_misconfigured_instances_are_errors_naming_the_instance() {
     assert_eq!(refused.status.code(), Some(1), "{text}");
     assert!(text.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")), "{text}");
     assert!(text.to_lowercase().contains("connection refused"), "{text}");
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (PEM).
+fn certificates(ca_name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
+    let ca_certificate = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let mut server_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    server_params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let server_certificate = server_params.signed_by(&server_key, &issuer).unwrap();
+    (ca_certificate.pem(), server_certificate.pem(), server_key.serialize_pem())
+}
+
+#[test]
+fn tls_modes_encrypt_and_verify_as_libpq_does() {
+    let (ca, certificate, key) = certificates("fleetform test CA");
+    let (other_ca, _, _) = certificates("some other CA");
+    // The server accepts TLS connections only.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("server.crt"), certificate).unwrap();
+    std::fs::write(files.path().join("server.key"), key).unwrap();
+    std::fs::write(files.path().join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n").unwrap();
+    common::postgres::give_to_server_user(files.path());
+    std::fs::set_permissions(files.path().join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let directory = files.path().display().to_string();
+    let settings = [
+        "ssl=on".to_string(),
+        format!("ssl_cert_file={directory}/server.crt"),
+        format!("ssl_key_file={directory}/server.key"),
+        format!("hba_file={directory}/pg_hba.conf"),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let server = PostgresServer::start_with(&settings);
+    let port = server.port;
+    let fleet = Fleet::with_connection(server, "sslMode: require", &role("app", ""));
+    std::fs::write(fleet.repository.path().join("ca.pem"), ca).unwrap();
+    std::fs::write(fleet.repository.path().join("other-ca.pem"), other_ca).unwrap();
+    // require: encrypted (the server takes nothing else), certificate unchecked.
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let inventory = fleet.repository.path().join("environments/test/inventory.yaml");
+    let original = std::fs::read_to_string(&inventory).unwrap();
+    let with = |connection: &str| std::fs::write(&inventory, original.replace("sslMode: require", connection)).unwrap();
+    // verify-full against the CA that signed the certificate: accepted.
+    with("sslMode: verify-full, sslRootCert: ca.pem");
+    fleet.expect(&["plan"], 0);
+    with("sslMode: verify-ca, sslRootCert: ca.pem");
+    fleet.expect(&["plan"], 0);
+    // Another CA: refused, naming the instance.
+    with("sslMode: verify-full, sslRootCert: other-ca.pem");
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(refused.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")), "{refused}");
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    // No TLS: the server's pg_hba refuses it.
+    with("sslMode: disable");
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(refused.contains("no pg_hba.conf entry"), "{refused}");
 }

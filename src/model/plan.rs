@@ -101,6 +101,8 @@ pub enum Blocked {
     CannotChange(String),
     /// Its target could not be read.
     DiscoveryFailed(String),
+    /// Its desired state could not be read (a secret that is not there).
+    Unresolvable(String),
     /// The engine has no module for the kind (yet).
     NoModule(String),
 }
@@ -110,6 +112,7 @@ impl Blocked {
         match self {
             Blocked::CannotChange(message)
             | Blocked::DiscoveryFailed(message)
+            | Blocked::Unresolvable(message)
             | Blocked::NoModule(message) => message,
         }
     }

@@ -154,7 +154,7 @@ impl Engine {
                     Ok(items) => (items, None),
                     Err(error) => (
                         Vec::new(),
-                        Some(Blocked::CannotChange(format!("{error:#}"))),
+                        Some(Blocked::Unresolvable(format!("{error:#}"))),
                     ),
                 },
             };

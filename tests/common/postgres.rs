@@ -43,7 +43,7 @@ fn server_command(program: &str) -> Command {
     }
 }
 
-fn give_to_server_user(path: &Path) {
+pub fn give_to_server_user(path: &Path) {
     if is_root() {
         let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().expect("chown runs");
         assert!(status.success(), "chown {} failed", path.display());
