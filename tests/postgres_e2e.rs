@@ -433,3 +433,34 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
     let refused = fleet.expect(&["plan"], 1);
     assert!(refused.contains("no pg_hba.conf entry"), "{refused}");
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_naming_the_instance() {
+    // A loopback port that accepts connections and then says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(10) {
+            held.push(stream);
+        }
+    });
+    let repository = tempfile::tempdir().unwrap();
+    let environment = repository.path().join("environments/test");
+    std::fs::create_dir_all(&environment).unwrap();
+    std::fs::write(environment.join("environment.yaml"), "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n").unwrap();
+    std::fs::write(
+        environment.join("inventory.yaml"),
+        format!("apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-silent}}\nspec: {{server: local, port: {port}, connection: {{sslMode: disable, connectTimeoutSeconds: 1}}}}\n{}", role("app", "").replace("pg-test", "pg-silent")),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["plan", "-e", "test", "--repo"])
+        .arg(repository.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("cannot connect to PostgresInstance pg-silent (127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("timed out after 1 s"), "{text}");
+}
