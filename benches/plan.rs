@@ -39,7 +39,9 @@ fn write_repository(root: &Path, servers: &[PostgresServer]) {
         "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: bench}\nspec:\n  connectionDefaults:\n    postgres:\n      user: postgres\n      password: {fromEnv: FLEETFORM_BENCH_PG_PASSWORD}\n      sslMode: disable\n",
     )
     .unwrap();
-    let mut inventory = String::from("apiVersion: fleetform/v1\nkind: Server\nmetadata: {name: local}\nspec: {host: 127.0.0.1, os: linux}\n");
+    let mut inventory = String::from(
+        "apiVersion: fleetform/v1\nkind: Server\nmetadata: {name: local}\nspec: {host: 127.0.0.1, os: linux}\n",
+    );
     for (index, server) in servers.iter().enumerate() {
         let _ = write!(
             inventory,
@@ -93,14 +95,21 @@ fn milliseconds(duration: Duration) -> String {
 fn main() {
     let started = Instant::now();
     let servers: Vec<PostgresServer> = (0..INSTANCES).map(|_| PostgresServer::start()).collect();
-    eprintln!("{INSTANCES} servers started in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{INSTANCES} servers started in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let repository = tempfile::tempdir().unwrap();
     write_repository(repository.path(), &servers);
     // SAFETY of set_var: single-threaded here, before any runtime starts.
     unsafe { std::env::set_var("FLEETFORM_BENCH_PG_PASSWORD", SUPERUSER_PASSWORD) };
     let applied = fleetform(repository.path(), &["apply", "--auto-approve"]);
     assert_eq!(applied, 0, "the bench fleet did not converge");
-    assert_eq!(fleetform(repository.path(), &["plan"]), 0, "the plan after apply is not empty");
+    assert_eq!(
+        fleetform(repository.path(), &["plan"]),
+        0,
+        "the plan after apply is not empty"
+    );
 
     // 1. The command as a user runs it.
     let command: Vec<Duration> = (0..RUNS)
@@ -127,7 +136,10 @@ fn main() {
         repository_root: repository.path().to_path_buf(),
     };
     let engine = Arc::new(Engine::prepare(&fleet, &catalog, run_settings).unwrap());
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let resources = engine.resources.len();
     let mut engine_samples = Vec::new();
     let mut scripts: Vec<(u16, Vec<String>)> = Vec::new();
@@ -177,8 +189,20 @@ fn main() {
         })
         .collect();
 
-    println!("plan of {INSTANCES} PostgreSQL 15 instances x {} resources each ({resources} resources), no changes, median of {RUNS} runs on this machine:", resources / INSTANCES);
-    println!("  fleetform plan (the whole command)         {}", milliseconds(median(command)));
-    println!("  engine discover + plan, in process         {}", milliseconds(median(engine_samples)));
-    println!("  the same discovery queries fired directly  {}", milliseconds(median(direct)));
+    println!(
+        "plan of {INSTANCES} PostgreSQL 15 instances x {} resources each ({resources} resources), no changes, median of {RUNS} runs on this machine:",
+        resources / INSTANCES
+    );
+    println!(
+        "  fleetform plan (the whole command)         {}",
+        milliseconds(median(command))
+    );
+    println!(
+        "  engine discover + plan, in process         {}",
+        milliseconds(median(engine_samples))
+    );
+    println!(
+        "  the same discovery queries fired directly  {}",
+        milliseconds(median(direct))
+    );
 }

@@ -305,16 +305,26 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         actions: file.actions,
         risks: file.risks,
     };
-    let mut referenced = vec![module.discover.clone(), module.actions.create.file().to_string()];
-    for action in [&module.actions.update, &module.actions.delete, &module.actions.after]
-        .into_iter()
-        .flatten()
+    let mut referenced = vec![
+        module.discover.clone(),
+        module.actions.create.file().to_string(),
+    ];
+    for action in [
+        &module.actions.update,
+        &module.actions.delete,
+        &module.actions.after,
+    ]
+    .into_iter()
+    .flatten()
     {
         referenced.push(action.file().to_string());
     }
     for file in referenced {
         if Dialect::of_file(&file) != Some(dialect) {
-            bail!("template {file} does not have the extension of the {} engine", module.engine);
+            bail!(
+                "template {file} does not have the extension of the {} engine",
+                module.engine
+            );
         }
         if !templates.exists(&module.template(&file)) {
             bail!("template {file} does not exist in {directory}");
@@ -345,6 +355,9 @@ mod tests {
             &templates,
         )
         .unwrap_err();
-        assert!(format!("{error:#}").contains("discover.sql does not exist"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("discover.sql does not exist"),
+            "{error:#}"
+        );
     }
 }

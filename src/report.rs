@@ -75,7 +75,10 @@ impl Style {
 fn by_target(plan: &Plan) -> BTreeMap<&str, Vec<&ResourceChange>> {
     let mut targets: BTreeMap<&str, Vec<&ResourceChange>> = BTreeMap::new();
     for change in &plan.resource_changes {
-        targets.entry(change.target.as_str()).or_default().push(change);
+        targets
+            .entry(change.target.as_str())
+            .or_default()
+            .push(change);
     }
     targets
 }
@@ -90,7 +93,11 @@ pub fn summary_sentence(plan: &Plan) -> String {
         let _ = write!(sentence, ", {} blocked", summary.blocked);
     }
     if summary.drifted > 0 {
-        let _ = write!(sentence, "; {} drifted since the last apply", summary.drifted);
+        let _ = write!(
+            sentence,
+            "; {} drifted since the last apply",
+            summary.drifted
+        );
     }
     sentence
 }
@@ -104,20 +111,37 @@ fn header(plan: &Plan) -> String {
 }
 
 fn indent(text: &str, prefix: &str) -> String {
-    text.lines().map(|line| format!("{prefix}{line}\n")).collect()
+    text.lines()
+        .map(|line| format!("{prefix}{line}\n"))
+        .collect()
 }
 
 /// The plan for a terminal or a CI log.
 pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", style.bold(&format!("fleetform plan: {}", header(plan))));
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!("fleetform plan: {}", header(plan)))
+    );
     for error in &plan.target_errors {
-        let _ = writeln!(out, "\n{} {}: {}", style.red("error:"), error.target, error.message);
+        let _ = writeln!(
+            out,
+            "\n{} {}: {}",
+            style.red("error:"),
+            error.target,
+            error.message
+        );
     }
     for (target, changes) in by_target(plan) {
         let visible: Vec<_> = changes
             .iter()
-            .filter(|change| show_unchanged || change.action != Action::NoOp || change.blocked.is_some() || change.risks().next().is_some())
+            .filter(|change| {
+                show_unchanged
+                    || change.action != Action::NoOp
+                    || change.blocked.is_some()
+                    || change.risks().next().is_some()
+            })
             .collect();
         if visible.is_empty() {
             continue;
@@ -128,10 +152,22 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
         }
     }
     if !plan.unmanaged.is_empty() {
-        let _ = writeln!(out, "\n{}", style.bold("Not in the manifests (listed, never touched):"));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold("Not in the manifests (listed, never touched):")
+        );
         for object in &plan.unmanaged {
-            let owned = if object.owned { " (created by fleetform: deleted only with --prune)" } else { "" };
-            let _ = writeln!(out, "  {} {}@{}{owned}", object.kind, object.identity, object.target);
+            let owned = if object.owned {
+                " (created by fleetform: deleted only with --prune)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  {} {}@{}{owned}",
+                object.kind, object.identity, object.target
+            );
         }
     }
     let _ = writeln!(out, "\n{} {}", style.bold("Plan:"), summary_sentence(plan));
@@ -143,10 +179,25 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
         DriftStatus::Drifted => " (drifted: changed outside fleetform since the last apply)",
         _ => "",
     };
-    let prune = if change.prune { " (prune: created by fleetform, no longer in the manifests)" } else { "" };
-    let _ = writeln!(out, "  {} {}{}{}", style.action(change.action), change.address, drift, prune);
+    let prune = if change.prune {
+        " (prune: created by fleetform, no longer in the manifests)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "  {} {}{}{}",
+        style.action(change.action),
+        change.address,
+        drift,
+        prune
+    );
     if let Some(blocked) = &change.blocked {
-        let label = if blocked.is_error() { style.red("error:") } else { style.dim("note:") };
+        let label = if blocked.is_error() {
+            style.red("error:")
+        } else {
+            style.dim("note:")
+        };
         out.push_str(&indent(&format!("{label} {}", blocked.message()), "      "));
     }
     for item in &change.items {
@@ -161,7 +212,12 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
             "      "
         };
         for field in &item.changes {
-            let mut line = format!("{}: {} -> {}", field.field, display_value(&field.before), display_value(&field.after));
+            let mut line = format!(
+                "{}: {} -> {}",
+                field.field,
+                display_value(&field.before),
+                display_value(&field.after)
+            );
             if !field.added.is_empty() || !field.removed.is_empty() {
                 line = format!(
                     "{}: add {}, remove {}",
@@ -179,46 +235,88 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
             }
         }
         for risk in &item.risks {
-            out.push_str(&indent(&format!("[{}] {}", risk.mark.label(), risk.message), prefix));
+            out.push_str(&indent(
+                &format!("[{}] {}", risk.mark.label(), risk.message),
+                prefix,
+            ));
         }
         if !item.script.is_empty() {
-            out.push_str(&indent(&style.dim(item.script.trim_end()), &format!("{prefix}| ")));
+            out.push_str(&indent(
+                &style.dim(item.script.trim_end()),
+                &format!("{prefix}| "),
+            ));
         }
     }
     if !change.after_script.is_empty() {
         out.push_str(&indent("then, once:", "      "));
-        out.push_str(&indent(&style.dim(change.after_script.trim_end()), "          | "));
+        out.push_str(&indent(
+            &style.dim(change.after_script.trim_end()),
+            "          | ",
+        ));
     }
 }
 
 /// The plan as a pull-request comment, split into comments below the limit;
 /// a block (one resource) is never cut.
 pub fn plan_markdown(plan: &Plan) -> Vec<String> {
-    let mut head = format!("### fleetform plan: {}\n\n**{}**\n", header(plan), summary_sentence(plan));
+    let mut head = format!(
+        "### fleetform plan: {}\n\n**{}**\n",
+        header(plan),
+        summary_sentence(plan)
+    );
     for error in &plan.target_errors {
-        let _ = write!(head, "\n> **error** `{}`: {}\n", error.target, error.message.replace('\n', " "));
+        let _ = write!(
+            head,
+            "\n> **error** `{}`: {}\n",
+            error.target,
+            error.message.replace('\n', " ")
+        );
     }
     if !plan.resource_drift.is_empty() {
-        let _ = write!(head, "\nDrifted since the last apply: {}\n", plan.resource_drift.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "));
+        let _ = write!(
+            head,
+            "\nDrifted since the last apply: {}\n",
+            plan.resource_drift
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let mut blocks = Vec::new();
     for (target, changes) in by_target(plan) {
-        let changing: Vec<_> = changes.iter().filter(|change| change.action != Action::NoOp || change.blocked.is_some()).collect();
+        let changing: Vec<_> = changes
+            .iter()
+            .filter(|change| change.action != Action::NoOp || change.blocked.is_some())
+            .collect();
         if changing.is_empty() {
             continue;
         }
         let counts = changing.len();
-        let opening = format!("\n<details><summary><b>{target}</b>: {counts} resource(s) to change</summary>\n\n");
+        let opening = format!(
+            "\n<details><summary><b>{target}</b>: {counts} resource(s) to change</summary>\n\n"
+        );
         let closing = "\n</details>\n".to_string();
         for change in changing {
             let mut block = String::new();
-            let _ = writeln!(block, "#### `{}` {}", change.action.symbol(), change.address);
+            let _ = writeln!(
+                block,
+                "#### `{}` {}",
+                change.action.symbol(),
+                change.address
+            );
             if let Some(blocked) = &change.blocked {
                 let _ = writeln!(block, "\n> {}\n", blocked.message().replace('\n', "\n> "));
             }
             for item in &change.items {
                 for field in &item.changes {
-                    let _ = writeln!(block, "- `{}`: {} → {}", field.field, display_value(&field.before), display_value(&field.after));
+                    let _ = writeln!(
+                        block,
+                        "- `{}`: {} → {}",
+                        field.field,
+                        display_value(&field.before),
+                        display_value(&field.after)
+                    );
                 }
                 for risk in &item.risks {
                     let _ = writeln!(block, "- **{}**: {}", risk.mark.label(), risk.message);
@@ -230,15 +328,31 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
             }
             if !change.after_script.is_empty() {
                 let fence = fence_for(&change.after_script);
-                let _ = write!(block, "\nthen, once:\n\n{fence}sql\n{}{fence}\n", change.after_script);
+                let _ = write!(
+                    block,
+                    "\nthen, once:\n\n{fence}sql\n{}{fence}\n",
+                    change.after_script
+                );
             }
             blocks.push((target.to_string(), opening.clone(), block, closing.clone()));
         }
     }
     if !plan.unmanaged.is_empty() {
-        let mut block = String::from("\n<details><summary>Not in the manifests (never touched)</summary>\n\n");
+        let mut block =
+            String::from("\n<details><summary>Not in the manifests (never touched)</summary>\n\n");
         for object in &plan.unmanaged {
-            let _ = writeln!(block, "- {} `{}` on `{}`{}", object.kind, object.identity, object.target, if object.owned { " (owned: deleted with --prune)" } else { "" });
+            let _ = writeln!(
+                block,
+                "- {} `{}` on `{}`{}",
+                object.kind,
+                object.identity,
+                object.target,
+                if object.owned {
+                    " (owned: deleted with --prune)"
+                } else {
+                    ""
+                }
+            );
         }
         block.push_str("\n</details>\n");
         blocks.push((String::new(), String::new(), block, String::new()));
@@ -263,17 +377,31 @@ fn pack_comments(head: String, blocks: Vec<(String, String, String, String)>) ->
     let mut current = head;
     let mut open_section: Option<(String, String)> = None;
     for (section, opening, block, closing) in blocks {
-        let switching = open_section.as_ref().map(|(name, _)| name != &section).unwrap_or(true);
-        let needed = block.len() + if switching { opening.len() + closing.len() } else { closing.len() };
+        let switching = open_section
+            .as_ref()
+            .map(|(name, _)| name != &section)
+            .unwrap_or(true);
+        let needed = block.len()
+            + if switching {
+                opening.len() + closing.len()
+            } else {
+                closing.len()
+            };
         if current.len() + needed > COMMENT_LIMIT && current.len() > 200 {
             if let Some((_, closing)) = &open_section {
                 current.push_str(closing);
             }
             comments.push(std::mem::take(&mut current));
-            current = format!("### fleetform plan (continued, part {})\n", comments.len() + 1);
+            current = format!(
+                "### fleetform plan (continued, part {})\n",
+                comments.len() + 1
+            );
             open_section = None;
         }
-        let switching = open_section.as_ref().map(|(name, _)| name != &section).unwrap_or(true);
+        let switching = open_section
+            .as_ref()
+            .map(|(name, _)| name != &section)
+            .unwrap_or(true);
         if switching {
             if let Some((_, closing)) = open_section.take() {
                 current.push_str(&closing);
@@ -296,7 +424,11 @@ pub fn plan_json(plan: &Plan) -> String {
 
 pub fn apply_human(report: &ApplyReport, style: Style) -> String {
     let mut out = String::new();
-    let failed: Vec<_> = report.outcomes.iter().filter(|outcome| !outcome.outcome.is_success()).collect();
+    let failed: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|outcome| !outcome.outcome.is_success())
+        .collect();
     let _ = writeln!(
         out,
         "\n{} {} converged, {} already converged, {} failed, {} not converged, {} skipped, {} refused (run {})",
@@ -315,11 +447,19 @@ pub fn apply_human(report: &ApplyReport, style: Style) -> String {
             "  {} {}: {}",
             style.red(outcome.outcome.name()),
             outcome.address,
-            outcome.message.as_deref().unwrap_or_default().replace('\n', "\n      ")
+            outcome
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .replace('\n', "\n      ")
         );
     }
     for entry in &report.unrecorded {
-        let _ = writeln!(out, "  {} {entry}", style.red("not recorded in the ledger:"));
+        let _ = writeln!(
+            out,
+            "  {} {entry}",
+            style.red("not recorded in the ledger:")
+        );
     }
     out
 }
@@ -328,7 +468,11 @@ pub fn apply_human(report: &ApplyReport, style: Style) -> String {
 pub fn drift_exit_code(plan: &Plan) -> u8 {
     if plan.has_errors() {
         1
-    } else if plan.resource_changes.iter().any(|change| change.drift == DriftStatus::Drifted) {
+    } else if plan
+        .resource_changes
+        .iter()
+        .any(|change| change.drift == DriftStatus::Drifted)
+    {
         3
     } else if plan.has_changes() {
         2
@@ -351,7 +495,11 @@ fn counts(plan: &Plan) -> (usize, usize, usize, usize) {
     let mut drifted = 0;
     let mut errors = 0;
     for change in &plan.resource_changes {
-        if change.blocked.as_ref().is_some_and(|blocked| blocked.is_error()) {
+        if change
+            .blocked
+            .as_ref()
+            .is_some_and(|blocked| blocked.is_error())
+        {
             errors += 1;
             continue;
         }
@@ -368,9 +516,18 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
     let (in_sync, pending, drifted, errors) = counts(plan);
     match format {
         DriftFormat::Human => {
-            let mut out = format!("{}\n", style.bold(&format!("fleetform drift: {}", header(plan))));
+            let mut out = format!(
+                "{}\n",
+                style.bold(&format!("fleetform drift: {}", header(plan)))
+            );
             for error in &plan.target_errors {
-                let _ = writeln!(out, "{} {}: {}", style.red("error:"), error.target, error.message);
+                let _ = writeln!(
+                    out,
+                    "{} {}: {}",
+                    style.red("error:"),
+                    error.target,
+                    error.message
+                );
             }
             for change in &plan.resource_changes {
                 if change.drift == DriftStatus::InSync && change.blocked.is_none() {
@@ -387,14 +544,31 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 }
                 for item in &change.items {
                     for field in &item.changes {
-                        let _ = writeln!(out, "      {} {}: live {} / manifest {}", item.identity, field.field, display_value(&field.before), display_value(&field.after));
+                        let _ = writeln!(
+                            out,
+                            "      {} {}: live {} / manifest {}",
+                            item.identity,
+                            field.field,
+                            display_value(&field.before),
+                            display_value(&field.after)
+                        );
                     }
                     for risk in &item.risks {
-                        let _ = writeln!(out, "      {} [{}] {}", item.identity, risk.mark.label(), risk.message);
+                        let _ = writeln!(
+                            out,
+                            "      {} [{}] {}",
+                            item.identity,
+                            risk.mark.label(),
+                            risk.message
+                        );
                     }
                 }
             }
-            let _ = writeln!(out, "{} {drifted} drifted, {pending} pending, {in_sync} in sync, {errors} with errors", style.bold("Drift:"));
+            let _ = writeln!(
+                out,
+                "{} {drifted} drifted, {pending} pending, {in_sync} in sync, {errors} with errors",
+                style.bold("Drift:")
+            );
             out
         }
         DriftFormat::Json => {
@@ -425,15 +599,32 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
             serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
         }
         DriftFormat::Markdown => {
-            let mut out = format!("### fleetform drift: {}\n\n**{drifted} drifted, {pending} pending, {in_sync} in sync, {errors} with errors**\n\n", header(plan));
+            let mut out = format!(
+                "### fleetform drift: {}\n\n**{drifted} drifted, {pending} pending, {in_sync} in sync, {errors} with errors**\n\n",
+                header(plan)
+            );
             if drifted + pending + errors > 0 {
                 out.push_str("| resource | status | fields |\n|---|---|---|\n");
                 for change in &plan.resource_changes {
                     if change.drift == DriftStatus::InSync && change.blocked.is_none() {
                         continue;
                     }
-                    let fields: Vec<String> = change.items.iter().flat_map(|item| item.changes.iter().map(move |field| format!("{} {}", item.identity, field.field))).collect();
-                    let _ = writeln!(out, "| `{}` | {} | {} |", change.address, drift_status_name(change.drift), fields.join(", ").replace('|', "\\|"));
+                    let fields: Vec<String> = change
+                        .items
+                        .iter()
+                        .flat_map(|item| {
+                            item.changes
+                                .iter()
+                                .map(move |field| format!("{} {}", item.identity, field.field))
+                        })
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | {} | {} |",
+                        change.address,
+                        drift_status_name(change.drift),
+                        fields.join(", ").replace('|', "\\|")
+                    );
                 }
             }
             out
@@ -450,12 +641,34 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 pending
             );
             for change in &plan.resource_changes {
-                let _ = write!(out, "  <testcase classname=\"{}\" name=\"{}\">", xml_escape(&change.kind), xml_escape(&change.address));
-                if let Some(blocked) = change.blocked.as_ref().filter(|blocked| blocked.is_error()) {
-                    let _ = write!(out, "<error message=\"{}\"/>", xml_escape(blocked.message()));
+                let _ = write!(
+                    out,
+                    "  <testcase classname=\"{}\" name=\"{}\">",
+                    xml_escape(&change.kind),
+                    xml_escape(&change.address)
+                );
+                if let Some(blocked) = change.blocked.as_ref().filter(|blocked| blocked.is_error())
+                {
+                    let _ = write!(
+                        out,
+                        "<error message=\"{}\"/>",
+                        xml_escape(blocked.message())
+                    );
                 } else if change.drift == DriftStatus::Drifted {
-                    let fields: Vec<String> = change.items.iter().flat_map(|item| item.changes.iter().map(move |field| format!("{} {}", item.identity, field.field))).collect();
-                    let _ = write!(out, "<failure type=\"drift\" message=\"changed outside fleetform: {}\"/>", xml_escape(&fields.join(", ")));
+                    let fields: Vec<String> = change
+                        .items
+                        .iter()
+                        .flat_map(|item| {
+                            item.changes
+                                .iter()
+                                .map(move |field| format!("{} {}", item.identity, field.field))
+                        })
+                        .collect();
+                    let _ = write!(
+                        out,
+                        "<failure type=\"drift\" message=\"changed outside fleetform: {}\"/>",
+                        xml_escape(&fields.join(", "))
+                    );
                 } else if change.drift == DriftStatus::Pending {
                     out.push_str("<skipped message=\"pending: the manifests changed since the last apply\"/>");
                 }
@@ -468,8 +681,16 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
             let environment = prometheus_label(&plan.environment);
             let mut out = String::new();
             out.push_str("# HELP fleetform_drift_resources Resources of the environment by drift status.\n# TYPE fleetform_drift_resources gauge\n");
-            for (status, count) in [("in_sync", in_sync), ("pending", pending), ("drifted", drifted), ("error", errors)] {
-                let _ = writeln!(out, "fleetform_drift_resources{{environment=\"{environment}\",status=\"{status}\"}} {count}");
+            for (status, count) in [
+                ("in_sync", in_sync),
+                ("pending", pending),
+                ("drifted", drifted),
+                ("error", errors),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "fleetform_drift_resources{{environment=\"{environment}\",status=\"{status}\"}} {count}"
+                );
             }
             out.push_str("# HELP fleetform_drift_resource_drifted 1 when the resource's live state moved away from what fleetform applied.\n# TYPE fleetform_drift_resource_drifted gauge\n");
             for change in &plan.resource_changes {
@@ -483,9 +704,17 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 );
             }
             out.push_str("# HELP fleetform_drift_target_errors Targets that could not be read.\n# TYPE fleetform_drift_target_errors gauge\n");
-            let _ = writeln!(out, "fleetform_drift_target_errors{{environment=\"{environment}\"}} {}", plan.target_errors.len());
+            let _ = writeln!(
+                out,
+                "fleetform_drift_target_errors{{environment=\"{environment}\"}} {}",
+                plan.target_errors.len()
+            );
             out.push_str("# HELP fleetform_drift_exit_code The exit code of the drift run (0 in sync, 2 pending, 3 drift, 1 error).\n# TYPE fleetform_drift_exit_code gauge\n");
-            let _ = writeln!(out, "fleetform_drift_exit_code{{environment=\"{environment}\"}} {}", drift_exit_code(plan));
+            let _ = writeln!(
+                out,
+                "fleetform_drift_exit_code{{environment=\"{environment}\"}} {}",
+                drift_exit_code(plan)
+            );
             out
         }
     }
@@ -501,7 +730,9 @@ fn xml_escape(text: &str) -> String {
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
 fn prometheus_label(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -512,13 +743,23 @@ mod tests {
     fn comments_split_between_blocks_and_reopen_sections() {
         let block = "x".repeat(30_000);
         let blocks = (0..3)
-            .map(|index| (format!("t{}", index / 2), "<details>\n".to_string(), format!("{block}\n"), "</details>\n".to_string()))
+            .map(|index| {
+                (
+                    format!("t{}", index / 2),
+                    "<details>\n".to_string(),
+                    format!("{block}\n"),
+                    "</details>\n".to_string(),
+                )
+            })
             .collect();
         let comments = pack_comments("head\n".into(), blocks);
         assert_eq!(comments.len(), 2);
         for comment in &comments {
             assert!(comment.len() < COMMENT_LIMIT);
-            assert_eq!(comment.matches("<details>").count(), comment.matches("</details>").count());
+            assert_eq!(
+                comment.matches("<details>").count(),
+                comment.matches("</details>").count()
+            );
         }
     }
 

@@ -91,7 +91,11 @@ impl ManifestSource {
     pub fn commit(&self) -> Option<String> {
         match self {
             ManifestSource::Memory { .. } => None,
-            ManifestSource::GitRevision { repository, revision, .. } => repository
+            ManifestSource::GitRevision {
+                repository,
+                revision,
+                ..
+            } => repository
                 .revparse_single(revision)
                 .ok()?
                 .peel_to_commit()
@@ -99,14 +103,24 @@ impl ManifestSource {
                 .map(|commit| commit.id().to_string()),
             ManifestSource::Directory { root } => {
                 let repository = git2::Repository::discover(root).ok()?;
-                let head = repository.head().ok()?.peel_to_commit().ok()?.id().to_string();
+                let head = repository
+                    .head()
+                    .ok()?
+                    .peel_to_commit()
+                    .ok()?
+                    .id()
+                    .to_string();
                 let mut options = git2::StatusOptions::new();
                 options.include_untracked(true).include_ignored(false);
                 let changed = repository
                     .statuses(Some(&mut options))
                     .map(|statuses| !statuses.is_empty())
                     .unwrap_or(false);
-                Some(if changed { format!("{head}+changes") } else { head })
+                Some(if changed {
+                    format!("{head}+changes")
+                } else {
+                    head
+                })
             }
         }
     }
@@ -116,7 +130,9 @@ impl ManifestSource {
         match self {
             ManifestSource::Directory { root } => root.clone(),
             ManifestSource::Memory { .. } => std::path::PathBuf::from("."),
-            ManifestSource::GitRevision { repository, prefix, .. } => repository
+            ManifestSource::GitRevision {
+                repository, prefix, ..
+            } => repository
                 .workdir()
                 .unwrap_or_else(|| repository.path())
                 .join(prefix),

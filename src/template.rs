@@ -85,8 +85,10 @@ impl Dialect {
                 let mut quoted = String::with_capacity(text.len() + 2);
                 quoted.push('\'');
                 for character in text.chars() {
-                    if matches!(character, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}')
-                    {
+                    if matches!(
+                        character,
+                        '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}'
+                    ) {
                         quoted.push(character);
                     }
                     quoted.push(character);
@@ -200,7 +202,11 @@ impl Templates {
     }
 
     /// Evaluate a module's expression (a `risks` condition) against `context`.
-    pub fn evaluate_condition(&self, expression: &str, context: &serde_json::Value) -> Result<bool> {
+    pub fn evaluate_condition(
+        &self,
+        expression: &str,
+        context: &serde_json::Value,
+    ) -> Result<bool> {
         let compiled = self
             .environment
             .compile_expression(expression)
@@ -283,7 +289,10 @@ fn literal_of(dialect: Dialect, value: &Value) -> Result<String, Error> {
         ValueKind::Number => {
             let text = value.to_string();
             // Only plain numbers reach a script unquoted.
-            if text.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | 'e' | 'E' | '+')) {
+            if text
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | 'e' | 'E' | '+'))
+            {
                 Ok(text)
             } else {
                 dialect.literal(&text).map_err(invalid)
@@ -386,13 +395,19 @@ mod tests {
 
     #[test]
     fn values_become_literals_and_names_identifiers() {
-        let context = serde_json::json!({"name": "o'neil", "count": 3, "on": true, "nothing": null});
+        let context =
+            serde_json::json!({"name": "o'neil", "count": 3, "on": true, "nothing": null});
         assert_eq!(
             render("t.sql", "ALTER ROLE {{ name|ident }} CONNECTION LIMIT {{ count }} COMMENT {{ name }} {{ on }} {{ nothing }}", context.clone()).unwrap(),
             "ALTER ROLE \"o'neil\" CONNECTION LIMIT 3 COMMENT 'o''neil' TRUE NULL\n"
         );
         assert_eq!(
-            render("t.tsql", "{{ name|ident }} {{ name }} {{ on }}", context.clone()).unwrap(),
+            render(
+                "t.tsql",
+                "{{ name|ident }} {{ name }} {{ on }}",
+                context.clone()
+            )
+            .unwrap(),
             "[o'neil] N'o''neil' 1\n"
         );
         assert_eq!(
@@ -403,18 +418,28 @@ mod tests {
 
     #[test]
     fn templates_cannot_opt_out_of_escaping() {
-        let error = render("t.sql", "{{ name|safe }}", serde_json::json!({"name": "x"})).unwrap_err();
+        let error =
+            render("t.sql", "{{ name|safe }}", serde_json::json!({"name": "x"})).unwrap_err();
         assert!(format!("{error:#}").contains("safe"), "{error:#}");
     }
 
     #[test]
     fn lists_and_undefined_values_are_errors() {
-        let error = render("t.sql", "{{ names }}", serde_json::json!({"names": ["a"]})).unwrap_err();
-        assert!(format!("{error:#}").contains("cannot be printed"), "{error:#}");
+        let error =
+            render("t.sql", "{{ names }}", serde_json::json!({"names": ["a"]})).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("cannot be printed"),
+            "{error:#}"
+        );
         let error = render("t.sql", "{{ missing }}", serde_json::json!({})).unwrap_err();
         assert!(format!("{error:#}").contains("undefined"), "{error:#}");
         assert_eq!(
-            render("t.sql", "GRANT {{ names|ident_list }} TO x; {{ names|literal_list }}", serde_json::json!({"names": ["a", "b\"c"]})).unwrap(),
+            render(
+                "t.sql",
+                "GRANT {{ names|ident_list }} TO x; {{ names|literal_list }}",
+                serde_json::json!({"names": ["a", "b\"c"]})
+            )
+            .unwrap(),
             "GRANT \"a\", \"b\"\"c\" TO x; 'a', 'b\"c'\n"
         );
     }
@@ -426,6 +451,9 @@ mod tests {
 
     #[test]
     fn powershell_doubles_typographic_quotes() {
-        assert_eq!(Dialect::PowerShell.literal("a\u{2019}b").unwrap(), "'a\u{2019}\u{2019}b'");
+        assert_eq!(
+            Dialect::PowerShell.literal("a\u{2019}b").unwrap(),
+            "'a\u{2019}\u{2019}b'"
+        );
     }
 }

@@ -250,7 +250,8 @@ fn help_lists_only_commands_that_exist() {
     let help = stdout(&fleetform(&["--help"], &common::repository_root()));
     for command in ["validate", "plan", "apply", "drift", "graph", "schema"] {
         assert!(
-            help.lines().any(|line| line.trim_start().starts_with(command)),
+            help.lines()
+                .any(|line| line.trim_start().starts_with(command)),
             "{help}"
         );
     }

@@ -32,16 +32,26 @@ const CORPUS: &[&str] = &[
 ];
 
 fn render(name: &str, template: &str, value: &str) -> String {
-    let templates = Templates::from_files(vec![(name.to_string(), template.to_string())]).expect("templates compile");
-    templates.render(name, &serde_json::json!({ "value": value })).expect("renders")
+    let templates = Templates::from_files(vec![(name.to_string(), template.to_string())])
+        .expect("templates compile");
+    templates
+        .render(name, &serde_json::json!({ "value": value }))
+        .expect("renders")
 }
 
 /// Read a quoted run that starts at the beginning of `text`: `open` is the
 /// opening sequence, `close` the closing character, doubled to escape it.
 /// `also_doubled` are further characters that close the run unless doubled
 /// (PowerShell's typographic quotes). Returns the value and what follows.
-fn read_quoted<'a>(text: &'a str, open: &str, close: &[char], backslash_escapes: bool) -> (String, &'a str) {
-    let body = text.strip_prefix(open).unwrap_or_else(|| panic!("expected {open:?} at the start of {text:?}"));
+fn read_quoted<'a>(
+    text: &'a str,
+    open: &str,
+    close: &[char],
+    backslash_escapes: bool,
+) -> (String, &'a str) {
+    let body = text
+        .strip_prefix(open)
+        .unwrap_or_else(|| panic!("expected {open:?} at the start of {text:?}"));
     let mut value = String::new();
     let mut characters = body.char_indices().peekable();
     while let Some((index, character)) = characters.next() {
@@ -51,7 +61,10 @@ fn read_quoted<'a>(text: &'a str, open: &str, close: &[char], backslash_escapes:
             continue;
         }
         if close.contains(&character) {
-            if characters.peek().is_some_and(|(_, next)| close.contains(next)) {
+            if characters
+                .peek()
+                .is_some_and(|(_, next)| close.contains(next))
+            {
                 let (_, next) = characters.next().unwrap();
                 assert_eq!(next, character, "a quote is doubled with itself");
                 value.push(character);
@@ -112,16 +125,25 @@ fn powershell_single_quoted_strings_hold_every_hostile_value() {
 
 #[test]
 fn powershell_has_no_identifier_quoting_to_misuse() {
-    let templates = Templates::from_files(vec![("t.ps1".into(), "Get-Item {{ value|ident }}".into())]).unwrap();
-    let error = templates.render("t.ps1", &serde_json::json!({"value": "x"})).unwrap_err();
-    assert!(format!("{error:#}").contains("no quoted identifiers"), "{error:#}");
+    let templates =
+        Templates::from_files(vec![("t.ps1".into(), "Get-Item {{ value|ident }}".into())]).unwrap();
+    let error = templates
+        .render("t.ps1", &serde_json::json!({"value": "x"}))
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("no quoted identifiers"),
+        "{error:#}"
+    );
 }
 
 #[test]
 fn a_nul_character_is_refused_rather_than_truncated() {
     for name in ["t.sql", "t.tsql", "t.ps1"] {
-        let templates = Templates::from_files(vec![(name.into(), "x = {{ value }}".into())]).unwrap();
-        let error = templates.render(name, &serde_json::json!({"value": "a\u{0}b"})).unwrap_err();
+        let templates =
+            Templates::from_files(vec![(name.into(), "x = {{ value }}".into())]).unwrap();
+        let error = templates
+            .render(name, &serde_json::json!({"value": "a\u{0}b"}))
+            .unwrap_err();
         assert!(format!("{error:#}").contains("NUL"), "{name}: {error:#}");
     }
 }

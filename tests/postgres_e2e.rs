@@ -46,7 +46,13 @@ impl Fleet {
     }
 
     fn write(&self, manifests: &str) {
-        std::fs::write(self.repository.path().join("environments/test/manifests.yaml"), manifests).unwrap();
+        std::fs::write(
+            self.repository
+                .path()
+                .join("environments/test/manifests.yaml"),
+            manifests,
+        )
+        .unwrap();
     }
 
     fn command(&self, arguments: &[&str]) -> Command {
@@ -75,21 +81,30 @@ impl Fleet {
     /// Run and insist on an exit code, showing everything when it differs.
     fn expect(&self, arguments: &[&str], code: i32) -> String {
         let (actual, stdout, stderr) = self.run(arguments);
-        assert_eq!(actual, code, "fleetform {arguments:?} exited {actual}, expected {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        assert_eq!(
+            actual, code,
+            "fleetform {arguments:?} exited {actual}, expected {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
         stdout + &stderr
     }
 }
 
 fn role(name: &str, body: &str) -> String {
-    format!("---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}")
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+    )
 }
 
 fn database(name: &str, body: &str) -> String {
-    format!("---\napiVersion: fleetform/v1\nkind: PostgresDatabase\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}")
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresDatabase\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+    )
 }
 
 fn settings(name: &str, body: &str) -> String {
-    format!("---\napiVersion: fleetform/v1\nkind: PostgresSettings\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}")
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresSettings\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+    )
 }
 
 fn every_module() -> String {
@@ -107,18 +122,47 @@ fn every_module_converges_plans_nothing_after_and_repairs_drift() {
     let fleet = Fleet::new(&every_module());
     let plan = fleet.expect(&["plan"], 2);
     assert!(plan.contains("+ PostgresRole/app@pg-test"), "{plan}");
-    assert!(plan.contains("[restart needed]"), "shared_buffers needs a restart: {plan}");
+    assert!(
+        plan.contains("[restart needed]"),
+        "shared_buffers needs a restart: {plan}"
+    );
     fleet.expect(&["apply", "--auto-approve"], 0);
 
     // Converged for real, as the server sees it.
-    assert_eq!(fleet.server.psql("SELECT rolconnlimit, rolcanlogin, rolvaliduntil FROM pg_roles WHERE rolname = 'app'"), "20|t|2030-01-01 00:00:00+00");
-    assert_eq!(fleet.server.psql("SELECT pg_has_role('app', 'app_owner', 'MEMBER')"), "t");
-    assert_eq!(fleet.server.psql("SELECT pg_get_userbyid(datdba), datconnlimit FROM pg_database WHERE datname = 'appdb'"), "app_owner|50");
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT rolconnlimit, rolcanlogin, rolvaliduntil FROM pg_roles WHERE rolname = 'app'"
+        ),
+        "20|t|2030-01-01 00:00:00+00"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT pg_has_role('app', 'app_owner', 'MEMBER')"),
+        "t"
+    );
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT pg_get_userbyid(datdba), datconnlimit FROM pg_database WHERE datname = 'appdb'"
+        ),
+        "app_owner|50"
+    );
     assert_eq!(fleet.server.psql("SHOW work_mem"), "16MB");
     // The password works, and only it.
     let login = |password: &str| {
         Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &fleet.server.port.to_string(), "-U", "app", "-d", "appdb", "-Xc", "SELECT 1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &fleet.server.port.to_string(),
+                "-U",
+                "app",
+                "-d",
+                "appdb",
+                "-Xc",
+                "SELECT 1",
+            ])
             .env("PGPASSWORD", password)
             .output()
             .unwrap()
@@ -130,24 +174,44 @@ fn every_module_converges_plans_nothing_after_and_repairs_drift() {
 
     // Idempotent: nothing to do, exit 0; shared_buffers still waits for a restart.
     let second = fleet.expect(&["plan"], 0);
-    assert!(second.contains("0 to create, 0 to update, 0 to replace, 0 to delete"), "{second}");
+    assert!(
+        second.contains("0 to create, 0 to update, 0 to replace, 0 to delete"),
+        "{second}"
+    );
     fleet.expect(&["drift"], 0);
 
     // Out-of-band changes to each module are drift (exit 3) ...
     fleet.server.psql("ALTER ROLE app CONNECTION LIMIT 5");
-    fleet.server.psql("ALTER ROLE app PASSWORD 'changed-by-hand'");
+    fleet
+        .server
+        .psql("ALTER ROLE app PASSWORD 'changed-by-hand'");
     fleet.server.psql("ALTER DATABASE appdb CONNECTION LIMIT 7");
     fleet.server.psql("ALTER SYSTEM SET work_mem = '64MB'");
     fleet.server.psql("SELECT pg_reload_conf()");
     let drift = fleet.expect(&["drift"], 3);
-    for expected in ["drifted PostgresRole/app@pg-test", "app connectionLimit", "app password", "drifted PostgresDatabase/appdb@pg-test", "drifted PostgresSettings/tuning@pg-test", "work_mem value"] {
-        assert!(drift.contains(expected), "missing `{expected}` in:\n{drift}");
+    for expected in [
+        "drifted PostgresRole/app@pg-test",
+        "app connectionLimit",
+        "app password",
+        "drifted PostgresDatabase/appdb@pg-test",
+        "drifted PostgresSettings/tuning@pg-test",
+        "work_mem value",
+    ] {
+        assert!(
+            drift.contains(expected),
+            "missing `{expected}` in:\n{drift}"
+        );
     }
     // ... which apply repairs.
     fleet.expect(&["apply", "--auto-approve"], 0);
     fleet.expect(&["drift"], 0);
     assert!(login(APP_PASSWORD));
-    assert_eq!(fleet.server.psql("SELECT datconnlimit FROM pg_database WHERE datname = 'appdb'"), "50");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT datconnlimit FROM pg_database WHERE datname = 'appdb'"),
+        "50"
+    );
 }
 
 #[test]
@@ -156,7 +220,10 @@ fn a_manifest_change_is_pending_not_drift() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     fleet.write(&role("app", "  login: true\n  connectionLimit: 3\n"));
     let drift = fleet.expect(&["drift"], 2);
-    assert!(drift.contains("pending PostgresRole/app@pg-test"), "{drift}");
+    assert!(
+        drift.contains("pending PostgresRole/app@pg-test"),
+        "{drift}"
+    );
     // Both at once: the live state moved too, so it is drift.
     fleet.server.psql("ALTER ROLE app NOLOGIN");
     fleet.expect(&["drift"], 3);
@@ -164,60 +231,149 @@ fn a_manifest_change_is_pending_not_drift() {
 
 #[test]
 fn a_stale_plan_is_refused_for_exactly_the_changed_resources() {
-    let fleet = Fleet::new(&[role("one", "  connectionLimit: 1\n"), role("two", "  connectionLimit: 2\n")].concat());
+    let fleet = Fleet::new(
+        &[
+            role("one", "  connectionLimit: 1\n"),
+            role("two", "  connectionLimit: 2\n"),
+        ]
+        .concat(),
+    );
     fleet.server.psql("CREATE ROLE one; CREATE ROLE two");
     let plan_file = fleet.repository.path().join("plan.json");
     let plan_path = plan_file.to_str().unwrap();
     fleet.expect(&["plan", "--out", plan_path], 2);
     fleet.server.psql("ALTER ROLE one CONNECTION LIMIT 9");
     let applied = fleet.expect(&["apply", plan_path], 1);
-    assert!(applied.contains("PostgresRole/one@pg-test: refused"), "{applied}");
-    assert!(applied.contains("PostgresRole/two@pg-test: converged"), "{applied}");
-    assert_eq!(fleet.server.psql("SELECT rolconnlimit FROM pg_roles WHERE rolname IN ('one', 'two') ORDER BY rolname"), "9\n2");
+    assert!(
+        applied.contains("PostgresRole/one@pg-test: refused"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("PostgresRole/two@pg-test: converged"),
+        "{applied}"
+    );
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT rolconnlimit FROM pg_roles WHERE rolname IN ('one', 'two') ORDER BY rolname"
+        ),
+        "9\n2"
+    );
     // A plan file in another format version is refused as a whole.
-    std::fs::write(&plan_file, std::fs::read_to_string(&plan_file).unwrap().replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
+    std::fs::write(
+        &plan_file,
+        std::fs::read_to_string(&plan_file)
+            .unwrap()
+            .replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
     let refused = fleet.expect(&["apply", plan_path], 1);
     assert!(refused.contains("format_version 99"), "{refused}");
 }
 
 #[test]
 fn applies_serialize_on_the_instance_lock() {
-    let fleet = Fleet::new(&[role("one", "  login: true\n"), database("appdb", "  owner: one\n")].concat());
+    let fleet = Fleet::new(
+        &[
+            role("one", "  login: true\n"),
+            database("appdb", "  owner: one\n"),
+        ]
+        .concat(),
+    );
     // Someone else holds the apply lock ...
     let lock_key = fleetform::ops::engine::LOCK_KEY;
     let mut holder = fleet
         .server
-        .psql_command("postgres", &format!("SELECT pg_advisory_lock({lock_key}); SELECT pg_sleep(60)"))
+        .psql_command(
+            "postgres",
+            &format!("SELECT pg_advisory_lock({lock_key}); SELECT pg_sleep(60)"),
+        )
         .spawn()
         .expect("psql holds the lock");
-    assert!(fleet.server.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", "1", Duration::from_secs(20)));
+    assert!(fleet.server.wait_for(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "1",
+        Duration::from_secs(20)
+    ));
     // ... so apply waits for it (we see it waiting on the server) ...
-    let apply = fleet.command(&["apply", "--auto-approve"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    assert!(fleet.server.wait_for("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", "1", Duration::from_secs(20)), "apply never waited for the lock");
-    assert_eq!(fleet.server.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'one'"), "0", "apply changed something while another held the lock");
+    let apply = fleet
+        .command(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        fleet.server.wait_for(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            "1",
+            Duration::from_secs(20)
+        ),
+        "apply never waited for the lock"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'one'"),
+        "0",
+        "apply changed something while another held the lock"
+    );
     // ... and goes on once it is released.
-    fleet.server.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    fleet.server.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    );
     let _ = holder.wait();
     let output = apply.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("waiting for the apply lock on pg-test"), "{text}");
+    assert!(
+        text.contains("waiting for the apply lock on pg-test"),
+        "{text}"
+    );
 
     fleet.expect(&["plan"], 0);
 }
 
 #[test]
 fn two_simultaneous_applies_both_finish_correctly() {
-    let fleet = Fleet::new(&[role("one", "  login: true\n"), role("two", "  memberOf: [one]\n"), database("appdb", "  owner: one\n")].concat());
-    let first = fleet.command(&["apply", "--auto-approve"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let second = fleet.command(&["apply", "--auto-approve"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let fleet = Fleet::new(
+        &[
+            role("one", "  login: true\n"),
+            role("two", "  memberOf: [one]\n"),
+            database("appdb", "  owner: one\n"),
+        ]
+        .concat(),
+    );
+    let first = fleet
+        .command(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let second = fleet
+        .command(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let first = first.wait_with_output().unwrap();
     let second = second.wait_with_output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     fleet.expect(&["plan"], 0);
     // Each resource was converged by exactly one of them.
-    assert_eq!(fleet.server.psql("SELECT count(*) FROM fleetform.ledger WHERE result = 'converged'"), "3");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM fleetform.ledger WHERE result = 'converged'"),
+        "3"
+    );
 }
 
 #[test]
@@ -231,10 +387,24 @@ fn a_failing_resource_skips_its_dependents_and_spares_the_rest() {
         .concat(),
     );
     let output = fleet.expect(&["apply", "--auto-approve"], 1);
-    assert!(output.contains("PostgresRole/broken@pg-test: failed"), "{output}");
-    assert!(output.contains("role \"no_such_role\" does not exist"), "{output}");
-    assert!(output.contains("PostgresDatabase/brokendb@pg-test: skipped (depends on PostgresRole/broken@pg-test"), "{output}");
-    assert!(output.contains("PostgresRole/fine@pg-test: converged"), "{output}");
+    assert!(
+        output.contains("PostgresRole/broken@pg-test: failed"),
+        "{output}"
+    );
+    assert!(
+        output.contains("role \"no_such_role\" does not exist"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "PostgresDatabase/brokendb@pg-test: skipped (depends on PostgresRole/broken@pg-test"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("PostgresRole/fine@pg-test: converged"),
+        "{output}"
+    );
     // The failed role was rolled back as a whole; the independent one exists.
     assert_eq!(fleet.server.psql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('broken', 'fine')"), "fine");
     assert_eq!(
@@ -265,12 +435,20 @@ fn no_output_format_and_no_ledger_row_contains_a_secret() {
     }
     everything += &fleet.expect(&["apply", "--auto-approve"], 0);
     everything += &fleet.server.psql("SELECT l::text FROM fleetform.ledger l");
-    assert!(everything.contains("(sensitive)"), "the password should show as (sensitive)");
+    assert!(
+        everything.contains("(sensitive)"),
+        "the password should show as (sensitive)"
+    );
     for secret in [APP_PASSWORD, SUPERUSER_PASSWORD] {
-        assert!(!everything.contains(secret), "a secret leaked into the output or the ledger");
+        assert!(
+            !everything.contains(secret),
+            "a secret leaked into the output or the ledger"
+        );
     }
     // Nor the server's verifier.
-    let verifier = fleet.server.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+    let verifier = fleet
+        .server
+        .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
     assert!(verifier.starts_with("SCRAM-SHA-256$"));
     assert!(!everything.contains(&verifier));
 }
@@ -278,37 +456,87 @@ fn no_output_format_and_no_ledger_row_contains_a_secret() {
 #[test]
 fn a_fixed_field_is_refused_unless_the_resource_is_named_for_replacement() {
     let fleet = Fleet::new(&database("legacy", "  encoding: UTF8\n"));
-    fleet.server.psql("CREATE DATABASE legacy ENCODING 'SQL_ASCII' TEMPLATE template0");
+    fleet
+        .server
+        .psql("CREATE DATABASE legacy ENCODING 'SQL_ASCII' TEMPLATE template0");
     let refused = fleet.expect(&["plan"], 1);
-    assert!(refused.contains("encoding cannot change from \"SQL_ASCII\" to \"UTF8\""), "{refused}");
-    assert!(refused.contains("--replace PostgresDatabase/legacy@pg-test"), "{refused}");
+    assert!(
+        refused.contains("encoding cannot change from \"SQL_ASCII\" to \"UTF8\""),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("--replace PostgresDatabase/legacy@pg-test"),
+        "{refused}"
+    );
     let replace = fleet.expect(&["plan", "--replace", "PostgresDatabase/legacy@pg-test"], 2);
-    assert!(replace.contains("-/+ PostgresDatabase/legacy@pg-test"), "{replace}");
+    assert!(
+        replace.contains("-/+ PostgresDatabase/legacy@pg-test"),
+        "{replace}"
+    );
     assert!(replace.contains("[destructive]"), "{replace}");
-    fleet.expect(&["apply", "--auto-approve", "--replace", "PostgresDatabase/legacy@pg-test"], 0);
-    assert_eq!(fleet.server.psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'legacy'"), "UTF8");
+    fleet.expect(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "PostgresDatabase/legacy@pg-test",
+        ],
+        0,
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'legacy'"),
+        "UTF8"
+    );
     fleet.expect(&["plan"], 0);
 }
 
 #[test]
 fn prune_deletes_only_what_fleetform_created() {
-    let fleet = Fleet::new(&[role("keep", ""), role("gone", ""), database("olddb", "  owner: gone\n")].concat());
+    let fleet = Fleet::new(
+        &[
+            role("keep", ""),
+            role("gone", ""),
+            database("olddb", "  owner: gone\n"),
+        ]
+        .concat(),
+    );
     fleet.expect(&["apply", "--auto-approve"], 0);
     fleet.server.psql("CREATE ROLE handmade");
     fleet.write(&role("keep", ""));
     // Without --prune: listed, nothing to delete.
     let listed = fleet.expect(&["plan"], 0);
-    assert!(listed.contains("PostgresRole gone@pg-test (created by fleetform: deleted only with --prune)"), "{listed}");
-    assert!(listed.contains("PostgresRole handmade@pg-test\n"), "{listed}");
+    assert!(
+        listed.contains(
+            "PostgresRole gone@pg-test (created by fleetform: deleted only with --prune)"
+        ),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("PostgresRole handmade@pg-test\n"),
+        "{listed}"
+    );
     // With --prune: only the owned objects, the database before its owner.
     let pruned = fleet.expect(&["plan", "--prune"], 2);
-    assert!(pruned.contains("- PostgresDatabase/olddb@pg-test"), "{pruned}");
+    assert!(
+        pruned.contains("- PostgresDatabase/olddb@pg-test"),
+        "{pruned}"
+    );
     assert!(pruned.contains("- PostgresRole/gone@pg-test"), "{pruned}");
     assert!(!pruned.contains("- PostgresRole/handmade"), "{pruned}");
-    assert!(pruned.find("PostgresDatabase/olddb").unwrap() < pruned.find("- PostgresRole/gone").unwrap());
+    assert!(
+        pruned.find("PostgresDatabase/olddb").unwrap()
+            < pruned.find("- PostgresRole/gone").unwrap()
+    );
     fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
     assert_eq!(fleet.server.psql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('keep', 'gone', 'handmade')"), "handmade,keep");
-    assert_eq!(fleet.server.psql("SELECT count(*) FROM pg_database WHERE datname = 'olddb'"), "0");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'olddb'"),
+        "0"
+    );
 }
 
 #[test]
@@ -325,21 +553,42 @@ fn hostile_names_are_created_verbatim_and_change_nothing_else() {
         .enumerate()
         .map(|(index, name)| {
             let quoted = serde_json::to_string(name).unwrap();
-            role(&format!("hostile-{index}"), &format!("  name: {quoted}\n  comment: {quoted}\n"))
+            role(
+                &format!("hostile-{index}"),
+                &format!("  name: {quoted}\n  comment: {quoted}\n"),
+            )
         })
         .collect::<String>()
-        + &database("hostile-db", &format!("  name: {}\n  owner: {}\n", serde_json::to_string("db'; DROP DATABASE postgres; --").unwrap(), serde_json::to_string(hostile[0]).unwrap()));
+        + &database(
+            "hostile-db",
+            &format!(
+                "  name: {}\n  owner: {}\n",
+                serde_json::to_string("db'; DROP DATABASE postgres; --").unwrap(),
+                serde_json::to_string(hostile[0]).unwrap()
+            ),
+        );
     let fleet = Fleet::new(&manifests);
     fleet.expect(&["apply", "--auto-approve"], 0);
     for name in hostile {
         let literal = name.replace('\'', "''");
-        assert_eq!(fleet.server.psql(&format!("SELECT count(*) FROM pg_roles WHERE rolname = '{literal}'")), "1", "role {name:?}");
+        assert_eq!(
+            fleet.server.psql(&format!(
+                "SELECT count(*) FROM pg_roles WHERE rolname = '{literal}'"
+            )),
+            "1",
+            "role {name:?}"
+        );
         assert_eq!(
             fleet.server.psql(&format!("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = '{literal}'")),
             format!("{name}\n[managed by fleetform]")
         );
     }
-    assert_eq!(fleet.server.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"), "1");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"),
+        "1"
+    );
     assert_eq!(fleet.server.psql("SELECT count(*) FROM pg_database WHERE datname IN ('postgres', 'db''; DROP DATABASE postgres; --')"), "2");
     fleet.expect(&["plan"], 0);
 }
@@ -347,17 +596,33 @@ fn hostile_names_are_created_verbatim_and_change_nothing_else() {
 #[test]
 fn unreachable_and_misconfigured_instances_are_errors_naming_the_instance() {
     let fleet = Fleet::new(&role("app", ""));
-    let wrong_password = fleet.command(&["plan"]).env("FLEETFORM_TEST_PG_PASSWORD", "wrong").output().unwrap();
-    let text = String::from_utf8_lossy(&wrong_password.stdout).into_owned() + &String::from_utf8_lossy(&wrong_password.stderr);
+    let wrong_password = fleet
+        .command(&["plan"])
+        .env("FLEETFORM_TEST_PG_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&wrong_password.stdout).into_owned()
+        + &String::from_utf8_lossy(&wrong_password.stderr);
     assert_eq!(wrong_password.status.code(), Some(1), "{text}");
     assert!(text.contains("PostgresInstance pg-test"), "{text}");
     assert!(text.contains("password authentication failed"), "{text}");
-    assert!(!text.contains("wrong\n") && !text.contains(SUPERUSER_PASSWORD), "{text}");
+    assert!(
+        !text.contains("wrong\n") && !text.contains(SUPERUSER_PASSWORD),
+        "{text}"
+    );
 
-    let unset = fleet.command(&["plan"]).env_remove("FLEETFORM_TEST_PG_PASSWORD").output().unwrap();
-    let text = String::from_utf8_lossy(&unset.stdout).into_owned() + &String::from_utf8_lossy(&unset.stderr);
+    let unset = fleet
+        .command(&["plan"])
+        .env_remove("FLEETFORM_TEST_PG_PASSWORD")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&unset.stdout).into_owned()
+        + &String::from_utf8_lossy(&unset.stderr);
     assert_eq!(unset.status.code(), Some(1), "{text}");
-    assert!(text.contains("FLEETFORM_TEST_PG_PASSWORD is not set"), "{text}");
+    assert!(
+        text.contains("FLEETFORM_TEST_PG_PASSWORD is not set"),
+        "{text}"
+    );
 
     let port = fleet.server.port;
     drop(fleet.server);
@@ -368,9 +633,13 @@ fn unreachable_and_misconfigured_instances_are_errors_naming_the_instance() {
         .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&refused.stdout).into_owned() + &String::from_utf8_lossy(&refused.stderr);
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned()
+        + &String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")), "{text}");
+    assert!(
+        text.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")),
+        "{text}"
+    );
     assert!(text.to_lowercase().contains("connection refused"), "{text}");
 }
 
@@ -379,14 +648,24 @@ fn certificates(ca_name: &str) -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, ca_name);
     let ca_certificate = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_key = rcgen::KeyPair::generate().unwrap();
-    let mut server_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    server_params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let mut server_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    server_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
     let server_certificate = server_params.signed_by(&server_key, &issuer).unwrap();
-    (ca_certificate.pem(), server_certificate.pem(), server_key.serialize_pem())
+    (
+        ca_certificate.pem(),
+        server_certificate.pem(),
+        server_key.serialize_pem(),
+    )
 }
 
 #[test]
@@ -397,9 +676,17 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("server.crt"), certificate).unwrap();
     std::fs::write(files.path().join("server.key"), key).unwrap();
-    std::fs::write(files.path().join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n").unwrap();
+    std::fs::write(
+        files.path().join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .unwrap();
     common::postgres::give_to_server_user(files.path());
-    std::fs::set_permissions(files.path().join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        files.path().join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let directory = files.path().display().to_string();
     let settings = [
         "ssl=on".to_string(),
@@ -415,9 +702,14 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
     std::fs::write(fleet.repository.path().join("other-ca.pem"), other_ca).unwrap();
     // require: encrypted (the server takes nothing else), certificate unchecked.
     fleet.expect(&["apply", "--auto-approve"], 0);
-    let inventory = fleet.repository.path().join("environments/test/inventory.yaml");
+    let inventory = fleet
+        .repository
+        .path()
+        .join("environments/test/inventory.yaml");
     let original = std::fs::read_to_string(&inventory).unwrap();
-    let with = |connection: &str| std::fs::write(&inventory, original.replace("sslMode: require", connection)).unwrap();
+    let with = |connection: &str| {
+        std::fs::write(&inventory, original.replace("sslMode: require", connection)).unwrap()
+    };
     // verify-full against the CA that signed the certificate: accepted.
     with("sslMode: verify-full, sslRootCert: ca.pem");
     fleet.expect(&["plan"], 0);
@@ -426,7 +718,10 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
     // Another CA: refused, naming the instance.
     with("sslMode: verify-full, sslRootCert: other-ca.pem");
     let refused = fleet.expect(&["plan"], 1);
-    assert!(refused.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")), "{refused}");
+    assert!(
+        refused.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")),
+        "{refused}"
+    );
     assert!(refused.to_lowercase().contains("certificate"), "{refused}");
     // No TLS: the server's pg_hba refuses it.
     with("sslMode: disable");
@@ -448,7 +743,11 @@ fn a_server_that_never_answers_times_out_naming_the_instance() {
     let repository = tempfile::tempdir().unwrap();
     let environment = repository.path().join("environments/test");
     std::fs::create_dir_all(&environment).unwrap();
-    std::fs::write(environment.join("environment.yaml"), "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n").unwrap();
+    std::fs::write(
+        environment.join("environment.yaml"),
+        "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n",
+    )
+    .unwrap();
     std::fs::write(
         environment.join("inventory.yaml"),
         format!("apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-silent}}\nspec: {{server: local, port: {port}, connection: {{sslMode: disable, connectTimeoutSeconds: 1}}}}\n{}", role("app", "").replace("pg-test", "pg-silent")),
@@ -459,8 +758,14 @@ fn a_server_that_never_answers_times_out_naming_the_instance() {
         .arg(repository.path())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("cannot connect to PostgresInstance pg-silent (127.0.0.1:{port}")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "cannot connect to PostgresInstance pg-silent (127.0.0.1:{port}"
+        )),
+        "{text}"
+    );
     assert!(text.contains("timed out after 1 s"), "{text}");
 }

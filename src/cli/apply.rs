@@ -75,10 +75,13 @@ pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
 }
 
 fn read_plan(path: &std::path::Path) -> Result<Plan> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
-    let version: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON plan", path.display()))?;
-    let found = version.get("format_version").and_then(serde_json::Value::as_u64);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let version: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON plan", path.display()))?;
+    let found = version
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64);
     if found != Some(u64::from(PLAN_FORMAT_VERSION)) {
         bail!(
             "{} has plan format_version {}, this fleetform reads {PLAN_FORMAT_VERSION}: plan again",
@@ -86,15 +89,21 @@ fn read_plan(path: &std::path::Path) -> Result<Plan> {
             found.map_or("(none)".to_string(), |found| found.to_string())
         );
     }
-    serde_json::from_value(version).with_context(|| format!("{} is not a fleetform plan", path.display()))
+    serde_json::from_value(version)
+        .with_context(|| format!("{} is not a fleetform plan", path.display()))
 }
 
 fn confirm(output: &mut Output) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        bail!("apply asks before changing anything, and standard input is not a terminal: pass --auto-approve, or apply a saved plan file");
+        bail!(
+            "apply asks before changing anything, and standard input is not a terminal: pass --auto-approve, or apply a saved plan file"
+        );
     }
     output.status("Apply these changes? Only 'yes' applies them:");
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
     Ok(answer.trim() == "yes")
 }

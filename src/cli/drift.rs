@@ -19,7 +19,10 @@ pub struct DriftArgs {
 
 /// Exit 0 in sync, 2 pending changes only, 3 drift, 1 error.
 pub fn run(arguments: DriftArgs, output: &mut Output) -> Result<u8> {
-    let plan_arguments = PlanArgs { prune: false, replace: Vec::new() };
+    let plan_arguments = PlanArgs {
+        prune: false,
+        replace: Vec::new(),
+    };
     let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
         return Ok(1);
     };
@@ -27,6 +30,10 @@ pub fn run(arguments: DriftArgs, output: &mut Output) -> Result<u8> {
         let observations = engine.discover().await;
         engine.build_plan(&observations, now())
     });
-    output.result(&report::drift_render(&plan, arguments.format, output.style()));
+    output.result(&report::drift_render(
+        &plan,
+        arguments.format,
+        output.style(),
+    ));
     Ok(report::drift_exit_code(&plan))
 }

@@ -4,11 +4,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::SourceArgs;
-use crate::diagnostics;
 use crate::ops::{self, graph::GraphFormat};
 use crate::output::Output;
 use crate::schemas::SchemaCatalog;
-use crate::settings::SourceSettings;
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
@@ -24,20 +22,9 @@ pub struct GraphArgs {
 }
 
 pub fn run(arguments: GraphArgs, output: &mut Output) -> Result<u8> {
-    let settings = SourceSettings::resolve(
-        &arguments.source.environment,
-        arguments.source.repository.as_deref(),
-        arguments.source.revision.as_deref(),
-    )?;
+    let settings = arguments.source.settings()?;
     let catalog = SchemaCatalog::embedded()?;
-    let check = ops::check_environment(&settings.source, &settings.environment, &catalog);
-    let Some(fleet) = &check.fleet else {
-        output.status(&diagnostics::render_human(&check.diagnostics));
-        output.status(&diagnostics::summary_line(
-            &check.diagnostics,
-            check.objects,
-            check.files,
-        ));
+    let Some(fleet) = super::valid_fleet(&settings, &catalog, output) else {
         return Ok(1);
     };
     let keep = if arguments.targets.is_empty() {

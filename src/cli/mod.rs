@@ -59,6 +59,49 @@ pub struct SourceArgs {
     pub revision: Option<String>,
 }
 
+impl SourceArgs {
+    pub fn settings(&self) -> Result<crate::settings::SourceSettings> {
+        crate::settings::SourceSettings::resolve(
+            &self.environment,
+            self.repository.as_deref(),
+            self.revision.as_deref(),
+        )
+    }
+}
+
+/// Load and validate the environment; `None` after printing its diagnostics
+/// when it is invalid, so the command can exit 1.
+pub fn valid_fleet(
+    settings: &crate::settings::SourceSettings,
+    catalog: &crate::schemas::SchemaCatalog,
+    output: &mut Output,
+) -> Option<crate::model::ValidatedFleet> {
+    let check = crate::ops::check_environment(&settings.source, &settings.environment, catalog);
+    match check.fleet {
+        Some(fleet) => {
+            let warnings: Vec<_> = check
+                .diagnostics
+                .iter()
+                .filter(|diagnostic| !diagnostic.is_error())
+                .cloned()
+                .collect();
+            if !warnings.is_empty() {
+                output.status(&crate::diagnostics::render_human(&warnings));
+            }
+            Some(fleet)
+        }
+        None => {
+            output.status(&crate::diagnostics::render_human(&check.diagnostics));
+            output.status(&crate::diagnostics::summary_line(
+                &check.diagnostics,
+                check.objects,
+                check.files,
+            ));
+            None
+        }
+    }
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli, output: &mut Output) -> Result<u8> {
     match cli.command {

@@ -39,7 +39,11 @@ pub fn run(arguments: PlanCommandArgs, output: &mut Output) -> Result<u8> {
         output.status(&format!("plan written to {}", path.display()));
     }
     match arguments.format {
-        PlanFormat::Human => output.result(&report::plan_human(&plan, output.style(), arguments.show_unchanged)),
+        PlanFormat::Human => output.result(&report::plan_human(
+            &plan,
+            output.style(),
+            arguments.show_unchanged,
+        )),
         PlanFormat::Json => output.result(&report::plan_json(&plan)),
         PlanFormat::Markdown => {
             let comments = report::plan_markdown(&plan);

@@ -10,11 +10,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::SourceArgs;
-use crate::diagnostics;
-use crate::ops::{self, engine::{Engine, RunSettings}};
+use crate::ops::engine::{Engine, RunSettings};
 use crate::output::Output;
 use crate::schemas::SchemaCatalog;
-use crate::settings::SourceSettings;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -46,23 +44,16 @@ pub struct PlanArgs {
 
 /// Validate the environment and build the engine; `None` (after printing
 /// the diagnostics) when the manifests are invalid.
-pub fn prepare(arguments: &RunArgs, plan: &PlanArgs, output: &mut Output) -> Result<Option<Arc<Engine>>> {
-    let source_settings = SourceSettings::resolve(
-        &arguments.source.environment,
-        arguments.source.repository.as_deref(),
-        arguments.source.revision.as_deref(),
-    )?;
+pub fn prepare(
+    arguments: &RunArgs,
+    plan: &PlanArgs,
+    output: &mut Output,
+) -> Result<Option<Arc<Engine>>> {
+    let source_settings = arguments.source.settings()?;
     let catalog = SchemaCatalog::embedded()?;
-    let check = ops::check_environment(&source_settings.source, &source_settings.environment, &catalog);
-    let Some(fleet) = &check.fleet else {
-        output.status(&diagnostics::render_human(&check.diagnostics));
-        output.status(&diagnostics::summary_line(&check.diagnostics, check.objects, check.files));
+    let Some(fleet) = super::valid_fleet(&source_settings, &catalog, output) else {
         return Ok(None);
     };
-    let warnings: Vec<_> = check.diagnostics.iter().filter(|diagnostic| !diagnostic.is_error()).cloned().collect();
-    if !warnings.is_empty() {
-        output.status(&diagnostics::render_human(&warnings));
-    }
     let settings = RunSettings {
         parallelism: usize::from(arguments.parallelism),
         prune: plan.prune,
@@ -73,7 +64,7 @@ pub fn prepare(arguments: &RunArgs, plan: &PlanArgs, output: &mut Output) -> Res
         commit: source_settings.source.commit(),
         repository_root: source_settings.source.root_directory(),
     };
-    let engine = Engine::prepare(fleet, &catalog, settings)
+    let engine = Engine::prepare(&fleet, &catalog, settings)
         .with_context(|| format!("environment {}", source_settings.environment))?;
     Ok(Some(Arc::new(engine)))
 }
@@ -81,10 +72,21 @@ pub fn prepare(arguments: &RunArgs, plan: &PlanArgs, output: &mut Output) -> Res
 /// Who runs fleetform, for the ledger: FLEETFORM_ACTOR, else the CI's
 /// actor, else the login name, with the host.
 fn actor() -> String {
-    let person = ["FLEETFORM_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|variable| std::env::var(variable).ok().filter(|value| !value.is_empty()))
-        .unwrap_or_else(|| "unknown".into());
+    let person = [
+        "FLEETFORM_ACTOR",
+        "GITHUB_ACTOR",
+        "GITLAB_USER_LOGIN",
+        "USER",
+        "LOGNAME",
+        "USERNAME",
+    ]
+    .iter()
+    .find_map(|variable| {
+        std::env::var(variable)
+            .ok()
+            .filter(|value| !value.is_empty())
+    })
+    .unwrap_or_else(|| "unknown".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|text| text.trim().to_string())

@@ -8,7 +8,6 @@ use crate::diagnostics::{self, Diagnostic};
 use crate::ops::{self, EnvironmentCheck};
 use crate::output::Output;
 use crate::schemas::SchemaCatalog;
-use crate::settings::SourceSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ValidateFormat {
@@ -26,11 +25,7 @@ pub struct ValidateArgs {
 }
 
 pub fn run(arguments: ValidateArgs, output: &mut Output) -> Result<u8> {
-    let settings = SourceSettings::resolve(
-        &arguments.source.environment,
-        arguments.source.repository.as_deref(),
-        arguments.source.revision.as_deref(),
-    )?;
+    let settings = arguments.source.settings()?;
     let catalog = SchemaCatalog::embedded()?;
     let check = ops::check_environment(&settings.source, &settings.environment, &catalog);
     match arguments.format {

@@ -43,7 +43,9 @@ impl Endpoint {
     /// Open a session; `database` picks another database of the same server.
     pub async fn connect(&self, database: Option<&str>) -> Result<Session> {
         match self {
-            Endpoint::Postgres(endpoint) => Ok(Session::Postgres(endpoint.connect(database).await?)),
+            Endpoint::Postgres(endpoint) => {
+                Ok(Session::Postgres(endpoint.connect(database).await?))
+            }
         }
     }
 }

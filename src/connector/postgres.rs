@@ -51,9 +51,8 @@ impl PostgresEndpoint {
                     tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
                 }
                 Err(error) => {
-                    return Err(error.error).with_context(|| {
-                        format!("cannot connect to {}", self.describe())
-                    });
+                    return Err(error.error)
+                        .with_context(|| format!("cannot connect to {}", self.describe()));
                 }
             }
         }
@@ -295,11 +294,9 @@ pub fn split_statements(script: &str) -> Vec<String> {
                 if let Some(tag_end) = dollar_tag_end(&characters, index) {
                     let tag: String = characters[index..tag_end].iter().collect();
                     let body: String = characters[tag_end..].iter().collect();
-                    let end = body
-                        .find(&tag)
-                        .map_or(characters.len(), |offset| {
-                            tag_end + body[..offset].chars().count() + tag.chars().count()
-                        });
+                    let end = body.find(&tag).map_or(characters.len(), |offset| {
+                        tag_end + body[..offset].chars().count() + tag.chars().count()
+                    });
                     current.extend(&characters[index..end]);
                     index = end;
                     continue;
@@ -385,7 +382,9 @@ fn dollar_tag_end(characters: &[char], start: usize) -> Option<usize> {
         if character == '$' {
             return Some(index + 1);
         }
-        if !(character.is_alphanumeric() || character == '_') || (index == start + 1 && character.is_ascii_digit()) {
+        if !(character.is_alphanumeric() || character == '_')
+            || (index == start + 1 && character.is_ascii_digit())
+        {
             return None;
         }
         index += 1;

@@ -10,7 +10,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SslMode {
@@ -29,7 +31,9 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => bail!("sslMode `{other}` is not disable, prefer, require, verify-ca or verify-full"),
+            other => {
+                bail!("sslMode `{other}` is not disable, prefer, require, verify-ca or verify-full")
+            }
         })
     }
 
@@ -63,9 +67,10 @@ pub fn client_config(mode: SslMode, root_certificate: Option<&Path>) -> Result<C
             .with_no_client_auth(),
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let roots = Arc::new(root_store(root_certificate)?);
-            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .context("cannot build the certificate verifier")?;
+            let verifier =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .context("cannot build the certificate verifier")?;
             if mode == SslMode::VerifyFull {
                 builder.with_webpki_verifier(verifier).with_no_client_auth()
             } else {
@@ -86,14 +91,22 @@ fn root_store(root_certificate: Option<&Path>) -> Result<RootCertStore> {
             let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .with_context(|| format!("cannot read sslRootCert {}", path.display()))?
                 .collect::<Result<_, _>>()
-                .with_context(|| format!("sslRootCert {} is not a PEM certificate file", path.display()))?;
+                .with_context(|| {
+                    format!(
+                        "sslRootCert {} is not a PEM certificate file",
+                        path.display()
+                    )
+                })?;
             if certificates.is_empty() {
                 bail!("sslRootCert {} holds no certificate", path.display());
             }
             for certificate in certificates {
-                store
-                    .add(certificate)
-                    .with_context(|| format!("sslRootCert {} holds an unusable certificate", path.display()))?;
+                store.add(certificate).with_context(|| {
+                    format!(
+                        "sslRootCert {} holds an unusable certificate",
+                        path.display()
+                    )
+                })?;
             }
         }
         None => {
@@ -177,10 +190,13 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -194,7 +210,8 @@ impl ServerCertVerifier for ChainOnly {
         certificate: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, certificate, signature)
+        self.inner
+            .verify_tls12_signature(message, certificate, signature)
     }
 
     fn verify_tls13_signature(
@@ -203,7 +220,8 @@ impl ServerCertVerifier for ChainOnly {
         certificate: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, certificate, signature)
+        self.inner
+            .verify_tls13_signature(message, certificate, signature)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

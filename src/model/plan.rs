@@ -245,6 +245,8 @@ impl Plan {
     }
 
     pub fn has_changes(&self) -> bool {
-        self.resource_changes.iter().any(ResourceChange::has_changes)
+        self.resource_changes
+            .iter()
+            .any(ResourceChange::has_changes)
     }
 }

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::connector::Session;
 use crate::model::plan::{Action, Plan, ResourceChange};
-use crate::ops::engine::{DesiredResource, Engine, Observations, TargetObservation, find_row, prune_resource};
+use crate::ops::engine::{
+    DesiredResource, Engine, Observations, TargetObservation, find_row, prune_resource,
+};
 use crate::output::Output;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -69,11 +71,17 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn is_success(&self) -> bool {
-        self.outcomes.iter().all(|outcome| outcome.outcome.is_success()) && self.unrecorded.is_empty()
+        self.outcomes
+            .iter()
+            .all(|outcome| outcome.outcome.is_success())
+            && self.unrecorded.is_empty()
     }
 
     pub fn count(&self, outcome: Outcome) -> usize {
-        self.outcomes.iter().filter(|entry| entry.outcome == outcome).count()
+        self.outcomes
+            .iter()
+            .filter(|entry| entry.outcome == outcome)
+            .count()
     }
 }
 
@@ -90,10 +98,21 @@ const VERIFY_ATTEMPTS: u32 = 6;
 const VERIFY_PAUSE: Duration = Duration::from_millis(150);
 
 /// Converge `approved` (a plan the user saw). Prints progress as it goes.
-pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) -> Result<ApplyReport> {
+pub async fn apply(
+    engine: Arc<Engine>,
+    approved: &Plan,
+    output: &mut Output,
+) -> Result<ApplyReport> {
     let run_id = run_identifier();
-    let mut report = ApplyReport { run_id: run_id.clone(), ..ApplyReport::default() };
-    let wanted: Vec<&ResourceChange> = approved.resource_changes.iter().filter(|change| change.has_changes()).collect();
+    let mut report = ApplyReport {
+        run_id: run_id.clone(),
+        ..ApplyReport::default()
+    };
+    let wanted: Vec<&ResourceChange> = approved
+        .resource_changes
+        .iter()
+        .filter(|change| change.has_changes())
+        .collect();
     let targets: BTreeSet<String> = wanted.iter().map(|change| change.target.clone()).collect();
 
     // 1. Lock every target and make sure its ledger exists.
@@ -113,12 +132,18 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
     // 2. Re-read the locked targets and re-plan: the plan may be stale.
     let mut observations = Observations::new();
     for target in locks.keys() {
-        let observation = engine.discover_target(target).await.map_err(|error| format!("{error:#}"));
+        let observation = engine
+            .discover_target(target)
+            .await
+            .map_err(|error| format!("{error:#}"));
         observations.insert(target.clone(), observation);
     }
     let fresh = engine.build_plan(&observations, approved.created_at.clone());
-    let fresh_by_address: BTreeMap<&str, &ResourceChange> =
-        fresh.resource_changes.iter().map(|change| (change.address.as_str(), change)).collect();
+    let fresh_by_address: BTreeMap<&str, &ResourceChange> = fresh
+        .resource_changes
+        .iter()
+        .map(|change| (change.address.as_str(), change))
+        .collect();
 
     // 3. Decide what runs.
     let position: BTreeMap<&str, usize> = engine
@@ -138,37 +163,63 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
             seconds: started.elapsed().as_secs_f64(),
         };
         if let Some(reason) = unavailable.get(&change.target) {
-            report.outcomes.push(settle(Outcome::Skipped, format!("target {} unavailable: {reason}", change.target)));
+            report.outcomes.push(settle(
+                Outcome::Skipped,
+                format!("target {} unavailable: {reason}", change.target),
+            ));
             continue;
         }
         let Some(current) = fresh_by_address.get(change.address.as_str()) else {
-            report.outcomes.push(settle(Outcome::Refused, "no longer in the manifests or not discovered again".into()));
+            report.outcomes.push(settle(
+                Outcome::Refused,
+                "no longer in the manifests or not discovered again".into(),
+            ));
             continue;
         };
         if let Some(blocked) = &current.blocked {
-            report.outcomes.push(settle(Outcome::Failed, blocked.message().to_string()));
+            report
+                .outcomes
+                .push(settle(Outcome::Failed, blocked.message().to_string()));
             continue;
         }
         if current.desired_fingerprint != change.desired_fingerprint {
-            report.outcomes.push(settle(Outcome::Refused, "the manifests changed since the plan was made: plan again".into()));
+            report.outcomes.push(settle(
+                Outcome::Refused,
+                "the manifests changed since the plan was made: plan again".into(),
+            ));
             continue;
         }
         if current.observed_fingerprint != change.observed_fingerprint {
             if current.action == Action::NoOp {
-                report.outcomes.push(settle(Outcome::AlreadyConverged, "converged by someone else since the plan".into()));
+                report.outcomes.push(settle(
+                    Outcome::AlreadyConverged,
+                    "converged by someone else since the plan".into(),
+                ));
             } else {
-                report.outcomes.push(settle(Outcome::Refused, "its live state changed since the plan was made: plan again".into()));
+                report.outcomes.push(settle(
+                    Outcome::Refused,
+                    "its live state changed since the plan was made: plan again".into(),
+                ));
             }
             continue;
         }
         let resource = match position.get(change.address.as_str()) {
             Some(index) => engine.resources[*index].clone(),
             None => match engine.modules.get(&change.kind) {
-                Some(module) if change.prune => {
-                    prune_resource(module, &change.target, &change.items.first().map(|item| item.identity.clone()).unwrap_or_default())
-                }
+                Some(module) if change.prune => prune_resource(
+                    module,
+                    &change.target,
+                    &change
+                        .items
+                        .first()
+                        .map(|item| item.identity.clone())
+                        .unwrap_or_default(),
+                ),
                 _ => {
-                    report.outcomes.push(settle(Outcome::Refused, "not a resource of these manifests".into()));
+                    report.outcomes.push(settle(
+                        Outcome::Refused,
+                        "not a resource of these manifests".into(),
+                    ));
                     continue;
                 }
             },
@@ -178,7 +229,11 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
             .iter()
             .map(|index| engine.resources[*index].address.clone())
             .collect();
-        queue.push(Work { approved: (*current).clone(), resource, dependencies });
+        queue.push(Work {
+            approved: (*current).clone(),
+            resource,
+            dependencies,
+        });
     }
     for outcome in &report.outcomes {
         print_outcome(output, outcome);
@@ -186,9 +241,17 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
 
     // 4. Converge: dependency order, independent resources in parallel,
     // prune deletions last (in the order the plan lists them).
-    let mut finished: BTreeMap<String, Outcome> = report.outcomes.iter().map(|outcome| (outcome.address.clone(), outcome.outcome)).collect();
-    let pending_addresses: BTreeSet<String> = queue.iter().map(|work| work.approved.address.clone()).collect();
-    let (mut deletions, mut remaining): (Vec<Work>, Vec<Work>) = queue.into_iter().partition(|work| work.approved.prune);
+    let mut finished: BTreeMap<String, Outcome> = report
+        .outcomes
+        .iter()
+        .map(|outcome| (outcome.address.clone(), outcome.outcome))
+        .collect();
+    let pending_addresses: BTreeSet<String> = queue
+        .iter()
+        .map(|work| work.approved.address.clone())
+        .collect();
+    let (mut deletions, mut remaining): (Vec<Work>, Vec<Work>) =
+        queue.into_iter().partition(|work| work.approved.prune);
     let limit = engine.settings.parallelism.max(1);
     let mut running = tokio::task::JoinSet::new();
     let mut in_flight = 0usize;
@@ -197,19 +260,19 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
         let mut index = 0;
         while index < remaining.len() && in_flight < limit {
             let work = &remaining[index];
-            let waiting = work
-                .dependencies
-                .iter()
-                .any(|dependency| pending_addresses.contains(dependency) && !finished.contains_key(dependency));
+            let waiting = work.dependencies.iter().any(|dependency| {
+                pending_addresses.contains(dependency) && !finished.contains_key(dependency)
+            });
             if waiting {
                 index += 1;
                 continue;
             }
             let work = remaining.remove(index);
-            let failed_dependency = work
-                .dependencies
-                .iter()
-                .find(|dependency| finished.get(*dependency).is_some_and(|outcome| !outcome.is_success()));
+            let failed_dependency = work.dependencies.iter().find(|dependency| {
+                finished
+                    .get(*dependency)
+                    .is_some_and(|outcome| !outcome.is_success())
+            });
             if let Some(dependency) = failed_dependency {
                 let outcome = ResourceOutcome {
                     address: work.approved.address.clone(),
@@ -259,20 +322,45 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
             report.outcomes.push(outcome);
             continue;
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         in_flight -= 1;
-        let (work, result, seconds) = joined.map_err(|error| anyhow!("an apply task panicked: {error}"))?;
+        let (work, result, seconds) =
+            joined.map_err(|error| anyhow!("an apply task panicked: {error}"))?;
         let (outcome, message, observed_fingerprint) = match result {
-            Ok(Converged { observed_fingerprint, remaining_difference: None }) => (Outcome::Converged, None, Some(observed_fingerprint)),
-            Ok(Converged { observed_fingerprint, remaining_difference: Some(difference) }) => (
+            Ok(Converged {
+                observed_fingerprint,
+                remaining_difference: None,
+            }) => (Outcome::Converged, None, Some(observed_fingerprint)),
+            Ok(Converged {
+                observed_fingerprint,
+                remaining_difference: Some(difference),
+            }) => (
                 Outcome::NotConverged,
-                Some(format!("after the action, re-discovery still differs: {difference}")),
+                Some(format!(
+                    "after the action, re-discovery still differs: {difference}"
+                )),
                 Some(observed_fingerprint),
             ),
             Err(error) => (Outcome::Failed, Some(format!("{error:#}")), None),
         };
-        let outcome = ResourceOutcome { address: work.approved.address.clone(), action: work.approved.action, outcome, message, seconds };
-        record_outcome(&engine, &work, &outcome, observed_fingerprint, &run_id, &mut report).await;
+        let outcome = ResourceOutcome {
+            address: work.approved.address.clone(),
+            action: work.approved.action,
+            outcome,
+            message,
+            seconds,
+        };
+        record_outcome(
+            &engine,
+            &work,
+            &outcome,
+            observed_fingerprint,
+            &run_id,
+            &mut report,
+        )
+        .await;
         print_outcome(output, &outcome);
         finished.insert(outcome.address.clone(), outcome.outcome);
         report.outcomes.push(outcome);
@@ -281,7 +369,10 @@ pub async fn apply(engine: Arc<Engine>, approved: &Plan, output: &mut Output) ->
     // 5. Release the locks (closing the sessions would too).
     for (target, session) in locks {
         let context = Value::Object(engine.base_context(&target, &Default::default()));
-        if let Ok(script) = engine.templates.render(&format!("{}/lock_release.sql", folder_of(&engine, &target)), &context) {
+        if let Ok(script) = engine.templates.render(
+            &format!("{}/lock_release.sql", folder_of(&engine, &target)),
+            &context,
+        ) {
             let _ = session.query_json(&script).await;
         }
     }
@@ -296,16 +387,31 @@ struct Converged {
 
 /// Run one resource's scripts, then re-discover until the diff is empty
 /// (bounded), returning the observed fingerprint for the ledger.
-async fn converge(engine: &Engine, work: &Work, facts: &serde_json::Map<String, Value>) -> Result<Converged> {
-    let module = engine.modules.get(&work.resource.kind).context("no module")?;
-    let endpoint = engine.endpoints.get(&work.resource.target).context("no endpoint")?;
+async fn converge(
+    engine: &Engine,
+    work: &Work,
+    facts: &serde_json::Map<String, Value>,
+) -> Result<Converged> {
+    let module = engine
+        .modules
+        .get(&work.resource.kind)
+        .context("no module")?;
+    let endpoint = engine
+        .endpoints
+        .get(&work.resource.target)
+        .context("no endpoint")?;
     let mut session = endpoint.connect(None).await?;
-    let rows = engine.discover_module(&session, module, &work.resource.target, facts).await?;
+    let rows = engine
+        .discover_module(&session, module, &work.resource.target, facts)
+        .await?;
     let mut changed_any = false;
     for item in &work.resource.items {
         let observed = find_row(&rows, &item.identity);
         let item_diff = if work.approved.prune {
-            crate::ops::diff::ItemDiff { action: Some(Action::Delete), ..Default::default() }
+            crate::ops::diff::ItemDiff {
+                action: Some(Action::Delete),
+                ..Default::default()
+            }
         } else {
             let replace = engine.settings.replace.contains(&work.resource.address);
             crate::ops::diff::diff_item(module, item, observed, replace)
@@ -314,62 +420,107 @@ async fn converge(engine: &Engine, work: &Work, facts: &serde_json::Map<String, 
             continue;
         }
         changed_any = true;
-        let scripts = engine.render_item(module, &work.resource, item, observed, &item_diff, facts, crate::ops::engine::RenderMode::Execute)?;
+        let scripts = engine.render_item(
+            module,
+            &work.resource,
+            item,
+            observed,
+            &item_diff,
+            facts,
+            crate::ops::engine::RenderMode::Execute,
+        )?;
         for (script, transaction) in scripts {
             session
                 .execute(&script, transaction)
                 .await
-                .with_context(|| format!("{} of {}", item_diff.action.unwrap_or(Action::NoOp).name(), item.identity))?;
+                .with_context(|| {
+                    format!(
+                        "{} of {}",
+                        item_diff.action.unwrap_or(Action::NoOp).name(),
+                        item.identity
+                    )
+                })?;
         }
     }
     if changed_any && !work.approved.prune {
         if let Some((script, transaction)) = engine.render_after(module, &work.resource, facts)? {
-            session.execute(&script, transaction).await.context("the module's after step")?;
+            session
+                .execute(&script, transaction)
+                .await
+                .context("the module's after step")?;
         }
     }
     // Verify: the re-diff must be empty.
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let rows = engine.discover_module(&session, module, &work.resource.target, facts).await?;
+        let rows = engine
+            .discover_module(&session, module, &work.resource.target, facts)
+            .await?;
         let (fingerprint, difference) = if work.approved.prune {
             let identity = &work.resource.items[0].identity;
             let still_there = find_row(&rows, identity).is_some();
-            (String::new(), still_there.then(|| format!("{identity} still exists")))
+            (
+                String::new(),
+                still_there.then(|| format!("{identity} still exists")),
+            )
         } else {
-            let mut observation = TargetObservation { facts: facts.clone(), ..Default::default() };
+            let mut observation = TargetObservation {
+                facts: facts.clone(),
+                ..Default::default()
+            };
             observation.rows.insert(module.kind.clone(), rows);
-            let observations: Observations = BTreeMap::from([(work.resource.target.clone(), Ok(observation))]);
+            let observations: Observations =
+                BTreeMap::from([(work.resource.target.clone(), Ok(observation))]);
             let replanned = engine.plan_resource(&work.resource, &observations);
             let difference = (replanned.action != Action::NoOp).then(|| {
                 replanned
                     .items
                     .iter()
-                    .flat_map(|item| item.changes.iter().map(move |change| format!("{} {}", item.identity, change.field)))
+                    .flat_map(|item| {
+                        item.changes
+                            .iter()
+                            .map(move |change| format!("{} {}", item.identity, change.field))
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             });
             (replanned.observed_fingerprint, difference)
         };
         if difference.is_none() || attempt >= VERIFY_ATTEMPTS {
-            return Ok(Converged { observed_fingerprint: fingerprint, remaining_difference: difference });
+            return Ok(Converged {
+                observed_fingerprint: fingerprint,
+                remaining_difference: difference,
+            });
         }
         tokio::time::sleep(VERIFY_PAUSE * attempt).await;
     }
 }
 
 fn folder_of(engine: &Engine, target: &str) -> &'static str {
-    engine.endpoints.get(target).map_or("templates/postgres", |endpoint| endpoint.template_folder())
+    engine
+        .endpoints
+        .get(target)
+        .map_or("templates/postgres", |endpoint| endpoint.template_folder())
 }
 
 /// Take the apply lock of `target` (waiting at most the lock timeout) and
 /// prepare its ledger; the returned session holds the lock.
 async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Result<Session> {
-    let endpoint = engine.endpoints.get(target).with_context(|| format!("no instance {target}"))?;
+    let endpoint = engine
+        .endpoints
+        .get(target)
+        .with_context(|| format!("no instance {target}"))?;
     let folder = endpoint.template_folder();
     let mut session = endpoint.connect(None).await?;
     let context = Value::Object(engine.base_context(target, &Default::default()));
-    let tried = session.query_json(&engine.templates.render(&format!("{folder}/lock_try.sql"), &context)?).await?;
+    let tried = session
+        .query_json(
+            &engine
+                .templates
+                .render(&format!("{folder}/lock_try.sql"), &context)?,
+        )
+        .await?;
     if tried.get("acquired").and_then(Value::as_bool) != Some(true) {
         output.status(&format!(
             "waiting for the apply lock on {target}: another apply is converging it (at most {} s)",
@@ -382,12 +533,26 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
         )?;
         session.execute(&set, false).await?;
         session
-            .query_json(&engine.templates.render(&format!("{folder}/lock_wait.sql"), &context)?)
+            .query_json(
+                &engine
+                    .templates
+                    .render(&format!("{folder}/lock_wait.sql"), &context)?,
+            )
             .await
-            .with_context(|| format!("the apply lock on {target} was not released within {} s", engine.settings.lock_timeout.as_secs()))?;
+            .with_context(|| {
+                format!(
+                    "the apply lock on {target} was not released within {} s",
+                    engine.settings.lock_timeout.as_secs()
+                )
+            })?;
     }
     session
-        .execute(&engine.templates.render(&format!("{folder}/ledger/prepare.sql"), &context)?, true)
+        .execute(
+            &engine
+                .templates
+                .render(&format!("{folder}/ledger/prepare.sql"), &context)?,
+            true,
+        )
         .await
         .with_context(|| format!("cannot create the ledger (schema fleetform) on {target}"))?;
     Ok(session)
@@ -403,7 +568,12 @@ async fn record_outcome(
     report: &mut ApplyReport,
 ) {
     let target = &work.resource.target;
-    let script: String = work.approved.items.iter().map(|item| item.script.as_str()).collect();
+    let script: String = work
+        .approved
+        .items
+        .iter()
+        .map(|item| item.script.as_str())
+        .collect();
     let mut context = engine.base_context(target, &Default::default());
     context.insert("run_id".into(), json!(run_id));
     context.insert("commit".into(), json!(engine.settings.commit));
@@ -411,26 +581,41 @@ async fn record_outcome(
     context.insert("resource".into(), json!(work.approved.address));
     context.insert("action".into(), json!(work.approved.action.name()));
     context.insert("result".into(), json!(outcome.outcome.name()));
-    context.insert("desired_fingerprint".into(), json!(work.approved.desired_fingerprint));
+    context.insert(
+        "desired_fingerprint".into(),
+        json!(work.approved.desired_fingerprint),
+    );
     context.insert("observed_fingerprint".into(), json!(observed_fingerprint));
     context.insert("message".into(), json!(outcome.message));
     context.insert("script".into(), json!(script));
     let attempt = async {
         let endpoint = engine.endpoints.get(target).context("no endpoint")?;
-        let rendered = engine
-            .templates
-            .render(&format!("{}/ledger/record.sql", endpoint.template_folder()), &Value::Object(context))?;
+        let rendered = engine.templates.render(
+            &format!("{}/ledger/record.sql", endpoint.template_folder()),
+            &Value::Object(context),
+        )?;
         let mut session = endpoint.connect(None).await?;
         session.execute(&rendered, true).await
     };
     if let Err(error) = attempt.await {
-        report.unrecorded.push(format!("{}: {error:#}", work.approved.address));
+        report
+            .unrecorded
+            .push(format!("{}: {error:#}", work.approved.address));
     }
 }
 
 fn print_outcome(output: &mut Output, outcome: &ResourceOutcome) {
-    let mark = if outcome.outcome.is_success() { "ok" } else { "!!" };
-    let mut line = format!("{mark} {} {}: {}", outcome.action.symbol(), outcome.address, outcome.outcome.name());
+    let mark = if outcome.outcome.is_success() {
+        "ok"
+    } else {
+        "!!"
+    };
+    let mut line = format!(
+        "{mark} {} {}: {}",
+        outcome.action.symbol(),
+        outcome.address,
+        outcome.outcome.name()
+    );
     if let Some(message) = &outcome.message {
         line.push_str(&format!(" ({})", message.replace('\n', "; ")));
     }

@@ -38,7 +38,10 @@ pub struct ItemDiff {
 
 impl ItemDiff {
     pub fn changed_fields(&self) -> Vec<String> {
-        self.changes.iter().map(|change| change.field.clone()).collect()
+        self.changes
+            .iter()
+            .map(|change| change.field.clone())
+            .collect()
     }
 }
 
@@ -315,7 +318,13 @@ mod tests {
 
     #[test]
     fn timestamps_compare_as_instants() {
-        assert!(timestamps_equal(&"2027-01-01T00:00:00Z".into(), &"2027-01-01T01:00:00+01:00".into()));
-        assert!(!timestamps_equal(&"2027-01-01T00:00:00Z".into(), &Value::Null));
+        assert!(timestamps_equal(
+            &"2027-01-01T00:00:00Z".into(),
+            &"2027-01-01T01:00:00+01:00".into()
+        ));
+        assert!(!timestamps_equal(
+            &"2027-01-01T00:00:00Z".into(),
+            &Value::Null
+        ));
     }
 }

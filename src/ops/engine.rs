@@ -122,7 +122,10 @@ impl Engine {
         let mut resources = Vec::new();
         for graph_index in fleet.graph.topological_order() {
             let resource = &fleet.graph.resources[graph_index];
-            if keep.as_ref().is_some_and(|keep| !keep.contains(&graph_index)) {
+            if keep
+                .as_ref()
+                .is_some_and(|keep| !keep.contains(&graph_index))
+            {
                 continue;
             }
             let Target::Instance(target) = &resource.target else {
@@ -240,7 +243,9 @@ impl Engine {
 
     /// Read the live state of every target, `parallelism` targets at a time.
     pub async fn discover(self: &Arc<Self>) -> Observations {
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.settings.parallelism.max(1)));
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.parallelism.max(1),
+        ));
         let mut tasks = tokio::task::JoinSet::new();
         for target in self.targets() {
             let engine = Arc::clone(self);
@@ -268,7 +273,11 @@ impl Engine {
         let session = endpoint.connect(None).await?;
         let folder = endpoint.template_folder();
         let facts = session
-            .query_json(&self.templates.render(&format!("{folder}/server.sql"), &json!({}))?)
+            .query_json(
+                &self
+                    .templates
+                    .render(&format!("{folder}/server.sql"), &json!({}))?,
+            )
             .await
             .with_context(|| format!("cannot read the server facts of {}", endpoint.describe()))?;
         let facts = facts.as_object().cloned().unwrap_or_default();
@@ -277,22 +286,37 @@ impl Engine {
             ..TargetObservation::default()
         };
         for module in self.modules_for(target) {
-            let rows = self.discover_module(&session, module, target, &observation.facts).await?;
+            let rows = self
+                .discover_module(&session, module, target, &observation.facts)
+                .await?;
             observation.rows.insert(module.kind.clone(), rows);
         }
         let mut context = self.base_context(target, &observation.facts);
         let exists = session
-            .query_json(&self.templates.render(&format!("{folder}/ledger/exists.sql"), &Value::Object(context.clone()))?)
+            .query_json(&self.templates.render(
+                &format!("{folder}/ledger/exists.sql"),
+                &Value::Object(context.clone()),
+            )?)
             .await
             .with_context(|| format!("cannot look for the ledger on {}", endpoint.describe()))?;
-        observation.ledger_exists = exists.get("exists").and_then(Value::as_bool).unwrap_or(false);
+        observation.ledger_exists = exists
+            .get("exists")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         context.insert("ledger_exists".into(), json!(observation.ledger_exists));
         let entries = session
-            .query_json(&self.templates.render(&format!("{folder}/ledger/latest.sql"), &Value::Object(context))?)
+            .query_json(&self.templates.render(
+                &format!("{folder}/ledger/latest.sql"),
+                &Value::Object(context),
+            )?)
             .await
             .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
-        let entries: Vec<LedgerEntry> = serde_json::from_value(entries)
-            .with_context(|| format!("the ledger on {} has an unexpected shape", endpoint.describe()))?;
+        let entries: Vec<LedgerEntry> = serde_json::from_value(entries).with_context(|| {
+            format!(
+                "the ledger on {} has an unexpected shape",
+                endpoint.describe()
+            )
+        })?;
         observation.ledger = entries
             .into_iter()
             .map(|entry| (entry.resource.clone(), entry))
@@ -301,7 +325,12 @@ impl Engine {
     }
 
     /// The discovery query of `module` for `target`.
-    pub fn discovery_script(&self, module: &Module, target: &str, facts: &Map<String, Value>) -> Result<String> {
+    pub fn discovery_script(
+        &self,
+        module: &Module,
+        target: &str,
+        facts: &Map<String, Value>,
+    ) -> Result<String> {
         let mut context = self.base_context(target, facts);
         context.insert("names".into(), json!(self.identities(&module.kind, target)));
         self.templates
@@ -336,25 +365,41 @@ impl Engine {
         let mut claimed: BTreeSet<(String, String, String)> = BTreeSet::new();
         for resource in &self.resources {
             for item in &resource.items {
-                claimed.insert((resource.kind.clone(), resource.target.clone(), item.identity.clone()));
+                claimed.insert((
+                    resource.kind.clone(),
+                    resource.target.clone(),
+                    item.identity.clone(),
+                ));
             }
             resource_changes.push(self.plan_resource(resource, observations));
         }
         let mut unmanaged = Vec::new();
         let mut prunes = Vec::new();
         for (target, observation) in observations {
-            let Ok(observation) = observation else { continue };
+            let Ok(observation) = observation else {
+                continue;
+            };
             for (kind, rows) in &observation.rows {
-                let Some(module) = self.modules.get(kind) else { continue };
-                let Some(ownership) = &module.ownership else { continue };
+                let Some(module) = self.modules.get(kind) else {
+                    continue;
+                };
+                let Some(ownership) = &module.ownership else {
+                    continue;
+                };
                 for row in rows {
                     let identity = row_identity(row);
                     if claimed.contains(&(kind.clone(), target.clone(), identity.clone())) {
                         continue;
                     }
-                    let owned = row.get(&ownership.field).and_then(Value::as_bool).unwrap_or(false);
+                    let owned = row
+                        .get(&ownership.field)
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                     if owned && self.settings.prune {
-                        prunes.push((ownership.prune_order, self.plan_prune(module, target, row, observation)));
+                        prunes.push((
+                            ownership.prune_order,
+                            self.plan_prune(module, target, row, observation),
+                        ));
                     } else {
                         unmanaged.push(UnmanagedObject {
                             kind: kind.clone(),
@@ -366,7 +411,11 @@ impl Engine {
                 }
             }
         }
-        prunes.sort_by(|left, right| left.0.cmp(&right.0).then(left.1.address.cmp(&right.1.address)));
+        prunes.sort_by(|left, right| {
+            left.0
+                .cmp(&right.0)
+                .then(left.1.address.cmp(&right.1.address))
+        });
         resource_changes.extend(prunes.into_iter().map(|(_, change)| change));
         let target_errors = observations
             .iter()
@@ -397,7 +446,11 @@ impl Engine {
         }
     }
 
-    pub fn plan_resource(&self, resource: &DesiredResource, observations: &Observations) -> ResourceChange {
+    pub fn plan_resource(
+        &self,
+        resource: &DesiredResource,
+        observations: &Observations,
+    ) -> ResourceChange {
         let mut change = ResourceChange {
             address: resource.address.clone(),
             kind: resource.kind.clone(),
@@ -431,16 +484,30 @@ impl Engine {
                 return change;
             }
         };
-        let rows = observation.rows.get(&resource.kind).map(Vec::as_slice).unwrap_or_default();
+        let rows = observation
+            .rows
+            .get(&resource.kind)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let mut cannot_change = Vec::new();
         let mut observed_state = Map::new();
         for item in &resource.items {
             let observed = find_row(rows, &item.identity);
-            observed_state.insert(item.identity.clone(), observed_fields(module, item, observed));
+            observed_state.insert(
+                item.identity.clone(),
+                observed_fields(module, item, observed),
+            );
             let replace_requested = self.settings.replace.contains(&resource.address);
             let item_diff = diff::diff_item(module, item, observed, replace_requested);
             cannot_change.extend(item_diff.cannot_change.iter().cloned());
-            let planned = self.plan_item(module, resource, item, observed, &item_diff, &observation.facts);
+            let planned = self.plan_item(
+                module,
+                resource,
+                item,
+                observed,
+                &item_diff,
+                &observation.facts,
+            );
             change.action = change.action.combine(planned.action);
             change.items.push(planned);
         }
@@ -461,7 +528,8 @@ impl Engine {
         if change.action != Action::NoOp {
             change.drift = match observation.ledger.get(&resource.address) {
                 Some(entry)
-                    if entry.observed_fingerprint.as_deref() != Some(change.observed_fingerprint.as_str()) =>
+                    if entry.observed_fingerprint.as_deref()
+                        != Some(change.observed_fingerprint.as_str()) =>
                 {
                     DriftStatus::Drifted
                 }
@@ -491,19 +559,37 @@ impl Engine {
         let mut risks = Vec::new();
         for rule in &module.risks {
             match self.templates.evaluate_condition(&rule.when, &risk_context) {
-                Ok(true) => risks.push(Risk { mark: rule.mark, message: rule.message.clone() }),
+                Ok(true) => risks.push(Risk {
+                    mark: rule.mark,
+                    message: rule.message.clone(),
+                }),
                 Ok(false) => {}
                 Err(error) => risks.push(Risk {
                     mark: rule.mark,
-                    message: format!("{} (the module's condition failed: {error:#})", rule.message),
+                    message: format!(
+                        "{} (the module's condition failed: {error:#})",
+                        rule.message
+                    ),
                 }),
             }
         }
         let script = if action == Action::NoOp || !item_diff.cannot_change.is_empty() {
             String::new()
         } else {
-            match self.render_item(module, resource, item, observed, item_diff, facts, RenderMode::Display) {
-                Ok(scripts) => scripts.into_iter().map(|(script, _)| script).collect::<Vec<_>>().join(""),
+            match self.render_item(
+                module,
+                resource,
+                item,
+                observed,
+                item_diff,
+                facts,
+                RenderMode::Display,
+            ) {
+                Ok(scripts) => scripts
+                    .into_iter()
+                    .map(|(script, _)| script)
+                    .collect::<Vec<_>>()
+                    .join(""),
                 Err(error) => format!("-- cannot render: {error:#}\n"),
             }
         };
@@ -544,25 +630,43 @@ impl Engine {
             .changes
             .iter()
             .map(|change| {
-                (change.field.clone(), json!({"added": change.added, "removed": change.removed}))
+                (
+                    change.field.clone(),
+                    json!({"added": change.added, "removed": change.removed}),
+                )
             })
             .collect();
         let mut context = self.base_context(&resource.target, facts);
         context.insert("name".into(), json!(item.identity));
         context.insert("desired".into(), Value::Object(desired));
-        context.insert("observed".into(), observed.map_or(Value::Null, |row| Value::Object(redact_row(module, row))));
+        context.insert(
+            "observed".into(),
+            observed.map_or(Value::Null, |row| Value::Object(redact_row(module, row))),
+        );
         context.insert("changed".into(), json!(item_diff.changed_fields()));
         context.insert("set_changes".into(), Value::Object(set_changes));
         context.insert("spec".into(), redact_spec(module, &resource.spec));
         context.insert("action".into(), json!(action.name()));
         let owned_before = observed
-            .and_then(|row| module.ownership.as_ref().and_then(|ownership| row.get(&ownership.field)))
+            .and_then(|row| {
+                module
+                    .ownership
+                    .as_ref()
+                    .and_then(|ownership| row.get(&ownership.field))
+            })
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let steps: Vec<(&crate::modules::ActionTemplate, bool)> = match action {
             Action::NoOp => Vec::new(),
             Action::Create => vec![(&module.actions.create, true)],
-            Action::Update => vec![(module.actions.update.as_ref().unwrap_or(&module.actions.create), owned_before)],
+            Action::Update => vec![(
+                module
+                    .actions
+                    .update
+                    .as_ref()
+                    .unwrap_or(&module.actions.create),
+                owned_before,
+            )],
             Action::Replace => {
                 let mut steps = Vec::new();
                 if let Some(delete) = &module.actions.delete {
@@ -571,14 +675,20 @@ impl Engine {
                 steps.push((&module.actions.create, true));
                 steps
             }
-            Action::Delete => module.actions.delete.iter().map(|delete| (delete, owned_before)).collect(),
+            Action::Delete => module
+                .actions
+                .delete
+                .iter()
+                .map(|delete| (delete, owned_before))
+                .collect(),
         };
         let mut scripts = Vec::new();
         for (step, owned) in steps {
             context.insert("owned".into(), json!(owned));
-            let script = self
-                .templates
-                .render(&module.template(step.file()), &Value::Object(context.clone()))?;
+            let script = self.templates.render(
+                &module.template(step.file()),
+                &Value::Object(context.clone()),
+            )?;
             let script = match mode {
                 RenderMode::Display => template::reveal_placeholders(&script, module.dialect),
                 RenderMode::Execute => script,
@@ -589,23 +699,48 @@ impl Engine {
     }
 
     /// The `after` script of a resource (e.g. reload), if its module has one.
-    pub fn render_after(&self, module: &Module, resource: &DesiredResource, facts: &Map<String, Value>) -> Result<Option<(String, bool)>> {
-        let Some(after) = &module.actions.after else { return Ok(None) };
+    pub fn render_after(
+        &self,
+        module: &Module,
+        resource: &DesiredResource,
+        facts: &Map<String, Value>,
+    ) -> Result<Option<(String, bool)>> {
+        let Some(after) = &module.actions.after else {
+            return Ok(None);
+        };
         let mut context = self.base_context(&resource.target, facts);
         context.insert("spec".into(), redact_spec(module, &resource.spec));
-        let script = self.templates.render(&module.template(after.file()), &Value::Object(context))?;
+        let script = self
+            .templates
+            .render(&module.template(after.file()), &Value::Object(context))?;
         if script.trim().is_empty() {
             return Ok(None);
         }
         Ok(Some((script, after.transaction())))
     }
 
-    fn plan_prune(&self, module: &Module, target: &str, row: &Map<String, Value>, observation: &TargetObservation) -> ResourceChange {
+    fn plan_prune(
+        &self,
+        module: &Module,
+        target: &str,
+        row: &Map<String, Value>,
+        observation: &TargetObservation,
+    ) -> ResourceChange {
         let identity = row_identity(row);
         let resource = prune_resource(module, target, &identity);
-        let item_diff = ItemDiff { action: Some(Action::Delete), ..ItemDiff::default() };
+        let item_diff = ItemDiff {
+            action: Some(Action::Delete),
+            ..ItemDiff::default()
+        };
         let item = &resource.items[0];
-        let planned = self.plan_item(module, &resource, item, Some(row), &item_diff, &observation.facts);
+        let planned = self.plan_item(
+            module,
+            &resource,
+            item,
+            Some(row),
+            &item_diff,
+            &observation.facts,
+        );
         ResourceChange {
             address: resource.address.clone(),
             kind: module.kind.clone(),
@@ -629,7 +764,11 @@ pub fn prune_resource(module: &Module, target: &str, identity: &str) -> DesiredR
         kind: module.kind.clone(),
         target: target.to_string(),
         spec: json!({}),
-        items: vec![DesiredItem { identity: identity.to_string(), fields: Map::new(), secrets: BTreeMap::new() }],
+        items: vec![DesiredItem {
+            identity: identity.to_string(),
+            fields: Map::new(),
+            secrets: BTreeMap::new(),
+        }],
         dependencies: Vec::new(),
         blocked: None,
     }
@@ -644,11 +783,18 @@ pub enum RenderMode {
 }
 
 pub fn row_identity(row: &Map<String, Value>) -> String {
-    row.get("identity").and_then(Value::as_str).unwrap_or_default().to_string()
+    row.get("identity")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
-pub fn find_row<'a>(rows: &'a [Map<String, Value>], identity: &str) -> Option<&'a Map<String, Value>> {
-    rows.iter().find(|row| row.get("identity").and_then(Value::as_str) == Some(identity))
+pub fn find_row<'a>(
+    rows: &'a [Map<String, Value>],
+    identity: &str,
+) -> Option<&'a Map<String, Value>> {
+    rows.iter()
+        .find(|row| row.get("identity").and_then(Value::as_str) == Some(identity))
 }
 
 /// The items of a resource: one named by the identity field (or the object's
@@ -660,8 +806,16 @@ fn desired_items(
     settings: &RunSettings,
 ) -> Result<Vec<DesiredItem>> {
     if let Some(items_field) = &module.items {
-        let entries = spec.get(items_field).and_then(Value::as_object).cloned().unwrap_or_default();
-        let field = module.fields.first().map(|(name, _)| name.clone()).unwrap_or_else(|| "value".into());
+        let entries = spec
+            .get(items_field)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let field = module
+            .fields
+            .first()
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| "value".into());
         return Ok(entries
             .into_iter()
             .map(|(identity, value)| DesiredItem {
@@ -681,23 +835,37 @@ fn desired_items(
     let mut fields = Map::new();
     let mut secrets = BTreeMap::new();
     for (field, rule) in &module.fields {
-        let Some(value) = spec.get(field) else { continue };
+        let Some(value) = spec.get(field) else {
+            continue;
+        };
         if rule.sensitive {
             let reference = SecretRef::from_manifest(value, &settings.repository_root)?;
-            let secret = reference.resolve().with_context(|| format!("{field} of {identity}"))?;
+            let secret = reference
+                .resolve()
+                .with_context(|| format!("{field} of {identity}"))?;
             secrets.insert(field.clone(), secret);
             fields.insert(field.clone(), Value::String(template::SENSITIVE.into()));
         } else {
             fields.insert(field.clone(), value.clone());
         }
     }
-    Ok(vec![DesiredItem { identity, fields, secrets }])
+    Ok(vec![DesiredItem {
+        identity,
+        fields,
+        secrets,
+    }])
 }
 
 /// Observed values of the fields the item manages (what the fingerprint covers);
 /// sensitive values only as their hash.
-fn observed_fields(module: &Module, item: &DesiredItem, observed: Option<&Map<String, Value>>) -> Value {
-    let Some(observed) = observed else { return Value::Null };
+fn observed_fields(
+    module: &Module,
+    item: &DesiredItem,
+    observed: Option<&Map<String, Value>>,
+) -> Value {
+    let Some(observed) = observed else {
+        return Value::Null;
+    };
     let mut fields = Map::new();
     for field in item.fields.keys() {
         let value = observed.get(field).cloned().unwrap_or(Value::Null);
@@ -720,7 +888,10 @@ fn desired_fingerprint(resource: &DesiredResource) -> String {
             let mut fields = item.fields.clone();
             for (field, secret) in &item.secrets {
                 let salt = format!("{}#{field}", resource.address);
-                fields.insert(field.clone(), Value::String(diff::secret_fingerprint(secret, &salt)));
+                fields.insert(
+                    field.clone(),
+                    Value::String(diff::secret_fingerprint(secret, &salt)),
+                );
             }
             (item.identity.clone(), Value::Object(fields))
         })

@@ -25,14 +25,20 @@ pub fn normalize(value: &str, unit: Option<&str>, vartype: Option<&str>) -> Stri
 /// A number with an optional unit suffix, in the parameter's base unit.
 fn in_base_unit(text: &str, base_unit: Option<&str>) -> Option<f64> {
     let split = text
-        .find(|character: char| !(character.is_ascii_digit() || matches!(character, '.' | '-' | '+' | 'e' | 'E')))
+        .find(|character: char| {
+            !(character.is_ascii_digit() || matches!(character, '.' | '-' | '+' | 'e' | 'E'))
+        })
         .unwrap_or(text.len());
     // "1e3" is a number but "1MB"'s E is not: only split before letters that start a unit.
     let (number, suffix) = text.split_at(split);
     let number: f64 = number.trim().parse().ok()?;
     let suffix = suffix.trim();
     let Some(base) = base_unit.filter(|unit| !unit.is_empty()) else {
-        return if suffix.is_empty() { Some(number) } else { None };
+        return if suffix.is_empty() {
+            Some(number)
+        } else {
+            None
+        };
     };
     if suffix.is_empty() {
         return Some(number);
@@ -54,7 +60,9 @@ enum UnitKind {
 /// Size of a unit in bytes or microseconds; pg_settings units such as `8kB`
 /// and `16MB` carry a multiplier.
 fn unit_factor(unit: &str) -> Option<(UnitKind, f64)> {
-    let digits = unit.find(|c: char| !c.is_ascii_digit()).unwrap_or(unit.len());
+    let digits = unit
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(unit.len());
     let multiplier: f64 = if digits == 0 {
         1.0
     } else {
@@ -83,21 +91,36 @@ mod tests {
 
     #[test]
     fn memory_values_compare_in_the_parameters_unit() {
-        assert_eq!(normalize("1GB", Some("8kB"), Some("integer")), normalize("131072", Some("8kB"), Some("integer")));
+        assert_eq!(
+            normalize("1GB", Some("8kB"), Some("integer")),
+            normalize("131072", Some("8kB"), Some("integer"))
+        );
         assert_eq!(normalize("16MB", Some("kB"), Some("integer")), "16384");
-        assert_ne!(normalize("16MB", Some("kB"), Some("integer")), normalize("8MB", Some("kB"), Some("integer")));
+        assert_ne!(
+            normalize("16MB", Some("kB"), Some("integer")),
+            normalize("8MB", Some("kB"), Some("integer"))
+        );
     }
 
     #[test]
     fn time_values_compare_in_the_parameters_unit() {
         assert_eq!(normalize("10min", Some("ms"), Some("integer")), "600000");
-        assert_eq!(normalize("250ms", Some("ms"), Some("integer")), normalize("250", Some("ms"), Some("integer")));
-        assert_eq!(normalize("5min", Some("s"), Some("integer")), normalize("300s", Some("s"), Some("integer")));
+        assert_eq!(
+            normalize("250ms", Some("ms"), Some("integer")),
+            normalize("250", Some("ms"), Some("integer"))
+        );
+        assert_eq!(
+            normalize("5min", Some("s"), Some("integer")),
+            normalize("300s", Some("s"), Some("integer"))
+        );
     }
 
     #[test]
     fn booleans_and_enums_ignore_spelling() {
-        assert_eq!(normalize("true", None, Some("bool")), normalize("on", None, Some("bool")));
+        assert_eq!(
+            normalize("true", None, Some("bool")),
+            normalize("on", None, Some("bool"))
+        );
         assert_eq!(normalize("Replica", None, Some("enum")), "replica");
         assert_eq!(normalize("0.5", None, Some("real")), "0.5");
         assert_eq!(normalize("'%m [%p] '", None, Some("string")), "'%m [%p] '");

@@ -41,8 +41,14 @@ pub fn resolve_endpoints(
         if object.kind != "PostgresInstance" {
             continue;
         }
-        let endpoint = postgres_endpoint(fleet, object, &defaults, &connection_schema, repository_root)
-            .with_context(|| format!("PostgresInstance {} ({})", object.name, object.file))?;
+        let endpoint = postgres_endpoint(
+            fleet,
+            object,
+            &defaults,
+            &connection_schema,
+            repository_root,
+        )
+        .with_context(|| format!("PostgresInstance {} ({})", object.name, object.file))?;
         endpoints.insert(object.name.clone(), Endpoint::Postgres(endpoint));
     }
     Ok(endpoints)
@@ -62,7 +68,11 @@ fn postgres_endpoint(
         connection
             .get(field)
             .or_else(|| defaults.get(field))
-            .or_else(|| connection_schema.get(field).and_then(|node| node.get("default")))
+            .or_else(|| {
+                connection_schema
+                    .get(field)
+                    .and_then(|node| node.get("default"))
+            })
             .cloned()
     };
     let text = |field: &str| setting(field).and_then(|value| value.as_str().map(str::to_string));

@@ -21,13 +21,19 @@ fn binaries() -> PathBuf {
             return directory;
         }
     }
-    panic!("PostgreSQL server programs not found under /usr/lib/postgresql/*/bin: run tests/run.sh, which installs postgresql-15");
+    panic!(
+        "PostgreSQL server programs not found under /usr/lib/postgresql/*/bin: run tests/run.sh, which installs postgresql-15"
+    );
 }
 
 fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| {
-        Command::new("id").arg("-u").output().map(|output| output.stdout == b"0\n").unwrap_or(false)
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|output| output.stdout == b"0\n")
+            .unwrap_or(false)
     })
 }
 
@@ -45,13 +51,20 @@ fn server_command(program: &str) -> Command {
 
 pub fn give_to_server_user(path: &Path) {
     if is_root() {
-        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(path).status().expect("chown runs");
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .expect("chown runs");
         assert!(status.success(), "chown {} failed", path.display());
     }
 }
 
 fn run(mut command: Command, what: &str) -> Output {
-    let output = command.stdin(Stdio::null()).output().unwrap_or_else(|error| panic!("{what}: {error}"));
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
     assert!(
         output.status.success(),
         "{what} failed: {}\n{}",
@@ -66,7 +79,10 @@ fn template_data_directory() -> &'static Path {
     static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
     TEMPLATE
         .get_or_init(|| {
-            let directory = tempfile::Builder::new().prefix("fleetform-pg-template").tempdir().expect("temp dir");
+            let directory = tempfile::Builder::new()
+                .prefix("fleetform-pg-template")
+                .tempdir()
+                .expect("temp dir");
             let password_file = directory.path().join("password");
             std::fs::write(&password_file, SUPERUSER_PASSWORD).expect("password file");
             give_to_server_user(directory.path());
@@ -74,7 +90,17 @@ fn template_data_directory() -> &'static Path {
             initdb
                 .arg("-D")
                 .arg(directory.path().join("data"))
-                .args(["-U", "postgres", "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--locale", "C"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "scram-sha-256",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale",
+                    "C",
+                ])
                 .arg(format!("--pwfile={}", password_file.display()));
             run(initdb, "initdb");
             directory
@@ -94,16 +120,24 @@ impl PostgresServer {
     }
 
     pub fn start_with(settings: &[&str]) -> PostgresServer {
-        let directory = tempfile::Builder::new().prefix("fleetform-pg").tempdir().expect("temp dir");
+        let directory = tempfile::Builder::new()
+            .prefix("fleetform-pg")
+            .tempdir()
+            .expect("temp dir");
         let mut copy = Command::new("cp");
-        copy.arg("-a").arg(template_data_directory().join("data")).arg(directory.path().join("data"));
+        copy.arg("-a")
+            .arg(template_data_directory().join("data"))
+            .arg(directory.path().join("data"));
         run(copy, "copying the template data directory");
         give_to_server_user(directory.path());
         // A port that was free a moment ago may be taken by the time the server
         // binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            let mut options = format!("-p {port} -c listen_addresses=127.0.0.1 -c fsync=off -k {}", directory.path().display());
+            let mut options = format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c fsync=off -k {}",
+                directory.path().display()
+            );
             for setting in settings {
                 options.push_str(&format!(" -c {setting}"));
             }
@@ -114,7 +148,12 @@ impl PostgresServer {
                 .arg("-l")
                 .arg(directory.path().join("log"))
                 .args(["-o", &options, "-w", "-t", "30", "start"]);
-            if start.stdin(Stdio::null()).output().map(|output| output.status.success()).unwrap_or(false) {
+            if start
+                .stdin(Stdio::null())
+                .output()
+                .map(|output| output.status.success())
+                .unwrap_or(false)
+            {
                 return PostgresServer { port, directory };
             }
         }
@@ -132,8 +171,15 @@ impl PostgresServer {
     }
 
     pub fn psql_on(&self, database: &str, sql: &str) -> String {
-        let output = self.psql_command(database, sql).output().expect("psql runs");
-        assert!(output.status.success(), "psql failed on `{sql}`: {}", String::from_utf8_lossy(&output.stderr));
+        let output = self
+            .psql_command(database, sql)
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "psql failed on `{sql}`: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
@@ -141,7 +187,16 @@ impl PostgresServer {
     pub fn psql_command(&self, database: &str, sql: &str) -> Command {
         let mut command = Command::new(binaries().join("psql"));
         command
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", database])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+            ])
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .env("PGPASSWORD", SUPERUSER_PASSWORD)
             .stdin(Stdio::null());
@@ -164,8 +219,19 @@ impl PostgresServer {
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         let mut stop = server_command("pg_ctl");
-        stop.arg("-D").arg(self.data_directory()).args(["-m", "immediate", "-w", "-t", "30", "stop"]);
-        let _ = stop.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        stop.arg("-D").arg(self.data_directory()).args([
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "30",
+            "stop",
+        ]);
+        let _ = stop
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
