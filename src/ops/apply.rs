@@ -235,8 +235,20 @@ pub async fn apply(
             dependencies,
         });
     }
-    for outcome in &report.outcomes {
+    // What was settled before running anything is recorded too (refused,
+    // already converged, blocked), except on targets that could not be locked.
+    let settled = report.outcomes.clone();
+    for outcome in &settled {
         print_outcome(output, outcome);
+        let Some(change) = wanted
+            .iter()
+            .find(|change| change.address == outcome.address)
+        else {
+            continue;
+        };
+        if !unavailable.contains_key(&change.target) {
+            record_outcome(&engine, change, outcome, None, &run_id, &mut report).await;
+        }
     }
 
     // 4. Converge: dependency order, independent resources in parallel,
@@ -281,7 +293,15 @@ pub async fn apply(
                     message: Some(format!("depends on {dependency}, which did not converge")),
                     seconds: 0.0,
                 };
-                record_outcome(&engine, &work, &outcome, None, &run_id, &mut report).await;
+                record_outcome(
+                    &engine,
+                    &work.approved,
+                    &outcome,
+                    None,
+                    &run_id,
+                    &mut report,
+                )
+                .await;
                 print_outcome(output, &outcome);
                 finished.insert(outcome.address.clone(), outcome.outcome);
                 report.outcomes.push(outcome);
@@ -318,6 +338,16 @@ pub async fn apply(
                 message: Some("its dependencies never converged".into()),
                 seconds: 0.0,
             };
+            record_outcome(
+                &engine,
+                &work.approved,
+                &outcome,
+                None,
+                &run_id,
+                &mut report,
+            )
+            .await;
+            print_outcome(output, &outcome);
             finished.insert(outcome.address.clone(), outcome.outcome);
             report.outcomes.push(outcome);
             continue;
@@ -354,7 +384,7 @@ pub async fn apply(
         };
         record_outcome(
             &engine,
-            &work,
+            &work.approved,
             &outcome,
             observed_fingerprint,
             &run_id,
@@ -561,15 +591,14 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
 /// Write one outcome to the target's ledger; a failure to write is reported.
 async fn record_outcome(
     engine: &Engine,
-    work: &Work,
+    change: &ResourceChange,
     outcome: &ResourceOutcome,
     observed_fingerprint: Option<String>,
     run_id: &str,
     report: &mut ApplyReport,
 ) {
-    let target = &work.resource.target;
-    let script: String = work
-        .approved
+    let target = &change.target;
+    let script: String = change
         .items
         .iter()
         .map(|item| item.script.as_str())
@@ -578,12 +607,12 @@ async fn record_outcome(
     context.insert("run_id".into(), json!(run_id));
     context.insert("commit".into(), json!(engine.settings.commit));
     context.insert("actor".into(), json!(engine.settings.actor));
-    context.insert("resource".into(), json!(work.approved.address));
-    context.insert("action".into(), json!(work.approved.action.name()));
+    context.insert("resource".into(), json!(change.address));
+    context.insert("action".into(), json!(change.action.name()));
     context.insert("result".into(), json!(outcome.outcome.name()));
     context.insert(
         "desired_fingerprint".into(),
-        json!(work.approved.desired_fingerprint),
+        json!(change.desired_fingerprint),
     );
     context.insert("observed_fingerprint".into(), json!(observed_fingerprint));
     context.insert("message".into(), json!(outcome.message));
@@ -600,7 +629,7 @@ async fn record_outcome(
     if let Err(error) = attempt.await {
         report
             .unrecorded
-            .push(format!("{}: {error:#}", work.approved.address));
+            .push(format!("{}: {error:#}", change.address));
     }
 }
 
