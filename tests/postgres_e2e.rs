@@ -248,6 +248,11 @@ fn a_stale_plan_is_refused_for_exactly_the_changed_resources() {
         applied.contains("PostgresRole/one@pg-test: refused"),
         "{applied}"
     );
+    assert_eq!(
+        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource) FROM fleetform.ledger"),
+        "PostgresRole/one@pg-test=refused,PostgresRole/two@pg-test=converged",
+        "the refusal is on record too"
+    );
     assert!(
         applied.contains("PostgresRole/two@pg-test: converged"),
         "{applied}"
