@@ -122,6 +122,8 @@ pub enum RiskMark {
     DataMovement,
     /// Blocks or disconnects sessions while it runs.
     Disruptive,
+    /// fleetform cannot check the result (missing privileges, an override).
+    Unverified,
 }
 
 impl RiskMark {
@@ -131,6 +133,7 @@ impl RiskMark {
             RiskMark::Destructive => "destructive",
             RiskMark::DataMovement => "data movement",
             RiskMark::Disruptive => "disruptive",
+            RiskMark::Unverified => "not verifiable",
         }
     }
 }

@@ -530,13 +530,15 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 );
             }
             for change in &plan.resource_changes {
-                if change.drift == DriftStatus::InSync && change.blocked.is_none() {
+                let has_notes = change.risks().next().is_some();
+                if change.drift == DriftStatus::InSync && change.blocked.is_none() && !has_notes {
                     continue;
                 }
                 let label = match change.drift {
                     DriftStatus::Drifted => style.red("drifted"),
                     DriftStatus::Pending => "pending".to_string(),
-                    DriftStatus::InSync => "blocked".to_string(),
+                    DriftStatus::InSync if change.blocked.is_some() => "blocked".to_string(),
+                    DriftStatus::InSync => "in sync, note:".to_string(),
                 };
                 let _ = writeln!(out, "  {label} {}", change.address);
                 if let Some(blocked) = &change.blocked {

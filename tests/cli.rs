@@ -264,3 +264,14 @@ fn help_lists_only_commands_that_exist() {
         );
     }
 }
+
+#[test]
+fn prune_cannot_be_combined_with_target() {
+    let output = fleetform(
+        &["plan", "-e", "demo", "--prune", "--target", "PostgresRole"],
+        &common::repository_root(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("cannot be combined with --target"), "{text}");
+}

@@ -178,7 +178,11 @@ fn every_module_converges_plans_nothing_after_and_repairs_drift() {
         second.contains("0 to create, 0 to update, 0 to replace, 0 to delete"),
         "{second}"
     );
-    fleet.expect(&["drift"], 0);
+    let in_sync = fleet.expect(&["drift"], 0);
+    assert!(
+        in_sync.contains("shared_buffers [restart needed] written, but the server runs with the old value until it restarts"),
+        "{in_sync}"
+    );
 
     // Out-of-band changes to each module are drift (exit 3) ...
     fleet.server.psql("ALTER ROLE app CONNECTION LIMIT 5");
@@ -227,6 +231,53 @@ fn a_manifest_change_is_pending_not_drift() {
     // Both at once: the live state moved too, so it is drift.
     fleet.server.psql("ALTER ROLE app NOLOGIN");
     fleet.expect(&["drift"], 3);
+}
+
+#[test]
+fn adding_a_parameter_or_a_field_is_pending_not_drift() {
+    let fleet = Fleet::new(
+        &[
+            settings("tuning", "  parameters:\n    work_mem: 16MB\n"),
+            role("app", "  login: true\n"),
+        ]
+        .concat(),
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.write(
+        &[
+            settings(
+                "tuning",
+                "  parameters:\n    work_mem: 16MB\n    maintenance_work_mem: 128MB\n",
+            ),
+            role("app", "  login: true\n  connectionLimit: 4\n"),
+        ]
+        .concat(),
+    );
+    let drift = fleet.expect(&["drift"], 2);
+    assert!(
+        drift.contains("pending PostgresSettings/tuning@pg-test"),
+        "{drift}"
+    );
+    assert!(
+        drift.contains("pending PostgresRole/app@pg-test"),
+        "{drift}"
+    );
+}
+
+#[test]
+fn list_parameters_are_written_as_lists() {
+    let fleet = Fleet::new(&settings(
+        "paths",
+        "  parameters:\n    search_path: '\"$user\", public, app'\n",
+    ));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT setting FROM pg_file_settings WHERE name = 'search_path'"),
+        "\"$user\", public, app"
+    );
+    fleet.expect(&["plan"], 0);
 }
 
 #[test]
@@ -292,6 +343,8 @@ fn applies_serialize_on_the_instance_lock() {
             "postgres",
             &format!("SELECT pg_advisory_lock({lock_key}); SELECT pg_sleep(60)"),
         )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("psql holds the lock");
     assert!(fleet.server.wait_for(
@@ -525,14 +578,14 @@ fn prune_deletes_only_what_fleetform_created() {
     // With --prune: only the owned objects, the database before its owner.
     let pruned = fleet.expect(&["plan", "--prune"], 2);
     assert!(
-        pruned.contains("- PostgresDatabase/olddb@pg-test"),
+        pruned.contains("- PostgresDatabase[olddb]@pg-test"),
         "{pruned}"
     );
-    assert!(pruned.contains("- PostgresRole/gone@pg-test"), "{pruned}");
-    assert!(!pruned.contains("- PostgresRole/handmade"), "{pruned}");
+    assert!(pruned.contains("- PostgresRole[gone]@pg-test"), "{pruned}");
+    assert!(!pruned.contains("- PostgresRole[handmade]"), "{pruned}");
     assert!(
-        pruned.find("PostgresDatabase/olddb").unwrap()
-            < pruned.find("- PostgresRole/gone").unwrap()
+        pruned.find("PostgresDatabase[olddb]").unwrap()
+            < pruned.find("- PostgresRole[gone]").unwrap()
     );
     fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
     assert_eq!(fleet.server.psql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('keep', 'gone', 'handmade')"), "handmade,keep");
@@ -773,4 +826,47 @@ fn a_server_that_never_answers_times_out_naming_the_instance() {
         "{text}"
     );
     assert!(text.contains("timed out after 1 s"), "{text}");
+}
+
+#[test]
+fn a_non_superuser_connection_manages_roles_and_databases() {
+    let server = PostgresServer::start();
+    server.psql(&format!(
+        "CREATE ROLE fleet_admin LOGIN CREATEROLE CREATEDB PASSWORD '{SUPERUSER_PASSWORD}'"
+    ));
+    server.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    let fleet = Fleet::with_connection(
+        server,
+        "user: fleet_admin",
+        &[
+            role(
+                "app",
+                "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+            ),
+            database("appdb", "  owner: fleet_admin\n"),
+        ]
+        .concat(),
+    );
+    // The ledger needs a place in the database fleetform connects to.
+    let refused = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(
+        refused.contains("cannot create the ledger (schema fleetform) on pg-test"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("hint: the ledger lives in the database fleetform connects to"),
+        "{refused}"
+    );
+    fleet
+        .server
+        .psql("GRANT CREATE ON DATABASE postgres TO fleet_admin");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let plan = fleet.expect(&["plan"], 0);
+    assert!(plan.contains("[not verifiable]"), "{plan}");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'appdb'"),
+        "1"
+    );
 }

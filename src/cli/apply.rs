@@ -40,7 +40,13 @@ pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
                 arguments.run.source.environment
             );
         }
+        if arguments.plan.prune || !arguments.plan.replace.is_empty() {
+            bail!(
+                "--prune and --replace are part of the plan: give them to `fleetform plan`, not to `apply PLAN`"
+            );
+        }
         arguments.plan.prune = saved.prune;
+        arguments.plan.replace = saved.replace.clone();
     }
     let Some(engine) = prepare(&arguments.run, &arguments.plan, output)? else {
         return Ok(1);

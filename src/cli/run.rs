@@ -49,6 +49,11 @@ pub fn prepare(
     plan: &PlanArgs,
     output: &mut Output,
 ) -> Result<Option<Arc<Engine>>> {
+    if plan.prune && !arguments.targets.is_empty() {
+        anyhow::bail!(
+            "--prune looks for what left the whole environment's manifests; it cannot be combined with --target"
+        );
+    }
     let source_settings = arguments.source.settings()?;
     let catalog = SchemaCatalog::embedded()?;
     let Some(fleet) = super::valid_fleet(&source_settings, &catalog, output) else {

@@ -62,6 +62,17 @@ impl Session {
         }
     }
 
+    /// Run a query that returns one JSON value, waiting at most `timeout`.
+    pub async fn query_json_within(
+        &self,
+        script: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Value> {
+        match self {
+            Session::Postgres(session) => session.query_json_within(script, timeout).await,
+        }
+    }
+
     /// Run a script, in one transaction when `transaction` is true.
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
         match self {

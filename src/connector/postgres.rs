@@ -126,9 +126,15 @@ pub struct PostgresSession {
 impl PostgresSession {
     /// Run a query whose single row has a single JSON column.
     pub async fn query_json(&self, sql: &str) -> Result<Value> {
-        let row = self
-            .bounded(self.client.query_one(sql, &[]))
-            .await?
+        self.query_json_within(sql, self.call_timeout).await
+    }
+
+    /// The same, waiting at most `timeout` (for waits longer than a
+    /// statement, such as a lock).
+    pub async fn query_json_within(&self, sql: &str, timeout: Duration) -> Result<Value> {
+        let row = tokio::time::timeout(timeout, self.client.query_one(sql, &[]))
+            .await
+            .map_err(|_| timed_out(&self.instance, timeout))?
             .map_err(describe_postgres_error)?;
         row.try_get::<_, Value>(0)
             .map_err(|error| anyhow!("the query did not return one JSON value: {error}"))
@@ -150,11 +156,14 @@ impl PostgresSession {
                 Ok(result) => result.map_err(describe_postgres_error),
             };
         }
-        for statement in split_statements(script) {
-            self.bounded(self.client.batch_execute(&statement))
+        let statements = split_statements(script);
+        let count = statements.len();
+        for (index, statement) in statements.iter().enumerate() {
+            // The statement's number, not its text: the text may hold a value.
+            self.bounded(self.client.batch_execute(statement))
                 .await?
                 .map_err(describe_postgres_error)
-                .with_context(|| format!("in the statement `{}`", first_line(&statement)))?;
+                .with_context(|| format!("in statement {} of {count}", index + 1))?;
         }
         Ok(())
     }
@@ -171,10 +180,6 @@ fn timed_out(instance: &str, timeout: Duration) -> anyhow::Error {
         "PostgresInstance {instance} did not answer within {} s",
         timeout.as_secs()
     )
-}
-
-fn first_line(statement: &str) -> &str {
-    statement.lines().next().unwrap_or_default().trim()
 }
 
 struct Failure {

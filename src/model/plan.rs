@@ -145,6 +145,10 @@ pub struct ResourceChange {
     /// SHA-256 of the observed state of the resource's items (sensitive
     /// values included only as their own hash).
     pub observed_fingerprint: String,
+    /// The same, per item: drift compares items that were applied before,
+    /// so adding a parameter to the manifests is not mistaken for drift.
+    #[serde(default)]
+    pub observed_items: std::collections::BTreeMap<String, String>,
     /// SHA-256 of the desired state (secrets as salted hashes).
     pub desired_fingerprint: String,
     pub drift: DriftStatus,
@@ -206,6 +210,9 @@ pub struct Plan {
     pub commit: Option<String>,
     pub created_at: String,
     pub prune: bool,
+    /// Resources allowed to be dropped and recreated (`--replace`).
+    #[serde(default)]
+    pub replace: Vec<String>,
     pub summary: PlanSummary,
     /// Resources whose live state moved away from what fleetform applied.
     pub resource_drift: Vec<String>,

@@ -203,26 +203,25 @@ pub async fn apply(
             }
             continue;
         }
-        let resource = match position.get(change.address.as_str()) {
-            Some(index) => engine.resources[*index].clone(),
-            None => match engine.modules.get(&change.kind) {
-                Some(module) if change.prune => prune_resource(
-                    module,
-                    &change.target,
-                    &change
-                        .items
-                        .first()
-                        .map(|item| item.identity.clone())
-                        .unwrap_or_default(),
-                ),
-                _ => {
-                    report.outcomes.push(settle(
-                        Outcome::Refused,
-                        "not a resource of these manifests".into(),
-                    ));
-                    continue;
-                }
-            },
+        let module = engine.modules.get(&change.kind);
+        let resource = match (change.prune, module, position.get(change.address.as_str())) {
+            (true, Some(module), _) => prune_resource(
+                module,
+                &change.target,
+                &change
+                    .items
+                    .first()
+                    .map(|item| item.identity.clone())
+                    .unwrap_or_default(),
+            ),
+            (false, Some(_), Some(index)) => engine.resources[*index].clone(),
+            _ => {
+                report.outcomes.push(settle(
+                    Outcome::Refused,
+                    "not a resource of these manifests".into(),
+                ));
+                continue;
+            }
         };
         let dependencies = resource
             .dependencies
@@ -258,6 +257,19 @@ pub async fn apply(
         .iter()
         .map(|outcome| (outcome.address.clone(), outcome.outcome))
         .collect();
+    // A resource that cannot be planned (a secret that cannot be read, a fixed
+    // field) counts as failed: what depends on it is skipped.
+    for change in &fresh.resource_changes {
+        if change
+            .blocked
+            .as_ref()
+            .is_some_and(|blocked| blocked.is_error())
+        {
+            finished
+                .entry(change.address.clone())
+                .or_insert(Outcome::Failed);
+        }
+    }
     let pending_addresses: BTreeSet<String> = queue
         .iter()
         .map(|work| work.approved.address.clone())
@@ -358,21 +370,23 @@ pub async fn apply(
         in_flight -= 1;
         let (work, result, seconds) =
             joined.map_err(|error| anyhow!("an apply task panicked: {error}"))?;
-        let (outcome, message, observed_fingerprint) = match result {
-            Ok(Converged {
-                observed_fingerprint,
-                remaining_difference: None,
-            }) => (Outcome::Converged, None, Some(observed_fingerprint)),
-            Ok(Converged {
-                observed_fingerprint,
-                remaining_difference: Some(difference),
-            }) => (
-                Outcome::NotConverged,
-                Some(format!(
-                    "after the action, re-discovery still differs: {difference}"
-                )),
-                Some(observed_fingerprint),
-            ),
+        let (outcome, message, observed) = match result {
+            Ok(converged) => {
+                let outcome = match &converged.remaining_difference {
+                    None => (Outcome::Converged, None),
+                    Some(difference) => (
+                        Outcome::NotConverged,
+                        Some(format!(
+                            "after the action, re-discovery still differs: {difference}"
+                        )),
+                    ),
+                };
+                (
+                    outcome.0,
+                    outcome.1,
+                    Some((converged.observed_fingerprint, converged.observed_items)),
+                )
+            }
             Err(error) => (Outcome::Failed, Some(format!("{error:#}")), None),
         };
         let outcome = ResourceOutcome {
@@ -386,7 +400,7 @@ pub async fn apply(
             &engine,
             &work.approved,
             &outcome,
-            observed_fingerprint,
+            observed,
             &run_id,
             &mut report,
         )
@@ -411,6 +425,7 @@ pub async fn apply(
 
 struct Converged {
     observed_fingerprint: String,
+    observed_items: BTreeMap<String, String>,
     /// The fields still differing after the action, if any.
     remaining_difference: Option<String>,
 }
@@ -487,11 +502,12 @@ async fn converge(
         let rows = engine
             .discover_module(&session, module, &work.resource.target, facts)
             .await?;
-        let (fingerprint, difference) = if work.approved.prune {
+        let (fingerprint, items, difference) = if work.approved.prune {
             let identity = &work.resource.items[0].identity;
             let still_there = find_row(&rows, identity).is_some();
             (
                 String::new(),
+                BTreeMap::new(),
                 still_there.then(|| format!("{identity} still exists")),
             )
         } else {
@@ -515,11 +531,16 @@ async fn converge(
                     .collect::<Vec<_>>()
                     .join(", ")
             });
-            (replanned.observed_fingerprint, difference)
+            (
+                replanned.observed_fingerprint,
+                replanned.observed_items,
+                difference,
+            )
         };
         if difference.is_none() || attempt >= VERIFY_ATTEMPTS {
             return Ok(Converged {
                 observed_fingerprint: fingerprint,
+                observed_items: items,
                 remaining_difference: difference,
             });
         }
@@ -563,10 +584,11 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
         )?;
         session.execute(&set, false).await?;
         session
-            .query_json(
+            .query_json_within(
                 &engine
                     .templates
                     .render(&format!("{folder}/lock_wait.sql"), &context)?,
+                engine.settings.lock_timeout + Duration::from_secs(5),
             )
             .await
             .with_context(|| {
@@ -584,7 +606,7 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
             true,
         )
         .await
-        .with_context(|| format!("cannot create the ledger (schema fleetform) on {target}"))?;
+        .with_context(|| format!("cannot create the ledger (schema fleetform) on {target}\nhint: the ledger lives in the database fleetform connects to; grant CREATE on it to the connecting role, or create schema fleetform owned by that role"))?;
     Ok(session)
 }
 
@@ -593,7 +615,7 @@ async fn record_outcome(
     engine: &Engine,
     change: &ResourceChange,
     outcome: &ResourceOutcome,
-    observed_fingerprint: Option<String>,
+    observed: Option<(String, BTreeMap<String, String>)>,
     run_id: &str,
     report: &mut ApplyReport,
 ) {
@@ -614,7 +636,12 @@ async fn record_outcome(
         "desired_fingerprint".into(),
         json!(change.desired_fingerprint),
     );
+    let (observed_fingerprint, observed_items) = match observed {
+        Some((fingerprint, items)) => (Some(fingerprint), Some(json!(items).to_string())),
+        None => (None, None),
+    };
     context.insert("observed_fingerprint".into(), json!(observed_fingerprint));
+    context.insert("observed_items".into(), json!(observed_items));
     context.insert("message".into(), json!(outcome.message));
     context.insert("script".into(), json!(script));
     let attempt = async {

@@ -149,6 +149,16 @@ fn values_match(
             added.is_empty() && removed.is_empty()
         }
         Compare::Timestamp => timestamps_equal(wanted, current),
+        // Without the privilege to read verifiers the password cannot be
+        // compared; the module marks such items "not verifiable".
+        Compare::ScramPassword
+            if observed_row
+                .get("passwordReadable")
+                .and_then(Value::as_bool)
+                == Some(false) =>
+        {
+            true
+        }
         Compare::ScramPassword => match (secret, current.as_str()) {
             (Some(password), Some(verifier)) => {
                 let user = observed_row
@@ -163,10 +173,14 @@ fn values_match(
         Compare::PostgresSetting => {
             let unit = observed_row.get("unit").and_then(Value::as_str);
             let kind = observed_row.get("vartype").and_then(Value::as_str);
+            let is_list = observed_row
+                .get("isList")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             match (setting_text(wanted), setting_text(current)) {
                 (Some(left), Some(right)) => {
-                    crate::ops::settings::normalize(&left, unit, kind)
-                        == crate::ops::settings::normalize(&right, unit, kind)
+                    crate::ops::settings::normalize(&left, unit, kind, is_list)
+                        == crate::ops::settings::normalize(&right, unit, kind, is_list)
                 }
                 _ => false,
             }
@@ -261,6 +275,10 @@ fn scram_matches(password: &str, verifier: &str) -> Option<bool> {
     let (iterations, salt) = parameters.split_once(':')?;
     let (stored_key, _server_key) = keys.split_once(':')?;
     let iterations: u32 = iterations.parse().ok()?;
+    // The count comes from the server: bound the work a hostile one can ask for.
+    if iterations == 0 || iterations > 10_000_000 {
+        return None;
+    }
     let engine = base64::engine::general_purpose::STANDARD;
     let salt = engine.decode(salt).ok()?;
     let stored_key = engine.decode(stored_key).ok()?;
@@ -283,14 +301,6 @@ pub fn scram_verifier(password: &str) -> String {
 pub fn fingerprint(value: &Value) -> String {
     let digest = Sha256::digest(value.to_string().as_bytes());
     hex(&digest)
-}
-
-/// A secret's stand-in inside a desired-state fingerprint: slow and salted
-/// by where it is used, so the fingerprint gives no cheap way to guess it.
-pub fn secret_fingerprint(secret: &str, salt: &str) -> String {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(secret.as_bytes(), salt.as_bytes(), 4096, &mut out);
-    hex(&out)
 }
 
 fn hex(bytes: &[u8]) -> String {

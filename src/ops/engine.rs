@@ -91,6 +91,8 @@ pub struct LedgerEntry {
     pub action: String,
     pub desired_fingerprint: String,
     pub observed_fingerprint: Option<String>,
+    #[serde(default)]
+    pub observed_items: Option<BTreeMap<String, String>>,
     pub commit: Option<String>,
     pub actor: Option<String>,
     pub recorded_at: Option<String>,
@@ -375,7 +377,10 @@ impl Engine {
         }
         let mut unmanaged = Vec::new();
         let mut prunes = Vec::new();
-        for (target, observation) in observations {
+        // With --target only part of the manifests is loaded: what it does not
+        // claim may still be managed, so nothing is listed or pruned.
+        let whole_environment = self.settings.only.is_empty();
+        for (target, observation) in observations.iter().filter(|_| whole_environment) {
             let Ok(observation) = observation else {
                 continue;
             };
@@ -438,6 +443,7 @@ impl Engine {
             commit: self.settings.commit.clone(),
             created_at,
             prune: self.settings.prune,
+            replace: self.settings.replace.iter().cloned().collect(),
             summary: Plan::summarize(&resource_changes),
             resource_drift,
             resource_changes,
@@ -458,6 +464,7 @@ impl Engine {
             action: Action::NoOp,
             items: Vec::new(),
             observed_fingerprint: String::new(),
+            observed_items: BTreeMap::new(),
             desired_fingerprint: desired_fingerprint(resource),
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
@@ -490,12 +497,12 @@ impl Engine {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
-        let mut observed_state = Map::new();
+        let mut observed_items = BTreeMap::new();
         for item in &resource.items {
             let observed = find_row(rows, &item.identity);
-            observed_state.insert(
+            observed_items.insert(
                 item.identity.clone(),
-                observed_fields(module, item, observed),
+                diff::fingerprint(&observed_fields(module, observed)),
             );
             let replace_requested = self.settings.replace.contains(&resource.address);
             let item_diff = diff::diff_item(module, item, observed, replace_requested);
@@ -511,7 +518,8 @@ impl Engine {
             change.action = change.action.combine(planned.action);
             change.items.push(planned);
         }
-        change.observed_fingerprint = diff::fingerprint(&Value::Object(observed_state));
+        change.observed_fingerprint = diff::fingerprint(&json!(observed_items));
+        change.observed_items = observed_items;
         if change.action != Action::NoOp {
             change.after_script = match self.render_after(module, resource, &observation.facts) {
                 Ok(script) => script.map(|(script, _)| script).unwrap_or_default(),
@@ -526,14 +534,20 @@ impl Engine {
             )));
         }
         if change.action != Action::NoOp {
-            change.drift = match observation.ledger.get(&resource.address) {
-                Some(entry)
-                    if entry.observed_fingerprint.as_deref()
-                        != Some(change.observed_fingerprint.as_str()) =>
-                {
-                    DriftStatus::Drifted
-                }
-                _ => DriftStatus::Pending,
+            // Drift: an item applied before no longer reads as it read then.
+            let drifted = observation
+                .ledger
+                .get(&resource.address)
+                .and_then(|entry| entry.observed_items.as_ref())
+                .is_some_and(|recorded| {
+                    change.observed_items.iter().any(|(identity, now)| {
+                        recorded.get(identity).is_some_and(|then| then != now)
+                    })
+                });
+            change.drift = if drifted {
+                DriftStatus::Drifted
+            } else {
+                DriftStatus::Pending
             };
         }
         change
@@ -747,7 +761,8 @@ impl Engine {
             target: target.to_string(),
             action: Action::Delete,
             items: vec![planned],
-            observed_fingerprint: diff::fingerprint(&Value::Object(redact_row(module, row))),
+            observed_fingerprint: diff::fingerprint(&observed_fields(module, Some(row))),
+            observed_items: BTreeMap::new(),
             desired_fingerprint: diff::fingerprint(&Value::Null),
             drift: DriftStatus::Pending,
             blocked: None,
@@ -757,10 +772,13 @@ impl Engine {
     }
 }
 
-/// A stand-in desired resource for an owned object that left the manifests.
+/// A stand-in desired resource for an owned object that left the manifests;
+/// its address is `Kind[live name]@target`.
 pub fn prune_resource(module: &Module, target: &str, identity: &str) -> DesiredResource {
     DesiredResource {
-        address: format!("{}/{}@{}", module.kind, identity, target),
+        // Brackets: a live object's own name, never a manifest handle, so a
+        // prune can never be mistaken for a resource of the manifests.
+        address: format!("{}[{}]@{}", module.kind, identity, target),
         kind: module.kind.clone(),
         target: target.to_string(),
         spec: json!({}),
@@ -856,47 +874,52 @@ fn desired_items(
     }])
 }
 
-/// Observed values of the fields the item manages (what the fingerprint covers);
-/// sensitive values only as their hash.
-fn observed_fields(
-    module: &Module,
-    item: &DesiredItem,
-    observed: Option<&Map<String, Value>>,
-) -> Value {
+/// Observed values of every compared field of the module, in a stable
+/// order (what fingerprints cover); sensitive values only as their hash.
+fn observed_fields(module: &Module, observed: Option<&Map<String, Value>>) -> Value {
     let Some(observed) = observed else {
         return Value::Null;
     };
-    let mut fields = Map::new();
-    for field in item.fields.keys() {
-        let value = observed.get(field).cloned().unwrap_or(Value::Null);
-        let value = if module.is_sensitive(field) && !value.is_null() {
-            Value::String(diff::fingerprint(&value))
-        } else {
-            value
-        };
-        fields.insert(field.clone(), value);
-    }
-    Value::Object(fields)
+    let fields: BTreeMap<&str, Value> = module
+        .fields
+        .iter()
+        .filter(|(_, rule)| rule.compare != Compare::Never)
+        .map(|(field, rule)| {
+            let value = observed.get(field).cloned().unwrap_or(Value::Null);
+            let value = if rule.sensitive && !value.is_null() {
+                Value::String(diff::fingerprint(&value))
+            } else {
+                value
+            };
+            (field.as_str(), value)
+        })
+        .collect();
+    json!(fields)
 }
 
-/// The desired state's fingerprint: secrets enter only through a slow salted hash.
+/// The desired state's fingerprint. A secret enters only as its reference
+/// (`{fromEnv: APP_PASSWORD}`), never its value: a fingerprint in a plan file
+/// or a ledger must not allow guessing the secret. A secret rotated in its
+/// store shows as a pending change (the server's verifier no longer matches,
+/// but the live state is still what was applied).
 fn desired_fingerprint(resource: &DesiredResource) -> String {
-    let items: Map<String, Value> = resource
+    let items: BTreeMap<String, Value> = resource
         .items
         .iter()
         .map(|item| {
-            let mut fields = item.fields.clone();
-            for (field, secret) in &item.secrets {
-                let salt = format!("{}#{field}", resource.address);
-                fields.insert(
-                    field.clone(),
-                    Value::String(diff::secret_fingerprint(secret, &salt)),
-                );
+            let mut fields: BTreeMap<String, Value> = item
+                .fields
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            for field in item.secrets.keys() {
+                let reference = resource.spec.get(field).cloned().unwrap_or(Value::Null);
+                fields.insert(field.clone(), json!({"secret": reference}));
             }
-            (item.identity.clone(), Value::Object(fields))
+            (item.identity.clone(), json!(fields))
         })
         .collect();
-    diff::fingerprint(&Value::Object(items))
+    diff::fingerprint(&json!(items))
 }
 
 /// A discovered row with sensitive fields replaced by `(sensitive)`.

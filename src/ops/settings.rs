@@ -3,9 +3,18 @@
 //! equals `300s` for a parameter in seconds. Pure.
 
 /// The canonical text of a parameter value, given the parameter's `unit`
-/// and `vartype` from pg_settings.
-pub fn normalize(value: &str, unit: Option<&str>, vartype: Option<&str>) -> String {
+/// and `vartype` from pg_settings; `is_list` for list parameters
+/// (shared_preload_libraries...), compared element by element.
+pub fn normalize(value: &str, unit: Option<&str>, vartype: Option<&str>, is_list: bool) -> String {
     let trimmed = value.trim();
+    if is_list {
+        return trimmed
+            .split(',')
+            .map(|element| element.trim().trim_matches('"'))
+            .filter(|element| !element.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     match vartype {
         Some("bool") => match trimmed.to_ascii_lowercase().as_str() {
             "on" | "true" | "yes" | "1" | "t" | "y" => "on".into(),
@@ -92,37 +101,68 @@ mod tests {
     #[test]
     fn memory_values_compare_in_the_parameters_unit() {
         assert_eq!(
-            normalize("1GB", Some("8kB"), Some("integer")),
-            normalize("131072", Some("8kB"), Some("integer"))
+            normalize("1GB", Some("8kB"), Some("integer"), false),
+            normalize("131072", Some("8kB"), Some("integer"), false)
         );
-        assert_eq!(normalize("16MB", Some("kB"), Some("integer")), "16384");
+        assert_eq!(
+            normalize("16MB", Some("kB"), Some("integer"), false),
+            "16384"
+        );
         assert_ne!(
-            normalize("16MB", Some("kB"), Some("integer")),
-            normalize("8MB", Some("kB"), Some("integer"))
+            normalize("16MB", Some("kB"), Some("integer"), false),
+            normalize("8MB", Some("kB"), Some("integer"), false)
         );
     }
 
     #[test]
     fn time_values_compare_in_the_parameters_unit() {
-        assert_eq!(normalize("10min", Some("ms"), Some("integer")), "600000");
         assert_eq!(
-            normalize("250ms", Some("ms"), Some("integer")),
-            normalize("250", Some("ms"), Some("integer"))
+            normalize("10min", Some("ms"), Some("integer"), false),
+            "600000"
         );
         assert_eq!(
-            normalize("5min", Some("s"), Some("integer")),
-            normalize("300s", Some("s"), Some("integer"))
+            normalize("250ms", Some("ms"), Some("integer"), false),
+            normalize("250", Some("ms"), Some("integer"), false)
+        );
+        assert_eq!(
+            normalize("5min", Some("s"), Some("integer"), false),
+            normalize("300s", Some("s"), Some("integer"), false)
+        );
+    }
+
+    #[test]
+    fn list_parameters_compare_element_by_element() {
+        assert_eq!(
+            normalize(
+                "pg_stat_statements,auto_explain",
+                None,
+                Some("string"),
+                true
+            ),
+            normalize(
+                "pg_stat_statements, auto_explain",
+                None,
+                Some("string"),
+                true
+            )
+        );
+        assert_eq!(
+            normalize("\"$user\", public", None, Some("string"), true),
+            "$user,public"
         );
     }
 
     #[test]
     fn booleans_and_enums_ignore_spelling() {
         assert_eq!(
-            normalize("true", None, Some("bool")),
-            normalize("on", None, Some("bool"))
+            normalize("true", None, Some("bool"), false),
+            normalize("on", None, Some("bool"), false)
         );
-        assert_eq!(normalize("Replica", None, Some("enum")), "replica");
-        assert_eq!(normalize("0.5", None, Some("real")), "0.5");
-        assert_eq!(normalize("'%m [%p] '", None, Some("string")), "'%m [%p] '");
+        assert_eq!(normalize("Replica", None, Some("enum"), false), "replica");
+        assert_eq!(normalize("0.5", None, Some("real"), false), "0.5");
+        assert_eq!(
+            normalize("'%m [%p] '", None, Some("string"), false),
+            "'%m [%p] '"
+        );
     }
 }

@@ -6,11 +6,19 @@ FROM (
            pg_encoding_to_char(d.encoding) AS encoding,
            d.datcollate AS "lcCollate",
            d.datctype AS "lcCtype",
-           CASE d.datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin' END AS "localeProvider",
 {% if server_version_num >= 170000 %}
-           d.datlocale AS "icuLocale",
-{% else %}
+           CASE d.datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin' END AS "localeProvider",
+           CASE WHEN d.datlocprovider = 'i' THEN d.datlocale END AS "icuLocale",
+           CASE WHEN d.datlocprovider = 'b' THEN d.datlocale END AS "builtinLocale",
+{% elif server_version_num >= 150000 %}
+           CASE d.datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' END AS "localeProvider",
            d.daticulocale AS "icuLocale",
+           NULL AS "builtinLocale",
+{% else %}
+           {# Before PostgreSQL 15 every database uses the C library's locales. #}
+           'libc' AS "localeProvider",
+           NULL AS "icuLocale",
+           NULL AS "builtinLocale",
 {% endif %}
            t.spcname AS tablespace,
            d.datconnlimit AS "connectionLimit",

@@ -1,4 +1,5 @@
-{# One row per role outside the pg_ roles. The ownership marker is the last
+{# One row per role outside the pg_ roles. Passwords (their verifiers) are
+   readable by superusers only; otherwise `passwordReadable` is false. The ownership marker is the last
    line of the role's comment; `comment` is reported without it. #}
 SELECT coalesce(json_agg(row_to_json(roles) ORDER BY roles.identity), '[]'::json)
 FROM (
@@ -13,14 +14,22 @@ FROM (
            r.rolconnlimit AS "connectionLimit",
            CASE WHEN r.rolvaliduntil IS NULL OR r.rolvaliduntil = 'infinity' THEN NULL
                 ELSE to_char(r.rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END AS "validUntil",
+{% if is_superuser %}
            a.rolpassword AS password,
-           coalesce((SELECT json_agg(g.rolname ORDER BY g.rolname)
+           true AS "passwordReadable",
+{% else %}
+           NULL AS password,
+           false AS "passwordReadable",
+{% endif %}
+           coalesce((SELECT json_agg(DISTINCT g.rolname)
                      FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                      WHERE m.member = r.oid), '[]'::json) AS "memberOf",
            marked.comment,
            marked.owned
     FROM pg_roles r
+{% if is_superuser %}
     LEFT JOIN pg_authid a ON a.oid = r.oid
+{% endif %}
     CROSS JOIN LATERAL (SELECT shobj_description(r.oid, 'pg_authid') AS text) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
     WHERE r.rolname !~ '^pg_'

@@ -1,16 +1,31 @@
 {# One row per wanted parameter. `value` is what the configuration says: the
    last line for the parameter in the configuration files (where ALTER SYSTEM
-   writes), or the running value when no file sets it. A parameter that needs
-   a restart shows its new value here and `pendingRestart` until then. #}
+   writes), else the server-wide value. A session's own values (fleetform's
+   statement_timeout, a role's or database's SET) are not the server's, so
+   for those the built-in default stands in. A parameter that needs a restart
+   shows its new value here and `pendingRestart` until then. pg_file_settings
+   is readable by superusers only; without it the running value is used. #}
 SELECT coalesce(json_agg(row_to_json(parameters) ORDER BY parameters.identity), '[]'::json)
 FROM (
     SELECT s.name AS identity,
-           coalesce(f.setting, current_setting(s.name)) AS value,
+           coalesce(
+{% if is_superuser %}
+               f.setting,
+{% endif %}
+               CASE WHEN s.source IN ('client', 'user', 'database', 'session')
+                    THEN s.boot_val ELSE current_setting(s.name) END) AS value,
            s.context,
            s.unit,
            s.vartype,
-           s.pending_restart AS "pendingRestart"
+           s.pending_restart AS "pendingRestart",
+           s.source IN ('command line', 'environment variable', 'override') AS overridden,
+           {# Lists whose elements PostgreSQL quotes one by one: written as
+              several literals, compared element by element. #}
+           s.name IN ('shared_preload_libraries', 'session_preload_libraries',
+                      'local_preload_libraries', 'search_path', 'temp_tablespaces',
+                      'unix_socket_directories') AS "isList"
     FROM pg_settings s
+{% if is_superuser %}
     LEFT JOIN LATERAL (
         SELECT fs.setting
         FROM pg_file_settings fs
@@ -18,6 +33,7 @@ FROM (
         ORDER BY fs.seqno DESC
         LIMIT 1
     ) f ON true
+{% endif %}
     WHERE {% if names %}s.name IN ({{ names|literal_list }}){% else %}false{% endif %}
 
 ) parameters

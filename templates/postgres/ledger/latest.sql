@@ -4,7 +4,7 @@
 SELECT coalesce(json_agg(row_to_json(latest)), '[]'::json)
 FROM (
     SELECT DISTINCT ON (resource)
-           resource, action, result, desired_fingerprint, observed_fingerprint,
+           resource, action, result, desired_fingerprint, observed_fingerprint, observed_items,
            commit, actor, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS recorded_at
     FROM fleetform.ledger
     WHERE environment = {{ environment }} AND result = 'converged'

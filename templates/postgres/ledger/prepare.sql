@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS fleetform.ledger (
     result text NOT NULL,
     desired_fingerprint text NOT NULL,
     observed_fingerprint text,
+    observed_items jsonb,
     message text,
     script text
 );
