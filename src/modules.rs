@@ -147,6 +147,16 @@ pub struct RiskRule {
     pub message: String,
 }
 
+/// When converging a resource leaves it waiting for the instance to restart.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRule {
+    /// Per item, over the re-discovered `observed` row: still waiting?
+    pub needed: String,
+    /// Over `spec`: may apply restart the instance?
+    pub allowed: String,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Ownership {
@@ -182,6 +192,8 @@ struct ModuleFile {
     actions: Actions,
     #[serde(default)]
     risks: Vec<RiskRule>,
+    #[serde(default)]
+    restart: Option<RestartRule>,
 }
 
 /// A checked module.
@@ -202,6 +214,7 @@ pub struct Module {
     pub ownership: Option<Ownership>,
     pub actions: Actions,
     pub risks: Vec<RiskRule>,
+    pub restart: Option<RestartRule>,
 }
 
 impl Module {
@@ -307,6 +320,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         ownership: file.ownership,
         actions: file.actions,
         risks: file.risks,
+        restart: file.restart,
     };
     let mut referenced = vec![
         module.discover.clone(),

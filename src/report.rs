@@ -254,6 +254,19 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
             "          | ",
         ));
     }
+    if !change.restart_script.is_empty() {
+        out.push_str(&indent(
+            &format!(
+                "[restart] then restart {} (shell on its server):",
+                change.target
+            ),
+            "      ",
+        ));
+        out.push_str(&indent(
+            &style.dim(change.restart_script.trim_end()),
+            "          | ",
+        ));
+    }
 }
 
 /// The plan as a pull-request comment, split into comments below the limit;
@@ -332,6 +345,14 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
                     block,
                     "\nthen, once:\n\n{fence}sql\n{}{fence}\n",
                     change.after_script
+                );
+            }
+            if !change.restart_script.is_empty() {
+                let fence = fence_for(&change.restart_script);
+                let _ = write!(
+                    block,
+                    "\nthen **restart** `{}`:\n\n{fence}sh\n{}{fence}\n",
+                    change.target, change.restart_script
                 );
             }
             blocks.push((target.to_string(), opening.clone(), block, closing.clone()));

@@ -3,7 +3,7 @@
 //!
 //! Escaping is the engine's job, not the template author's: the file
 //! extension picks a dialect (`.sql` PostgreSQL, `.tsql` T-SQL, `.ps1`
-//! PowerShell) and every `{{ value }}` is written as a quoted literal of that
+//! PowerShell, `.sh` POSIX shell) and every `{{ value }}` is written as a quoted literal of that
 //! dialect. Identifiers go through the `ident` filter, which quotes them as
 //! identifiers and marks them safe. The built-in `safe` filter is removed, so
 //! a template cannot opt out: forgetting `ident` gives a script with a literal
@@ -30,6 +30,7 @@ pub enum Dialect {
     Postgres,
     TransactSql,
     PowerShell,
+    Shell,
 }
 
 impl Dialect {
@@ -41,6 +42,8 @@ impl Dialect {
             Some(Dialect::TransactSql)
         } else if name.ends_with(".ps1") {
             Some(Dialect::PowerShell)
+        } else if name.ends_with(".sh") {
+            Some(Dialect::Shell)
         } else {
             None
         }
@@ -51,6 +54,7 @@ impl Dialect {
             Dialect::Postgres => "postgres",
             Dialect::TransactSql => "tsql",
             Dialect::PowerShell => "powershell",
+            Dialect::Shell => "shell",
         }
     }
 
@@ -60,6 +64,7 @@ impl Dialect {
                 "postgres" => Some(Dialect::Postgres),
                 "tsql" => Some(Dialect::TransactSql),
                 "powershell" => Some(Dialect::PowerShell),
+                "shell" => Some(Dialect::Shell),
                 _ => None,
             },
             _ => None,
@@ -96,6 +101,9 @@ impl Dialect {
                 quoted.push('\'');
                 quoted
             }
+            // Nothing is special inside single quotes but the quote itself,
+            // which closes, is escaped outside and reopens: ' becomes '\''.
+            Dialect::Shell => format!("'{}'", text.replace('\'', "'\\''")),
         })
     }
 
@@ -110,6 +118,9 @@ impl Dialect {
             Dialect::PowerShell => Err(
                 "PowerShell has no quoted identifiers: insert the value as a string literal".into(),
             ),
+            Dialect::Shell => Err(
+                "the shell has no quoted identifiers: insert the value as a string literal".into(),
+            ),
         }
     }
 
@@ -117,6 +128,7 @@ impl Dialect {
         match self {
             Dialect::Postgres | Dialect::TransactSql => "NULL",
             Dialect::PowerShell => "$null",
+            Dialect::Shell => "''",
         }
     }
 
@@ -128,6 +140,8 @@ impl Dialect {
             (Dialect::TransactSql, false) => "0",
             (Dialect::PowerShell, true) => "$true",
             (Dialect::PowerShell, false) => "$false",
+            (Dialect::Shell, true) => "true",
+            (Dialect::Shell, false) => "false",
         }
     }
 }
@@ -256,7 +270,7 @@ fn dialect_of(state: &State) -> Result<Dialect, Error> {
     Dialect::from_auto_escape(state.auto_escape()).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidOperation,
-            "this filter only works in .sql, .tsql and .ps1 templates",
+            "this filter only works in .sql, .tsql, .ps1 and .sh templates",
         )
     })
 }

@@ -124,6 +124,46 @@ fn powershell_single_quoted_strings_hold_every_hostile_value() {
 }
 
 #[test]
+fn shell_single_quoted_words_hold_every_hostile_value() {
+    for value in CORPUS {
+        let script = render("t.sh", "name={{ value }}; echo \"$name\"", value);
+        // POSIX: inside '...' nothing is special; '\'' is close, escaped quote, reopen.
+        let mut rest = script.strip_prefix("name=").unwrap();
+        let mut decoded = String::new();
+        loop {
+            let body = rest.strip_prefix('\'').expect("a single-quoted run");
+            let end = body.find('\'').expect("the run closes");
+            decoded.push_str(&body[..end]);
+            rest = &body[end + 1..];
+            match rest.strip_prefix("\\'") {
+                Some(after) => {
+                    decoded.push('\'');
+                    rest = after;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(&decoded, value, "{script}");
+        assert_eq!(rest, "; echo \"$name\"\n", "{script}");
+    }
+}
+
+#[test]
+fn the_shell_reads_back_every_hostile_value() {
+    // A real POSIX shell (sh) evaluates the rendered assignment.
+    for value in CORPUS {
+        let script = render("t.sh", "name={{ value }}; printf '%s' \"$name\"", value);
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        assert!(output.status.success(), "{script}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), *value, "{script}");
+    }
+}
+
+#[test]
 fn powershell_has_no_identifier_quoting_to_misuse() {
     let templates =
         Templates::from_files(vec![("t.ps1".into(), "Get-Item {{ value|ident }}".into())]).unwrap();
@@ -138,7 +178,7 @@ fn powershell_has_no_identifier_quoting_to_misuse() {
 
 #[test]
 fn a_nul_character_is_refused_rather_than_truncated() {
-    for name in ["t.sql", "t.tsql", "t.ps1"] {
+    for name in ["t.sql", "t.tsql", "t.ps1", "t.sh"] {
         let templates =
             Templates::from_files(vec![(name.into(), "x = {{ value }}".into())]).unwrap();
         let error = templates

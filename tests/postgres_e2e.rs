@@ -870,3 +870,37 @@ fn a_non_superuser_connection_manages_roles_and_databases() {
         "1"
     );
 }
+
+#[test]
+fn a_restart_only_parameter_restarts_a_local_instance_when_allowed() {
+    let fleet = Fleet::new(&settings(
+        "memory",
+        "  restartAllowed: true\n  parameters:\n    shared_buffers: 192MB\n    work_mem: 8MB\n",
+    ));
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(plan.contains("[restart] then restart pg-test"), "{plan}");
+    assert!(
+        plan.contains("takes effect after a restart, which apply performs"),
+        "{plan}"
+    );
+    let applied = fleet.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        applied.contains("PostgresInstance/pg-test (restart): converged"),
+        "{applied}"
+    );
+    assert_eq!(fleet.server.psql("SHOW shared_buffers"), "192MB");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_settings WHERE pending_restart"),
+        "0"
+    );
+    let drift = fleet.expect(&["drift"], 0);
+    assert!(!drift.contains("restart needed"), "{drift}");
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT result FROM fleetform.ledger WHERE resource = 'PostgresInstance/pg-test'"
+        ),
+        "converged"
+    );
+}

@@ -7,6 +7,7 @@
 //! shell/PowerShell connectors plug in as further variants.
 
 pub mod postgres;
+pub mod shell;
 pub mod tls;
 
 use anyhow::Result;

@@ -157,6 +157,10 @@ pub struct ResourceChange {
     /// Run once after the items' scripts when any item changes (e.g. a reload).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub after_script: String,
+    /// The restart apply performs afterwards (the module's restart rule allows
+    /// it and a parameter waits for one), as shown to people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub restart_script: String,
     /// Not in the manifests: a prune deletion of an object fleetform owns.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,

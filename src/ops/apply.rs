@@ -86,6 +86,7 @@ impl ApplyReport {
 }
 
 /// A resource to converge, with its approved and fresh plans.
+#[derive(Clone)]
 struct Work {
     approved: ResourceChange,
     resource: DesiredResource,
@@ -277,6 +278,7 @@ pub async fn apply(
     let (mut deletions, mut remaining): (Vec<Work>, Vec<Work>) =
         queue.into_iter().partition(|work| work.approved.prune);
     let limit = engine.settings.parallelism.max(1);
+    let mut restarts: BTreeMap<String, Vec<Work>> = BTreeMap::new();
     let mut running = tokio::task::JoinSet::new();
     let mut in_flight = 0usize;
     loop {
@@ -370,6 +372,7 @@ pub async fn apply(
         in_flight -= 1;
         let (work, result, seconds) =
             joined.map_err(|error| anyhow!("an apply task panicked: {error}"))?;
+        let waits_for_restart = matches!(&result, Ok(converged) if converged.waits_for_restart && converged.remaining_difference.is_none());
         let (outcome, message, observed) = match result {
             Ok(converged) => {
                 let outcome = match &converged.remaining_difference {
@@ -408,9 +411,71 @@ pub async fn apply(
         print_outcome(output, &outcome);
         finished.insert(outcome.address.clone(), outcome.outcome);
         report.outcomes.push(outcome);
+        if waits_for_restart {
+            restarts
+                .entry(work.approved.target.clone())
+                .or_default()
+                .push(work);
+        }
     }
 
-    // 5. Release the locks (closing the sessions would too).
+    // 5. Restart the instances whose manifests allow it and that wait for it,
+    // after everything else on them is done.
+    for (target, works) in restarts {
+        let started = Instant::now();
+        let facts = observations
+            .get(&target)
+            .and_then(|observation| observation.as_ref().ok())
+            .map(|observation| observation.facts.clone())
+            .unwrap_or_default();
+        output.status(&format!(
+            "restarting {target}: {} waits for it",
+            works
+                .iter()
+                .map(|work| work.approved.address.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let script = engine.render_restart(&target, &facts).unwrap_or_default();
+        let result = restart(&engine, &target, &facts, &works).await;
+        let change = ResourceChange {
+            address: format!("PostgresInstance/{target}"),
+            kind: "PostgresInstance".into(),
+            target: target.clone(),
+            action: Action::Update,
+            items: vec![crate::model::plan::ItemChange {
+                identity: target.clone(),
+                action: Action::Update,
+                changes: Vec::new(),
+                risks: Vec::new(),
+                script,
+            }],
+            observed_fingerprint: String::new(),
+            observed_items: BTreeMap::new(),
+            desired_fingerprint: String::new(),
+            drift: crate::model::plan::DriftStatus::Pending,
+            blocked: None,
+            after_script: String::new(),
+            restart_script: String::new(),
+            prune: false,
+        };
+        let outcome = ResourceOutcome {
+            address: format!("PostgresInstance/{target} (restart)"),
+            action: Action::Update,
+            outcome: if result.is_ok() {
+                Outcome::Converged
+            } else {
+                Outcome::Failed
+            },
+            message: result.err().map(|error| format!("restart: {error:#}")),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        record_outcome(&engine, &change, &outcome, None, &run_id, &mut report).await;
+        print_outcome(output, &outcome);
+        report.outcomes.push(outcome);
+    }
+
+    // 6. Release the locks (closing the sessions would too).
     for (target, session) in locks {
         let context = Value::Object(engine.base_context(&target, &Default::default()));
         if let Ok(script) = engine.templates.render(
@@ -428,6 +493,8 @@ struct Converged {
     observed_items: BTreeMap<String, String>,
     /// The fields still differing after the action, if any.
     remaining_difference: Option<String>,
+    /// Converged, but a parameter waits for a restart the manifest allows.
+    waits_for_restart: bool,
 }
 
 /// Run one resource's scripts, then re-discover until the diff is empty
@@ -495,13 +562,41 @@ async fn converge(
                 .context("the module's after step")?;
         }
     }
-    // Verify: the re-diff must be empty.
+    verify(engine, &session, work, module, facts, false).await
+}
+
+/// Re-discover the resource until its diff is empty, at most
+/// `VERIFY_ATTEMPTS` times; also tells whether it waits for a restart that
+/// the module may perform (`restarted`: the check after that restart).
+async fn verify(
+    engine: &Engine,
+    session: &Session,
+    work: &Work,
+    module: &crate::modules::Module,
+    facts: &serde_json::Map<String, Value>,
+    restarted: bool,
+) -> Result<Converged> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let rows = engine
-            .discover_module(&session, module, &work.resource.target, facts)
+            .discover_module(session, module, &work.resource.target, facts)
             .await?;
+        let waits_for_restart = !work.approved.prune
+            && engine.restart_allowed(module, &work.resource)
+            && work.resource.items.iter().any(|item| {
+                let action = if restarted {
+                    Action::NoOp
+                } else {
+                    work.approved
+                        .items
+                        .iter()
+                        .find(|approved| approved.identity == item.identity)
+                        .map_or(Action::NoOp, |approved| approved.action)
+                };
+                find_row(&rows, &item.identity)
+                    .is_some_and(|row| engine.restart_needed(module, row, action))
+            });
         let (fingerprint, items, difference) = if work.approved.prune {
             let identity = &work.resource.items[0].identity;
             let still_there = find_row(&rows, identity).is_some();
@@ -542,10 +637,55 @@ async fn converge(
                 observed_fingerprint: fingerprint,
                 observed_items: items,
                 remaining_difference: difference,
+                waits_for_restart,
             });
         }
         tokio::time::sleep(VERIFY_PAUSE * attempt).await;
     }
+}
+
+/// How long a restart may take, and how long the server then has to accept
+/// connections again.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(180);
+const RECONNECT_ATTEMPTS: u32 = 60;
+
+/// Restart `target` through its host, wait until it accepts connections,
+/// and check that nothing waits for a restart any more.
+async fn restart(
+    engine: &Engine,
+    target: &str,
+    facts: &serde_json::Map<String, Value>,
+    works: &[Work],
+) -> Result<()> {
+    let script = engine.render_restart(target, facts)?;
+    crate::connector::shell::run_local(&script, RESTART_TIMEOUT).await?;
+    let endpoint = engine.endpoints.get(target).context("no endpoint")?;
+    let mut attempt = 0;
+    let session = loop {
+        attempt += 1;
+        match endpoint.connect(None).await {
+            Ok(session) => break session,
+            Err(error) if attempt >= RECONNECT_ATTEMPTS => {
+                return Err(error)
+                    .context("the instance does not accept connections after the restart");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    };
+    for work in works {
+        let module = engine
+            .modules
+            .get(&work.resource.kind)
+            .context("no module")?;
+        let verified = verify(engine, &session, work, module, facts, true).await?;
+        if verified.waits_for_restart || verified.remaining_difference.is_some() {
+            anyhow::bail!(
+                "after the restart, {} still waits for one or differs",
+                work.approved.address
+            );
+        }
+    }
+    Ok(())
 }
 
 fn folder_of(engine: &Engine, target: &str) -> &'static str {

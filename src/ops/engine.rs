@@ -70,6 +70,8 @@ pub struct Engine {
     pub modules: ModuleCatalog,
     pub templates: Templates,
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// How to reach each instance's operating system (for restarts).
+    pub hosts: BTreeMap<String, crate::ops::targets::HostAccess>,
     pub resources: Vec<DesiredResource>,
 }
 
@@ -111,6 +113,7 @@ impl Engine {
         let modules = ModuleCatalog::embedded(&templates)?;
         let endpoints =
             crate::ops::targets::resolve_endpoints(fleet, catalog, &settings.repository_root)?;
+        let hosts = crate::ops::targets::resolve_hosts(fleet, catalog);
         let keep = if settings.only.is_empty() {
             None
         } else {
@@ -184,6 +187,7 @@ impl Engine {
             modules,
             templates,
             endpoints,
+            hosts,
             resources,
         })
     }
@@ -469,6 +473,7 @@ impl Engine {
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
             after_script: String::new(),
+            restart_script: String::new(),
             prune: false,
         };
         if change.blocked.is_some() {
@@ -526,6 +531,16 @@ impl Engine {
                 Err(error) => format!("-- cannot render: {error:#}\n"),
             };
         }
+        let waits_for_restart = change
+            .risks()
+            .any(|risk| risk.mark == crate::modules::RiskMark::Restart);
+        if waits_for_restart && self.restart_allowed(module, resource) {
+            change.restart_script = match self.render_restart(&resource.target, &observation.facts)
+            {
+                Ok(script) => script,
+                Err(error) => format!("# cannot restart: {error:#}\n"),
+            };
+        }
         if !cannot_change.is_empty() {
             change.blocked = Some(Blocked::CannotChange(format!(
                 "{}\nhint: to drop and recreate it (losing what it holds), run with --replace {}",
@@ -565,6 +580,7 @@ impl Engine {
         let action = item_diff.action.unwrap_or(Action::NoOp);
         let changed = item_diff.changed_fields();
         let risk_context = json!({
+            "spec": redact_spec(module, &resource.spec),
             "action": action.name(),
             "desired": item.fields,
             "observed": observed.map(|row| redact_row(module, row)),
@@ -712,6 +728,71 @@ impl Engine {
         Ok(scripts)
     }
 
+    /// Whether the module may restart the instance for this resource.
+    pub fn restart_allowed(&self, module: &Module, resource: &DesiredResource) -> bool {
+        module.restart.as_ref().is_some_and(|rule| {
+            self.templates
+                .evaluate_condition(
+                    &rule.allowed,
+                    &json!({"spec": redact_spec(module, &resource.spec)}),
+                )
+                .unwrap_or(false)
+        })
+    }
+
+    /// Whether a re-discovered item still waits for a restart; `action` is
+    /// what this apply just did to it ("no-op" once the restart happened).
+    pub fn restart_needed(
+        &self,
+        module: &Module,
+        row: &Map<String, Value>,
+        action: Action,
+    ) -> bool {
+        module.restart.as_ref().is_some_and(|rule| {
+            self.templates
+                .evaluate_condition(
+                    &rule.needed,
+                    &json!({"observed": redact_row(module, row), "action": action.name()}),
+                )
+                .unwrap_or(false)
+        })
+    }
+
+    /// The shell script that restarts `target`, from its host access.
+    pub fn render_restart(&self, target: &str, facts: &Map<String, Value>) -> Result<String> {
+        let endpoint = self
+            .endpoints
+            .get(target)
+            .with_context(|| format!("no instance {target}"))?;
+        match self.hosts.get(target) {
+            Some(crate::ops::targets::HostAccess::Local {
+                data_directory,
+                service_name,
+            }) => {
+                let data_directory = data_directory.clone().or_else(|| {
+                    facts
+                        .get("data_directory")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+                if data_directory.is_none() && service_name.is_none() {
+                    anyhow::bail!(
+                        "the data directory of {target} is unknown: set dataDirectory or serviceName on the PostgresInstance, or connect as a role that may read data_directory"
+                    );
+                }
+                let mut context = self.base_context(target, facts);
+                context.insert("data_directory".into(), json!(data_directory));
+                context.insert("service_name".into(), json!(service_name));
+                self.templates.render(
+                    &format!("{}/restart.sh", endpoint.template_folder()),
+                    &Value::Object(context),
+                )
+            }
+            Some(crate::ops::targets::HostAccess::Unavailable(reason)) => anyhow::bail!("{reason}"),
+            None => anyhow::bail!("no host known for {target}"),
+        }
+    }
+
     /// The `after` script of a resource (e.g. reload), if its module has one.
     pub fn render_after(
         &self,
@@ -767,6 +848,7 @@ impl Engine {
             drift: DriftStatus::Pending,
             blocked: None,
             after_script: String::new(),
+            restart_script: String::new(),
             prune: true,
         }
     }

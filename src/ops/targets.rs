@@ -118,3 +118,70 @@ fn postgres_endpoint(
         application_name: text("applicationName").unwrap_or_else(|| "fleetform".into()),
     })
 }
+
+/// How fleetform reaches the operating system an instance runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostAccess {
+    /// Commands run on this machine (`connection.method: local`).
+    Local {
+        /// The instance's data directory, when the manifest gives it.
+        data_directory: Option<String>,
+        /// The service to restart instead of using pg_ctl, when given.
+        service_name: Option<String>,
+    },
+    /// Not reachable yet, and why.
+    Unavailable(String),
+}
+
+/// The host access of every PostgresInstance, from its Server's `connection.method`.
+pub fn resolve_hosts(
+    fleet: &ValidatedFleet,
+    catalog: &SchemaCatalog,
+) -> BTreeMap<String, HostAccess> {
+    let default_method = catalog
+        .kind("Server")
+        .and_then(|info| catalog.file(&info.file))
+        .and_then(|schema| schema.pointer("/$defs/connection/properties/method/default"))
+        .and_then(Value::as_str)
+        .unwrap_or("ssh")
+        .to_string();
+    let mut hosts = BTreeMap::new();
+    for object in fleet
+        .manifests
+        .objects
+        .iter()
+        .filter(|object| object.kind == "PostgresInstance")
+    {
+        let spec = object.spec();
+        let server_name = spec
+            .get("server")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let method = fleet
+            .manifests
+            .objects
+            .iter()
+            .find(|candidate| candidate.kind == "Server" && candidate.name == server_name)
+            .and_then(|server| server.spec().pointer("/connection/method"))
+            .and_then(Value::as_str)
+            .unwrap_or(&default_method)
+            .to_string();
+        let access = match method.as_str() {
+            "local" => HostAccess::Local {
+                data_directory: spec
+                    .get("dataDirectory")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                service_name: spec
+                    .get("serviceName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            },
+            other => HostAccess::Unavailable(format!(
+                "Server {server_name} is reached with `{other}`, and fleetform's {other} connector is not built yet; only `local` servers can be restarted"
+            )),
+        };
+        hosts.insert(object.name.clone(), access);
+    }
+    hosts
+}

@@ -1,7 +1,10 @@
-{# What every module may need to know about the server. #}
+{# What every module may need to know about the server. The data directory is
+   readable by superusers and members of pg_read_all_settings only. #}
 SELECT json_build_object(
     'server_version_num', current_setting('server_version_num')::int,
     'server_version', current_setting('server_version'),
     'is_superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
-    'in_recovery', pg_is_in_recovery()
+    'in_recovery', pg_is_in_recovery(),
+    'data_directory', CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
+                           THEN current_setting('data_directory') END
 )
