@@ -147,6 +147,17 @@ pub struct RiskRule {
     pub message: String,
 }
 
+/// Items that discovery does not find and that cannot be created (a
+/// misspelt parameter): refused at plan time instead of failing at apply.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingRule {
+    /// Over `name` (the item's identity): refuse it?
+    pub refuse: String,
+    /// Shown after the name.
+    pub message: String,
+}
+
 /// When converging a resource leaves it waiting for the instance to restart.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +205,8 @@ struct ModuleFile {
     risks: Vec<RiskRule>,
     #[serde(default)]
     restart: Option<RestartRule>,
+    #[serde(default)]
+    missing: Option<MissingRule>,
 }
 
 /// A checked module.
@@ -215,6 +228,7 @@ pub struct Module {
     pub actions: Actions,
     pub risks: Vec<RiskRule>,
     pub restart: Option<RestartRule>,
+    pub missing: Option<MissingRule>,
 }
 
 impl Module {
@@ -321,6 +335,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         actions: file.actions,
         risks: file.risks,
         restart: file.restart,
+        missing: file.missing,
     };
     let mut referenced = vec![
         module.discover.clone(),

@@ -64,6 +64,8 @@ impl Fleet {
             .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
             .env("FLEETFORM_TEST_APP_PASSWORD", APP_PASSWORD)
             .env("FLEETFORM_ACTOR", "e2e-test")
+            // Every log line is in the output the tests search (for secrets too).
+            .env("FLEETFORM_LOG", "debug")
             .env("NO_COLOR", "1");
         command
     }
@@ -484,6 +486,11 @@ fn no_output_format_and_no_ledger_row_contains_a_secret() {
     for format in ["human", "json", "markdown"] {
         everything += &fleet.expect(&["plan", "--format", format], 2);
     }
+    everything += &fleet.expect(&["plan", "--log-format", "json"], 2);
+    assert!(
+        everything.contains("\"message\":\"discovered\""),
+        "JSON log lines are there"
+    );
     everything += &fleet.expect(&["plan", "--out", plan_path], 2);
     everything += &std::fs::read_to_string(&plan_file).unwrap();
     everything += &fleet.expect(&["apply", plan_path], 0);
@@ -491,7 +498,11 @@ fn no_output_format_and_no_ledger_row_contains_a_secret() {
     for format in ["human", "json", "markdown", "junit", "prometheus"] {
         everything += &fleet.expect(&["drift", "--format", format], 3);
     }
-    everything += &fleet.expect(&["apply", "--auto-approve"], 0);
+    everything += &fleet.expect(&["apply", "--auto-approve", "--log-format", "json"], 0);
+    assert!(
+        everything.contains("resource settled"),
+        "apply logs what it does"
+    );
     everything += &fleet.server.psql("SELECT l::text FROM fleetform.ledger l");
     assert!(
         everything.contains("(sensitive)"),
@@ -903,4 +914,18 @@ fn a_restart_only_parameter_restarts_a_local_instance_when_allowed() {
         ),
         "converged"
     );
+}
+
+#[test]
+fn an_unknown_parameter_is_refused_by_plan() {
+    let fleet = Fleet::new(&settings(
+        "typo",
+        "  parameters:\n    work_memory: 16MB\n    pg_stat_statements.max: 5000\n",
+    ));
+    let plan = fleet.expect(&["plan"], 1);
+    assert!(
+        plan.contains("work_memory is not a parameter of this server"),
+        "{plan}"
+    );
+    assert!(!plan.contains("pg_stat_statements.max is not"), "{plan}");
 }

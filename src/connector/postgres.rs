@@ -45,10 +45,19 @@ impl PostgresEndpoint {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            tracing::debug!(instance = %self.instance, host = %self.host, port = self.port, attempt, "connecting");
             match self.connect_once(database).await {
                 Ok(session) => return Ok(session),
                 Err(error) if attempt < ATTEMPTS && error.transient => {
-                    tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+                    let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(
+                        instance = %self.instance,
+                        attempt,
+                        pause_ms = pause.as_millis() as u64,
+                        error = %format!("{:#}", error.error),
+                        "transient connection failure, trying again"
+                    );
+                    tokio::time::sleep(pause).await;
                 }
                 Err(error) => {
                     return Err(error.error)

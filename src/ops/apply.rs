@@ -279,6 +279,7 @@ pub async fn apply(
         queue.into_iter().partition(|work| work.approved.prune);
     let limit = engine.settings.parallelism.max(1);
     let mut restarts: BTreeMap<String, Vec<Work>> = BTreeMap::new();
+    let mut tasks: BTreeMap<tokio::task::Id, Work> = BTreeMap::new();
     let mut running = tokio::task::JoinSet::new();
     let mut in_flight = 0usize;
     loop {
@@ -328,11 +329,13 @@ pub async fn apply(
                 .map(|observation| observation.facts.clone())
                 .unwrap_or_default();
             in_flight += 1;
-            running.spawn(async move {
+            let task_work = work.clone();
+            let handle = running.spawn(async move {
                 let started = Instant::now();
-                let result = converge(&engine, &work, &facts).await;
-                (work, result, started.elapsed().as_secs_f64())
+                let result = converge(&engine, &task_work, &facts).await;
+                (result, started.elapsed().as_secs_f64())
             });
+            tasks.insert(handle.id(), work);
         }
         if in_flight == 0 {
             if remaining.is_empty() {
@@ -366,12 +369,22 @@ pub async fn apply(
             report.outcomes.push(outcome);
             continue;
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
         };
         in_flight -= 1;
-        let (work, result, seconds) =
-            joined.map_err(|error| anyhow!("an apply task panicked: {error}"))?;
+        // A task that panicked is a failed resource, recorded like any other.
+        let (task, result, seconds) = match joined {
+            Ok((task, (result, seconds))) => (task, result, seconds),
+            Err(error) => (
+                error.id(),
+                Err(anyhow!("the apply task panicked: {error}")),
+                0.0,
+            ),
+        };
+        let Some(work) = tasks.remove(&task) else {
+            continue;
+        };
         let waits_for_restart = matches!(&result, Ok(converged) if converged.waits_for_restart && converged.remaining_difference.is_none());
         let (outcome, message, observed) = match result {
             Ok(converged) => {
@@ -408,6 +421,12 @@ pub async fn apply(
             &mut report,
         )
         .await;
+        tracing::info!(
+            resource = %outcome.address,
+            outcome = outcome.outcome.name(),
+            seconds = outcome.seconds,
+            "resource settled"
+        );
         print_outcome(output, &outcome);
         finished.insert(outcome.address.clone(), outcome.outcome);
         report.outcomes.push(outcome);
@@ -532,6 +551,12 @@ async fn converge(
             continue;
         }
         changed_any = true;
+        tracing::info!(
+            resource = %work.resource.address,
+            item = %item.identity,
+            action = item_diff.action.unwrap_or(Action::NoOp).name(),
+            "converging"
+        );
         let scripts = engine.render_item(
             module,
             &work.resource,

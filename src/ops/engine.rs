@@ -276,6 +276,7 @@ impl Engine {
             .endpoints
             .get(target)
             .with_context(|| format!("no instance {target} in the environment"))?;
+        let started = std::time::Instant::now();
         let session = endpoint.connect(None).await?;
         let folder = endpoint.template_folder();
         let facts = session
@@ -327,6 +328,14 @@ impl Engine {
             .into_iter()
             .map(|entry| (entry.resource.clone(), entry))
             .collect();
+        tracing::info!(
+            target = %target,
+            kinds = observation.rows.len(),
+            objects = observation.rows.values().map(Vec::len).sum::<usize>(),
+            ledger_entries = observation.ledger.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "discovered"
+        );
         Ok(observation)
     }
 
@@ -502,6 +511,7 @@ impl Engine {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
+        let mut unknown = Vec::new();
         let mut observed_items = BTreeMap::new();
         for item in &resource.items {
             let observed = find_row(rows, &item.identity);
@@ -509,6 +519,15 @@ impl Engine {
                 item.identity.clone(),
                 diff::fingerprint(&observed_fields(module, observed)),
             );
+            if observed.is_none()
+                && let Some(rule) = &module.missing
+                && self
+                    .templates
+                    .evaluate_condition(&rule.refuse, &json!({"name": item.identity}))
+                    .unwrap_or(false)
+            {
+                unknown.push(format!("{} {}", item.identity, rule.message));
+            }
             let replace_requested = self.settings.replace.contains(&resource.address);
             let item_diff = diff::diff_item(module, item, observed, replace_requested);
             cannot_change.extend(item_diff.cannot_change.iter().cloned());
@@ -541,7 +560,9 @@ impl Engine {
                 Err(error) => format!("# cannot restart: {error:#}\n"),
             };
         }
-        if !cannot_change.is_empty() {
+        if !unknown.is_empty() {
+            change.blocked = Some(Blocked::Unresolvable(unknown.join("\n")));
+        } else if !cannot_change.is_empty() {
             change.blocked = Some(Blocked::CannotChange(format!(
                 "{}\nhint: to drop and recreate it (losing what it holds), run with --replace {}",
                 cannot_change.join("\n"),
