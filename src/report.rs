@@ -632,15 +632,7 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                     if change.drift == DriftStatus::InSync && change.blocked.is_none() {
                         continue;
                     }
-                    let fields: Vec<String> = change
-                        .items
-                        .iter()
-                        .flat_map(|item| {
-                            item.changes
-                                .iter()
-                                .map(move |field| format!("{} {}", item.identity, field.field))
-                        })
-                        .collect();
+                    let fields = change.changed_fields();
                     let _ = writeln!(
                         out,
                         "| `{}` | {} | {} |",
@@ -678,15 +670,7 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                         xml_escape(blocked.message())
                     );
                 } else if change.drift == DriftStatus::Drifted {
-                    let fields: Vec<String> = change
-                        .items
-                        .iter()
-                        .flat_map(|item| {
-                            item.changes
-                                .iter()
-                                .map(move |field| format!("{} {}", item.identity, field.field))
-                        })
-                        .collect();
+                    let fields = change.changed_fields();
                     let _ = write!(
                         out,
                         "<failure type=\"drift\" message=\"changed outside fleetform: {}\"/>",

@@ -171,6 +171,18 @@ impl ResourceChange {
         self.action != Action::NoOp && self.blocked.is_none()
     }
 
+    /// `identity field` of every changed field, for one-line summaries.
+    pub fn changed_fields(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .flat_map(|item| {
+                item.changes
+                    .iter()
+                    .map(move |change| format!("{} {}", item.identity, change.field))
+            })
+            .collect()
+    }
+
     pub fn risks(&self) -> impl Iterator<Item = &Risk> {
         self.items.iter().flat_map(|item| item.risks.iter())
     }

@@ -61,6 +61,18 @@ pub struct ResourceOutcome {
     pub seconds: f64,
 }
 
+impl ResourceOutcome {
+    fn skipped(change: &ResourceChange, message: String) -> ResourceOutcome {
+        ResourceOutcome {
+            address: change.address.clone(),
+            action: change.action,
+            outcome: Outcome::Skipped,
+            message: Some(message),
+            seconds: 0.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ApplyReport {
     pub run_id: String,
@@ -301,25 +313,19 @@ pub async fn apply(
                     .is_some_and(|outcome| !outcome.is_success())
             });
             if let Some(dependency) = failed_dependency {
-                let outcome = ResourceOutcome {
-                    address: work.approved.address.clone(),
-                    action: work.approved.action,
-                    outcome: Outcome::Skipped,
-                    message: Some(format!("depends on {dependency}, which did not converge")),
-                    seconds: 0.0,
-                };
-                record_outcome(
+                let message = format!("depends on {dependency}, which did not converge");
+                let outcome = ResourceOutcome::skipped(&work.approved, message);
+                settle(
                     &engine,
                     &work.approved,
-                    &outcome,
+                    outcome,
                     None,
                     &run_id,
                     &mut report,
+                    output,
+                    &mut finished,
                 )
                 .await;
-                print_outcome(output, &outcome);
-                finished.insert(outcome.address.clone(), outcome.outcome);
-                report.outcomes.push(outcome);
                 continue;
             }
             let engine = Arc::clone(&engine);
@@ -348,25 +354,19 @@ pub async fn apply(
             }
             // Only blocked work is left: its dependencies can never finish.
             let work = remaining.remove(0);
-            let outcome = ResourceOutcome {
-                address: work.approved.address.clone(),
-                action: work.approved.action,
-                outcome: Outcome::Skipped,
-                message: Some("its dependencies never converged".into()),
-                seconds: 0.0,
-            };
-            record_outcome(
+            let outcome =
+                ResourceOutcome::skipped(&work.approved, "its dependencies never converged".into());
+            settle(
                 &engine,
                 &work.approved,
-                &outcome,
+                outcome,
                 None,
                 &run_id,
                 &mut report,
+                output,
+                &mut finished,
             )
             .await;
-            print_outcome(output, &outcome);
-            finished.insert(outcome.address.clone(), outcome.outcome);
-            report.outcomes.push(outcome);
             continue;
         }
         let Some(joined) = running.join_next_with_id().await else {
@@ -412,24 +412,17 @@ pub async fn apply(
             message,
             seconds,
         };
-        record_outcome(
+        settle(
             &engine,
             &work.approved,
-            &outcome,
+            outcome,
             observed,
             &run_id,
             &mut report,
+            output,
+            &mut finished,
         )
         .await;
-        tracing::info!(
-            resource = %outcome.address,
-            outcome = outcome.outcome.name(),
-            seconds = outcome.seconds,
-            "resource settled"
-        );
-        print_outcome(output, &outcome);
-        finished.insert(outcome.address.clone(), outcome.outcome);
-        report.outcomes.push(outcome);
         if waits_for_restart {
             restarts
                 .entry(work.approved.target.clone())
@@ -639,18 +632,8 @@ async fn verify(
             let observations: Observations =
                 BTreeMap::from([(work.resource.target.clone(), Ok(observation))]);
             let replanned = engine.plan_resource(&work.resource, &observations);
-            let difference = (replanned.action != Action::NoOp).then(|| {
-                replanned
-                    .items
-                    .iter()
-                    .flat_map(|item| {
-                        item.changes
-                            .iter()
-                            .map(move |change| format!("{} {}", item.identity, change.field))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
+            let difference =
+                (replanned.action != Action::NoOp).then(|| replanned.changed_fields().join(", "));
             (
                 replanned.observed_fingerprint,
                 replanned.observed_items,
@@ -773,6 +756,30 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
         .await
         .with_context(|| format!("cannot create the ledger (schema fleetform) on {target}\nhint: the ledger lives in the database fleetform connects to; grant CREATE on it to the connecting role, or create schema fleetform owned by that role"))?;
     Ok(session)
+}
+
+/// Settle one resource: ledger, progress line, bookkeeping.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    engine: &Engine,
+    change: &ResourceChange,
+    outcome: ResourceOutcome,
+    observed: Option<(String, BTreeMap<String, String>)>,
+    run_id: &str,
+    report: &mut ApplyReport,
+    output: &mut Output,
+    finished: &mut BTreeMap<String, Outcome>,
+) {
+    record_outcome(engine, change, &outcome, observed, run_id, report).await;
+    tracing::info!(
+        resource = %outcome.address,
+        outcome = outcome.outcome.name(),
+        seconds = outcome.seconds,
+        "resource settled"
+    );
+    print_outcome(output, &outcome);
+    finished.insert(outcome.address.clone(), outcome.outcome);
+    report.outcomes.push(outcome);
 }
 
 /// Write one outcome to the target's ledger; a failure to write is reported.
