@@ -929,3 +929,21 @@ fn an_unknown_parameter_is_refused_by_plan() {
     );
     assert!(!plan.contains("pg_stat_statements.max is not"), "{plan}");
 }
+
+#[test]
+fn apply_asks_first_and_never_changes_anything_unasked() {
+    let fleet = Fleet::new(&role("app", ""));
+    // No terminal to ask on: refused, nothing changed.
+    let refused = fleet.expect(&["apply"], 1);
+    assert!(refused.contains("pass --auto-approve"), "{refused}");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'app'"),
+        "0"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    // Nothing to do: nothing to ask.
+    let nothing = fleet.expect(&["apply"], 0);
+    assert!(nothing.contains("nothing to apply"), "{nothing}");
+}
