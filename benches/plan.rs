@@ -156,10 +156,16 @@ fn main() {
             for (index, server) in servers.iter().enumerate() {
                 let target = format!("pg-{index}");
                 let facts = observations[&target].as_ref().unwrap().facts.clone();
+                // The bench fleet has instance-wide kinds only: every query runs
+                // on the maintenance database.
                 let queries = engine
                     .modules_for(&target)
                     .into_iter()
-                    .map(|module| engine.discovery_script(module, &target, &facts).unwrap())
+                    .map(|(module, database)| {
+                        engine
+                            .discovery_script(module, &target, database.as_deref(), &facts)
+                            .unwrap()
+                    })
                     .collect();
                 scripts.push((server.port, queries));
             }

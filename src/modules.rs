@@ -179,6 +179,19 @@ pub struct Ownership {
     pub prune_order: i32,
 }
 
+/// Where a module's objects live.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// Instance-wide objects (roles, databases, settings): discovered over
+    /// the instance's maintenance database.
+    #[default]
+    Instance,
+    /// Objects inside one database (`spec.database`): discovered and changed
+    /// over a session to that database.
+    Database,
+}
+
 /// The raw `module.yaml`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -187,6 +200,8 @@ struct ModuleFile {
     description: String,
     /// Which connector runs the scripts.
     engine: String,
+    #[serde(default)]
+    scope: Scope,
     /// The spec field naming the live object (metadata.name when the field is absent).
     #[serde(default)]
     identity: Option<String>,
@@ -215,6 +230,7 @@ pub struct Module {
     pub kind: String,
     pub description: String,
     pub engine: String,
+    pub scope: Scope,
     pub dialect: Dialect,
     /// The module's folder, repository-relative (`modules/postgres/role`).
     pub directory: String,
@@ -324,6 +340,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         kind: file.kind,
         description: file.description,
         engine: file.engine,
+        scope: file.scope,
         dialect,
         directory: directory.to_string(),
         identity: file.identity,

@@ -140,6 +140,9 @@ pub struct ResourceChange {
     pub address: String,
     pub kind: String,
     pub target: String,
+    /// The database the objects live in, for database-scoped kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     pub action: Action,
     pub items: Vec<ItemChange>,
     /// SHA-256 of the observed state of the resource's items (sensitive

@@ -221,6 +221,7 @@ pub async fn apply(
             (true, Some(module), _) => prune_resource(
                 module,
                 &change.target,
+                change.database.as_deref(),
                 &change
                     .items
                     .first()
@@ -454,6 +455,7 @@ pub async fn apply(
             address: format!("PostgresInstance/{target}"),
             kind: "PostgresInstance".into(),
             target: target.clone(),
+            database: None,
             action: Action::Update,
             items: vec![crate::model::plan::ItemChange {
                 identity: target.clone(),
@@ -524,9 +526,15 @@ async fn converge(
         .endpoints
         .get(&work.resource.target)
         .context("no endpoint")?;
-    let mut session = endpoint.connect(None).await?;
+    let mut session = endpoint.connect(work.resource.database.as_deref()).await?;
     let rows = engine
-        .discover_module(&session, module, &work.resource.target, facts)
+        .discover_module(
+            &session,
+            module,
+            &work.resource.target,
+            work.resource.database.as_deref(),
+            facts,
+        )
         .await?;
     let mut changed_any = false;
     for item in &work.resource.items {
@@ -598,7 +606,13 @@ async fn verify(
     loop {
         attempt += 1;
         let rows = engine
-            .discover_module(session, module, &work.resource.target, facts)
+            .discover_module(
+                session,
+                module,
+                &work.resource.target,
+                work.resource.database.as_deref(),
+                facts,
+            )
             .await?;
         let waits_for_restart = !work.approved.prune
             && engine.restart_allowed(module, &work.resource)
@@ -628,7 +642,9 @@ async fn verify(
                 facts: facts.clone(),
                 ..Default::default()
             };
-            observation.rows.insert(module.kind.clone(), rows);
+            observation
+                .rows
+                .insert((module.kind.clone(), work.resource.database.clone()), rows);
             let observations: Observations =
                 BTreeMap::from([(work.resource.target.clone(), Ok(observation))]);
             let replanned = engine.plan_resource(&work.resource, &observations);

@@ -54,6 +54,8 @@ pub struct DesiredResource {
     pub address: String,
     pub kind: String,
     pub target: String,
+    /// The database the objects live in, for database-scoped modules.
+    pub database: Option<String>,
     /// The spec with schema defaults filled in; secrets are still references.
     pub spec: Value,
     pub items: Vec<DesiredItem>,
@@ -80,8 +82,8 @@ pub struct Engine {
 pub struct TargetObservation {
     /// Server facts every template may use (`server_version_num`...).
     pub facts: Map<String, Value>,
-    /// Discovered rows per kind.
-    pub rows: BTreeMap<String, Vec<Map<String, Value>>>,
+    /// Discovered rows per kind and database (None: instance-wide).
+    pub rows: BTreeMap<(String, Option<String>), Vec<Map<String, Value>>>,
     /// The ledger's last converged entry per resource address.
     pub ledger: BTreeMap<String, LedgerEntry>,
     pub ledger_exists: bool,
@@ -171,10 +173,17 @@ impl Engine {
                 .filter_map(|(dependency, _)| position_of_graph_index.get(dependency).copied())
                 .collect();
             position_of_graph_index.insert(graph_index, resources.len());
+            let database = modules
+                .get(&object.kind)
+                .filter(|module| module.scope == crate::modules::Scope::Database)
+                .and_then(|_| spec.get("database"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             resources.push(DesiredResource {
                 address,
                 kind: object.kind.clone(),
                 target: target.clone(),
+                database,
                 spec,
                 items,
                 dependencies,
@@ -207,32 +216,57 @@ impl Engine {
         targets
     }
 
-    /// Modules to discover on `target`.
-    pub fn modules_for(&self, target: &str) -> Vec<&Module> {
-        let mut kinds: BTreeSet<&str> = self
+    /// What to discover on `target`: each module, with the database for
+    /// database-scoped modules. With the whole environment, modules that own
+    /// objects are also discovered where nothing declares them (to find what
+    /// to prune): instance-wide, and in every database the manifests name on
+    /// the target.
+    pub fn modules_for(&self, target: &str) -> Vec<(&Module, Option<String>)> {
+        let on_target: Vec<&DesiredResource> = self
             .resources
             .iter()
             .filter(|resource| resource.target == target && resource.blocked.is_none())
-            .map(|resource| resource.kind.as_str())
+            .collect();
+        let mut scopes: BTreeSet<(String, Option<String>)> = on_target
+            .iter()
+            .map(|resource| (resource.kind.clone(), resource.database.clone()))
             .collect();
         if self.settings.only.is_empty() {
+            let databases: BTreeSet<String> = on_target
+                .iter()
+                .filter_map(|resource| resource.database.clone())
+                .collect();
             for module in self.modules.iter() {
-                if module.ownership.is_some() && module.engine == "postgres" {
-                    kinds.insert(&module.kind);
+                if module.ownership.is_none() || module.engine != "postgres" {
+                    continue;
+                }
+                match module.scope {
+                    crate::modules::Scope::Instance => {
+                        scopes.insert((module.kind.clone(), None));
+                    }
+                    crate::modules::Scope::Database => {
+                        for database in &databases {
+                            scopes.insert((module.kind.clone(), Some(database.clone())));
+                        }
+                    }
                 }
             }
         }
-        kinds
+        scopes
             .into_iter()
-            .filter_map(|kind| self.modules.get(kind))
+            .filter_map(|(kind, database)| self.modules.get(&kind).map(|module| (module, database)))
             .collect()
     }
 
-    /// Identities wanted of `kind` on `target` (discovery may filter on them).
-    fn identities(&self, kind: &str, target: &str) -> Vec<String> {
+    /// Identities wanted of `kind` on `target` in `database` (discovery may filter on them).
+    fn identities(&self, kind: &str, target: &str, database: Option<&str>) -> Vec<String> {
         self.resources
             .iter()
-            .filter(|resource| resource.kind == kind && resource.target == target)
+            .filter(|resource| {
+                resource.kind == kind
+                    && resource.target == target
+                    && resource.database.as_deref() == database
+            })
             .flat_map(|resource| resource.items.iter().map(|item| item.identity.clone()))
             .collect()
     }
@@ -292,11 +326,47 @@ impl Engine {
             facts,
             ..TargetObservation::default()
         };
-        for module in self.modules_for(target) {
-            let rows = self
-                .discover_module(&session, module, target, &observation.facts)
-                .await?;
-            observation.rows.insert(module.kind.clone(), rows);
+        let existing: BTreeSet<String> = observation
+            .facts
+            .get("databases")
+            .and_then(Value::as_array)
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
+        for (module, database) in self.modules_for(target) {
+            let rows = match &database {
+                None => {
+                    self.discover_module(&session, module, target, None, &observation.facts)
+                        .await?
+                }
+                // A database that does not exist yet (apply creates it first)
+                // holds nothing.
+                Some(name) if !existing.contains(name) => Vec::new(),
+                Some(name) => {
+                    if !database_sessions.contains_key(name) {
+                        let opened = endpoint.connect(Some(name)).await?;
+                        database_sessions.insert(name.clone(), opened);
+                    }
+                    let database_session = &database_sessions[name];
+                    self.discover_module(
+                        database_session,
+                        module,
+                        target,
+                        Some(name),
+                        &observation.facts,
+                    )
+                    .await?
+                }
+            };
+            observation
+                .rows
+                .insert((module.kind.clone(), database), rows);
         }
         let mut context = self.base_context(target, &observation.facts);
         let exists = session
@@ -339,15 +409,20 @@ impl Engine {
         Ok(observation)
     }
 
-    /// The discovery query of `module` for `target`.
+    /// The discovery query of `module` for `target` (and `database`).
     pub fn discovery_script(
         &self,
         module: &Module,
         target: &str,
+        database: Option<&str>,
         facts: &Map<String, Value>,
     ) -> Result<String> {
         let mut context = self.base_context(target, facts);
-        context.insert("names".into(), json!(self.identities(&module.kind, target)));
+        context.insert(
+            "names".into(),
+            json!(self.identities(&module.kind, target, database)),
+        );
+        context.insert("database".into(), json!(database));
         self.templates
             .render(&module.template(&module.discover), &Value::Object(context))
     }
@@ -358,13 +433,18 @@ impl Engine {
         session: &Session,
         module: &Module,
         target: &str,
+        database: Option<&str>,
         facts: &Map<String, Value>,
     ) -> Result<Vec<Map<String, Value>>> {
-        let script = self.discovery_script(module, target, facts)?;
+        let script = self.discovery_script(module, target, database, facts)?;
+        let place = match database {
+            Some(database) => format!("{target}, database {database}"),
+            None => target.to_string(),
+        };
         let value = session
             .query_json(&script)
             .await
-            .with_context(|| format!("discovery of {} on {target} failed", module.kind))?;
+            .with_context(|| format!("discovery of {} on {place} failed", module.kind))?;
         let rows = value
             .as_array()
             .with_context(|| format!("discovery of {} did not return a JSON list", module.kind))?;
@@ -377,12 +457,14 @@ impl Engine {
     /// The plan for `observations`. Pure.
     pub fn build_plan(&self, observations: &Observations, created_at: String) -> Plan {
         let mut resource_changes = Vec::new();
-        let mut claimed: BTreeSet<(String, String, String)> = BTreeSet::new();
+        type Claim = (String, String, Option<String>, String);
+        let mut claimed: BTreeSet<Claim> = BTreeSet::new();
         for resource in &self.resources {
             for item in &resource.items {
                 claimed.insert((
                     resource.kind.clone(),
                     resource.target.clone(),
+                    resource.database.clone(),
                     item.identity.clone(),
                 ));
             }
@@ -397,7 +479,7 @@ impl Engine {
             let Ok(observation) = observation else {
                 continue;
             };
-            for (kind, rows) in &observation.rows {
+            for ((kind, database), rows) in &observation.rows {
                 let Some(module) = self.modules.get(kind) else {
                     continue;
                 };
@@ -406,7 +488,13 @@ impl Engine {
                 };
                 for row in rows {
                     let identity = row_identity(row);
-                    if claimed.contains(&(kind.clone(), target.clone(), identity.clone())) {
+                    let claim = (
+                        kind.clone(),
+                        target.clone(),
+                        database.clone(),
+                        identity.clone(),
+                    );
+                    if claimed.contains(&claim) {
                         continue;
                     }
                     let owned = row
@@ -416,13 +504,16 @@ impl Engine {
                     if owned && self.settings.prune {
                         prunes.push((
                             ownership.prune_order,
-                            self.plan_prune(module, target, row, observation),
+                            self.plan_prune(module, target, database.as_deref(), row, observation),
                         ));
                     } else {
                         unmanaged.push(UnmanagedObject {
                             kind: kind.clone(),
                             target: target.clone(),
-                            identity,
+                            identity: match database {
+                                Some(database) => format!("{database}/{identity}"),
+                                None => identity,
+                            },
                             owned,
                         });
                     }
@@ -474,6 +565,7 @@ impl Engine {
             address: resource.address.clone(),
             kind: resource.kind.clone(),
             target: resource.target.clone(),
+            database: resource.database.clone(),
             action: Action::NoOp,
             items: Vec::new(),
             observed_fingerprint: String::new(),
@@ -507,7 +599,7 @@ impl Engine {
         };
         let rows = observation
             .rows
-            .get(&resource.kind)
+            .get(&(resource.kind.clone(), resource.database.clone()))
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
@@ -688,6 +780,7 @@ impl Engine {
             })
             .collect();
         let mut context = self.base_context(&resource.target, facts);
+        context.insert("database".into(), json!(resource.database));
         context.insert("name".into(), json!(item.identity));
         context.insert("desired".into(), Value::Object(desired));
         context.insert(
@@ -839,11 +932,12 @@ impl Engine {
         &self,
         module: &Module,
         target: &str,
+        database: Option<&str>,
         row: &Map<String, Value>,
         observation: &TargetObservation,
     ) -> ResourceChange {
         let identity = row_identity(row);
-        let resource = prune_resource(module, target, &identity);
+        let resource = prune_resource(module, target, database, &identity);
         let item_diff = ItemDiff {
             action: Some(Action::Delete),
             ..ItemDiff::default()
@@ -861,6 +955,7 @@ impl Engine {
             address: resource.address.clone(),
             kind: module.kind.clone(),
             target: target.to_string(),
+            database: database.map(str::to_string),
             action: Action::Delete,
             items: vec![planned],
             observed_fingerprint: diff::fingerprint(&observed_fields(module, Some(row))),
@@ -877,14 +972,24 @@ impl Engine {
 
 /// A stand-in desired resource for an owned object that left the manifests;
 /// its address is `Kind[live name]@target`.
-pub fn prune_resource(module: &Module, target: &str, identity: &str) -> DesiredResource {
+pub fn prune_resource(
+    module: &Module,
+    target: &str,
+    database: Option<&str>,
+    identity: &str,
+) -> DesiredResource {
+    let live_name = match database {
+        Some(database) => format!("{database}/{identity}"),
+        None => identity.to_string(),
+    };
     DesiredResource {
         // Brackets: a live object's own name, never a manifest handle, so a
         // prune can never be mistaken for a resource of the manifests.
-        address: format!("{}[{}]@{}", module.kind, identity, target),
+        address: format!("{}[{}]@{}", module.kind, live_name, target),
         kind: module.kind.clone(),
         target: target.to_string(),
-        spec: json!({}),
+        database: database.map(str::to_string),
+        spec: json!({ "database": database }),
         items: vec![DesiredItem {
             identity: identity.to_string(),
             fields: Map::new(),
