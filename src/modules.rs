@@ -158,6 +158,17 @@ pub struct MissingRule {
     pub message: String,
 }
 
+/// A capability check: a condition that makes the plan refuse the item with
+/// a clear error instead of letting apply fail.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRule {
+    /// Over `name`, `desired`, `observed` (the row, even of an object that
+    /// does not exist yet) and the server facts: true refuses.
+    pub refuse: String,
+    pub message: String,
+}
+
 /// When converging a resource leaves it waiting for the instance to restart.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +233,13 @@ struct ModuleFile {
     restart: Option<RestartRule>,
     #[serde(default)]
     missing: Option<MissingRule>,
+    /// The boolean field of a discovered row that says whether the object
+    /// exists; rows without it always exist. Lets discovery list what could
+    /// exist (available extensions) for the checks.
+    #[serde(default)]
+    exists: Option<String>,
+    #[serde(default)]
+    checks: Vec<CheckRule>,
 }
 
 /// A checked module.
@@ -245,6 +263,8 @@ pub struct Module {
     pub risks: Vec<RiskRule>,
     pub restart: Option<RestartRule>,
     pub missing: Option<MissingRule>,
+    pub exists: Option<String>,
+    pub checks: Vec<CheckRule>,
 }
 
 impl Module {
@@ -258,6 +278,13 @@ impl Module {
             .iter()
             .find(|(field, _)| field == name)
             .map(|(_, rule)| rule)
+    }
+
+    /// Whether a discovered row stands for an existing object.
+    pub fn row_exists(&self, row: &serde_json::Map<String, Value>) -> bool {
+        self.exists
+            .as_ref()
+            .is_none_or(|field| row.get(field).and_then(Value::as_bool).unwrap_or(false))
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {
@@ -353,6 +380,8 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         risks: file.risks,
         restart: file.restart,
         missing: file.missing,
+        exists: file.exists,
+        checks: file.checks,
     };
     let mut referenced = vec![
         module.discover.clone(),

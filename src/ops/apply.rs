@@ -538,7 +538,7 @@ async fn converge(
         .await?;
     let mut changed_any = false;
     for item in &work.resource.items {
-        let observed = find_row(&rows, &item.identity);
+        let observed = find_row(&rows, &item.identity).filter(|row| module.row_exists(row));
         let item_diff = if work.approved.prune {
             crate::ops::diff::ItemDiff {
                 action: Some(Action::Delete),
@@ -631,7 +631,7 @@ async fn verify(
             });
         let (fingerprint, items, difference) = if work.approved.prune {
             let identity = &work.resource.items[0].identity;
-            let still_there = find_row(&rows, identity).is_some();
+            let still_there = find_row(&rows, identity).is_some_and(|row| module.row_exists(row));
             (
                 String::new(),
                 BTreeMap::new(),

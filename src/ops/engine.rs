@@ -220,8 +220,12 @@ impl Engine {
     /// database-scoped modules. With the whole environment, modules that own
     /// objects are also discovered where nothing declares them (to find what
     /// to prune): instance-wide, and in every database the manifests name on
-    /// the target.
-    pub fn modules_for(&self, target: &str) -> Vec<(&Module, Option<String>)> {
+    /// the target (every database, with --prune).
+    pub fn modules_for(
+        &self,
+        target: &str,
+        existing_databases: &BTreeSet<String>,
+    ) -> Vec<(&Module, Option<String>)> {
         let on_target: Vec<&DesiredResource> = self
             .resources
             .iter()
@@ -232,10 +236,20 @@ impl Engine {
             .map(|resource| (resource.kind.clone(), resource.database.clone()))
             .collect();
         if self.settings.only.is_empty() {
-            let databases: BTreeSet<String> = on_target
+            let mut databases: BTreeSet<String> = on_target
                 .iter()
                 .filter_map(|resource| resource.database.clone())
                 .collect();
+            // To prune, every database is searched: what left the manifests
+            // may sit in a database no manifest names any more.
+            if self.settings.prune {
+                databases.extend(
+                    existing_databases
+                        .iter()
+                        .filter(|name| name.as_str() != "template1")
+                        .cloned(),
+                );
+            }
             for module in self.modules.iter() {
                 if module.ownership.is_none() || module.engine != "postgres" {
                     continue;
@@ -339,15 +353,15 @@ impl Engine {
             })
             .unwrap_or_default();
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
-        for (module, database) in self.modules_for(target) {
+        for (module, database) in self.modules_for(target, &existing) {
             let rows = match &database {
                 None => {
                     self.discover_module(&session, module, target, None, &observation.facts)
                         .await?
                 }
                 // A database that does not exist yet (apply creates it first)
-                // holds nothing.
-                Some(name) if !existing.contains(name) => Vec::new(),
+                // holds nothing; its rows stay unknown (no entry).
+                Some(name) if !existing.contains(name) => continue,
                 Some(name) => {
                     if !database_sessions.contains_key(name) {
                         let opened = endpoint.connect(Some(name)).await?;
@@ -486,7 +500,7 @@ impl Engine {
                 let Some(ownership) = &module.ownership else {
                     continue;
                 };
-                for row in rows {
+                for row in rows.iter().filter(|row| module.row_exists(row)) {
                     let identity = row_identity(row);
                     let claim = (
                         kind.clone(),
@@ -597,21 +611,42 @@ impl Engine {
                 return change;
             }
         };
+        let scope = (resource.kind.clone(), resource.database.clone());
+        // Unknown when the database does not exist yet: then nothing can be
+        // missing from the server, only not created yet.
+        let rows_known = observation.rows.contains_key(&scope);
         let rows = observation
             .rows
-            .get(&(resource.kind.clone(), resource.database.clone()))
+            .get(&scope)
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
         let mut unknown = Vec::new();
         let mut observed_items = BTreeMap::new();
         for item in &resource.items {
-            let observed = find_row(rows, &item.identity);
+            let candidate = find_row(rows, &item.identity);
+            for check in &module.checks {
+                let context = json!({
+                    "name": item.identity,
+                    "desired": item.fields,
+                    "observed": candidate.map(|row| redact_row(module, row)),
+                    "facts": observation.facts,
+                });
+                if self
+                    .templates
+                    .evaluate_condition(&check.refuse, &context)
+                    .unwrap_or(false)
+                {
+                    unknown.push(format!("{} {}", item.identity, check.message));
+                }
+            }
+            let observed = candidate.filter(|row| module.row_exists(row));
             observed_items.insert(
                 item.identity.clone(),
                 diff::fingerprint(&observed_fields(module, observed)),
             );
-            if observed.is_none()
+            if candidate.is_none()
+                && rows_known
                 && let Some(rule) = &module.missing
                 && self
                     .templates
@@ -1015,6 +1050,7 @@ pub fn row_identity(row: &Map<String, Value>) -> String {
         .to_string()
 }
 
+/// The row of `identity`, whether or not its object exists (see `Module::row_exists`).
 pub fn find_row<'a>(
     rows: &'a [Map<String, Value>],
     identity: &str,
