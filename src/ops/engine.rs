@@ -83,7 +83,7 @@ pub struct TargetObservation {
     /// Server facts every template may use (`server_version_num`...).
     pub facts: Map<String, Value>,
     /// Discovered rows per kind and database (None: instance-wide).
-    pub rows: BTreeMap<(String, Option<String>), Vec<Map<String, Value>>>,
+    pub rows: BTreeMap<(String, Option<String>), Vec<Row>>,
     /// The ledger's last converged entry per resource address.
     pub ledger: BTreeMap<String, LedgerEntry>,
     pub ledger_exists: bool,
@@ -103,6 +103,9 @@ pub struct LedgerEntry {
 }
 
 pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;
+
+/// One discovered object: field name to value.
+pub type Row = Map<String, Value>;
 
 impl Engine {
     /// Desired resources of `fleet` with modules and endpoints; reads secrets.
