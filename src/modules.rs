@@ -65,6 +65,10 @@ pub struct FieldRule {
     /// Never shown: plans print `(sensitive)`.
     #[serde(default)]
     pub sensitive: bool,
+    /// The desired value is the module's, not the manifest's (a custom SQL
+    /// test must be true).
+    #[serde(default)]
+    pub desired: Option<Value>,
 }
 
 /// A template reference: a file name, or a file and whether it runs in a transaction.
@@ -74,13 +78,24 @@ pub enum ActionTemplate {
     File(String),
     Detailed {
         template: String,
-        #[serde(default = "yes")]
-        transaction: bool,
+        #[serde(default)]
+        transaction: Transaction,
     },
 }
 
-fn yes() -> bool {
-    true
+/// Whether an action runs in one transaction: fixed, or a spec field.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Transaction {
+    Fixed(bool),
+    /// `spec.FIELD`: the manifest decides (a custom SQL script).
+    FromSpec(String),
+}
+
+impl Default for Transaction {
+    fn default() -> Self {
+        Transaction::Fixed(true)
+    }
 }
 
 impl ActionTemplate {
@@ -92,10 +107,22 @@ impl ActionTemplate {
 
     /// Statements that refuse to run in a transaction block (CREATE DATABASE,
     /// ALTER SYSTEM) need `transaction: false`: they then run one by one.
-    pub fn transaction(&self) -> bool {
+    /// `transaction: spec.FIELD` takes it from the manifest (default true).
+    pub fn transaction(&self, spec: &Value) -> bool {
         match self {
             ActionTemplate::File(_) => true,
-            ActionTemplate::Detailed { transaction, .. } => *transaction,
+            ActionTemplate::Detailed {
+                transaction: Transaction::Fixed(value),
+                ..
+            } => *value,
+            ActionTemplate::Detailed {
+                transaction: Transaction::FromSpec(path),
+                ..
+            } => path
+                .strip_prefix("spec.")
+                .and_then(|field| spec.get(field))
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
         }
     }
 }
@@ -240,6 +267,14 @@ struct ModuleFile {
     exists: Option<String>,
     #[serde(default)]
     checks: Vec<CheckRule>,
+    /// Spec fields holding the user's own SQL, inserted into templates as
+    /// written instead of as literals.
+    #[serde(default)]
+    sql: Vec<String>,
+    /// Apply again when the observed state changed since the last apply,
+    /// even if nothing differs from the manifest (a custom drift query).
+    #[serde(default)]
+    reapply_when_changed: bool,
 }
 
 /// A checked module.
@@ -265,6 +300,8 @@ pub struct Module {
     pub missing: Option<MissingRule>,
     pub exists: Option<String>,
     pub checks: Vec<CheckRule>,
+    pub sql: Vec<String>,
+    pub reapply_when_changed: bool,
 }
 
 impl Module {
@@ -382,6 +419,8 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         missing: file.missing,
         exists: file.exists,
         checks: file.checks,
+        sql: file.sql,
+        reapply_when_changed: file.reapply_when_changed,
     };
     let mut referenced = vec![
         module.discover.clone(),

@@ -297,6 +297,13 @@ fn literal_of(dialect: Dialect, value: &Value) -> Result<String, Error> {
     if value.is_safe() {
         return Ok(value.to_string());
     }
+    if value.kind() == minijinja::value::ValueKind::Map
+        && value.len() == Some(1)
+        && let Ok(code) = value.get_attr(TRUSTED_SQL_KEY)
+        && let Some(code) = code.as_str()
+    {
+        return Ok(code.to_string());
+    }
     match value.kind() {
         ValueKind::None => Ok(dialect.null().to_string()),
         ValueKind::Bool => Ok(dialect.boolean(value.is_true()).to_string()),
@@ -377,6 +384,15 @@ fn literal_list_filter(state: &State, value: &Value) -> Result<Value, Error> {
         quoted.push(literal_of(dialect, &item)?);
     }
     Ok(Value::from_safe_string(quoted.join(", ")))
+}
+
+/// The key that marks a JSON value as the user's own SQL (a custom SQL
+/// resource's query), written into scripts as is. Only the engine makes
+/// such values, from the fields a module declares `sql`.
+const TRUSTED_SQL_KEY: &str = "\u{1}fleetform-sql\u{1}";
+
+pub fn trusted_sql(code: String) -> serde_json::Value {
+    serde_json::json!({ TRUSTED_SQL_KEY: code })
 }
 
 /// A value shown in place of a secret: printed as is, never quoted.

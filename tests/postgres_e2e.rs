@@ -1121,3 +1121,76 @@ fn extensions_the_server_cannot_install_are_refused_by_plan() {
         "{plan}"
     );
 }
+
+fn custom_sql(name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresCustomSql\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+    )
+}
+
+#[test]
+fn custom_sql_tests_sets_and_watches_its_drift_query() {
+    let fleet = Fleet::new(
+        &[
+            database("appdb", ""),
+            custom_sql(
+                "audit-table",
+                "  database: appdb\n  description: An audit table until fleetform models tables.\n  test: SELECT to_regclass('public.audit') IS NOT NULL;\n  set: |\n    CREATE TABLE IF NOT EXISTS public.audit (id bigint, note text);\n    ALTER TABLE public.audit DROP COLUMN IF EXISTS extra;\n  drift: SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'audit'\n",
+            ),
+            custom_sql(
+                "vacuum",
+                "  database: appdb\n  test: SELECT false\n  set: VACUUM\n  transaction: false\n",
+            ),
+        ]
+        .concat(),
+    );
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(
+        plan.contains("CREATE TABLE IF NOT EXISTS public.audit (id bigint, note text);"),
+        "{plan}"
+    );
+    fleet.server.psql("CREATE DATABASE appdb");
+    // VACUUM refuses transactions: `transaction: false` runs it alone. Its
+    // test never turns true, so it is reported as not converged.
+    let applied = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(
+        applied.contains("PostgresCustomSql/audit-table@pg-test: converged"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("PostgresCustomSql/vacuum@pg-test: not-converged"),
+        "{applied}"
+    );
+    fleet.write(
+        &[
+            database("appdb", ""),
+            custom_sql(
+                "audit-table",
+                "  database: appdb\n  test: SELECT to_regclass('public.audit') IS NOT NULL;\n  set: |\n    CREATE TABLE IF NOT EXISTS public.audit (id bigint, note text);\n    ALTER TABLE public.audit DROP COLUMN IF EXISTS extra;\n  drift: SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'audit'\n",
+            ),
+        ]
+        .concat(),
+    );
+    fleet.expect(&["plan"], 0);
+    // The test stays true but the drift query's answer changed: drift, and
+    // apply runs the script again.
+    fleet
+        .server
+        .psql_on("appdb", "ALTER TABLE public.audit ADD COLUMN extra int");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresCustomSql/audit-table@pg-test"),
+        "{drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet.server.psql_on("appdb", "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'audit'"),
+        "id,note"
+    );
+    fleet.expect(&["drift"], 0);
+    // The test false: drift too, and repaired.
+    fleet.server.psql_on("appdb", "DROP TABLE public.audit");
+    fleet.expect(&["drift"], 3);
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect(&["plan"], 0);
+}

@@ -546,7 +546,22 @@ async fn converge(
             }
         } else {
             let replace = engine.settings.replace.contains(&work.resource.address);
-            crate::ops::diff::diff_item(module, item, observed, replace)
+            let mut fresh = crate::ops::diff::diff_item(module, item, observed, replace);
+            // Re-applied because its state changed since the last apply: the
+            // manifest-level diff is empty, the approved plan says update.
+            let approved = work
+                .approved
+                .items
+                .iter()
+                .find(|approved| approved.identity == item.identity);
+            if module.reapply_when_changed
+                && fresh.action == Some(Action::NoOp)
+                && let Some(approved) = approved.filter(|approved| approved.action != Action::NoOp)
+            {
+                fresh.action = Some(approved.action);
+                fresh.changes = approved.changes.clone();
+            }
+            fresh
         };
         if item_diff.action == Some(Action::NoOp) {
             continue;

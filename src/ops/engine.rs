@@ -440,6 +440,22 @@ impl Engine {
             json!(self.identities(&module.kind, target, database)),
         );
         context.insert("database".into(), json!(database));
+        let wanted: Vec<Value> = self
+            .resources
+            .iter()
+            .filter(|resource| {
+                resource.kind == module.kind
+                    && resource.target == target
+                    && resource.database.as_deref() == database
+                    && resource.blocked.is_none()
+            })
+            .flat_map(|resource| {
+                resource.items.iter().map(|item| {
+                    json!({"identity": item.identity, "spec": redact_spec(module, &resource.spec)})
+                })
+            })
+            .collect();
+        context.insert("wanted".into(), Value::Array(wanted));
         self.templates
             .render(&module.template(&module.discover), &Value::Object(context))
     }
@@ -659,7 +675,30 @@ impl Engine {
                 unknown.push(format!("{} {}", item.identity, rule.message));
             }
             let replace_requested = self.settings.replace.contains(&resource.address);
-            let item_diff = diff::diff_item(module, item, observed, replace_requested);
+            let mut item_diff = diff::diff_item(module, item, observed, replace_requested);
+            if module.reapply_when_changed && item_diff.action == Some(Action::NoOp) {
+                let now = &observed_items[&item.identity];
+                let recorded = observation
+                    .ledger
+                    .get(&resource.address)
+                    .and_then(|entry| entry.observed_items.as_ref())
+                    .and_then(|items| items.get(&item.identity));
+                if recorded.is_some_and(|then| then != now) {
+                    item_diff.action = Some(Action::Update);
+                    item_diff.changes.push(crate::model::plan::FieldChange {
+                        field: "state".into(),
+                        before: json!("(as it was after the last apply)"),
+                        after: observed
+                            .and_then(|row| row.get("state"))
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        added: Vec::new(),
+                        removed: Vec::new(),
+                        text_diff: None,
+                        forces_replace: None,
+                    });
+                }
+            }
             cannot_change.extend(item_diff.cannot_change.iter().cloned());
             let planned = self.plan_item(
                 module,
@@ -875,7 +914,7 @@ impl Engine {
                 RenderMode::Display => template::reveal_placeholders(&script, module.dialect),
                 RenderMode::Execute => script,
             };
-            scripts.push((script, step.transaction()));
+            scripts.push((script, step.transaction(&resource.spec)));
         }
         Ok(scripts)
     }
@@ -963,7 +1002,7 @@ impl Engine {
         if script.trim().is_empty() {
             return Ok(None);
         }
-        Ok(Some((script, after.transaction())))
+        Ok(Some((script, after.transaction(&resource.spec))))
     }
 
     fn plan_prune(
@@ -1100,6 +1139,10 @@ fn desired_items(
     let mut fields = Map::new();
     let mut secrets = BTreeMap::new();
     for (field, rule) in &module.fields {
+        if let Some(value) = &rule.desired {
+            fields.insert(field.clone(), value.clone());
+            continue;
+        }
         let Some(value) = spec.get(field) else {
             continue;
         };
@@ -1182,10 +1225,20 @@ pub fn redact_row(module: &Module, row: &Map<String, Value>) -> Map<String, Valu
         .collect()
 }
 
-/// The spec as templates see it: sensitive fields as `(sensitive)`.
+/// The spec as templates see it: sensitive fields as `(sensitive)`, the
+/// user's own SQL fields marked to be written as they are.
 fn redact_spec(module: &Module, spec: &Value) -> Value {
     match spec {
-        Value::Object(map) => Value::Object(redact_row(module, map)),
+        Value::Object(map) => {
+            let mut redacted = redact_row(module, map);
+            for field in &module.sql {
+                if let Some(Value::String(code)) = redacted.get(field) {
+                    let code = code.trim().trim_end_matches(';').trim_end().to_string();
+                    redacted.insert(field.clone(), template::trusted_sql(code));
+                }
+            }
+            Value::Object(redacted)
+        }
         other => other.clone(),
     }
 }
