@@ -35,6 +35,10 @@ pub enum Compare {
     /// A PostgreSQL parameter value, compared in the parameter's base unit
     /// (the observed row carries `unit` and `vartype`).
     PostgresSetting,
+    /// Privileges (PostgreSQL ACLs): the desired list (`ALL` expands to the
+    /// discovered `allPrivileges`) must equal what the grantee holds on every
+    /// object of the discovered `acl` map.
+    Privileges,
     /// Used only when creating; never compared.
     Never,
 }

@@ -185,6 +185,7 @@ impl Templates {
         environment.add_filter("ident_list", identifier_list_filter);
         environment.add_filter("literal_list", literal_list_filter);
         environment.add_filter("ident_path", identifier_path_filter);
+        environment.add_filter("keyword_list", keyword_list_filter);
         for (name, source) in files {
             if Dialect::of_file(&name).is_none() {
                 continue;
@@ -377,6 +378,27 @@ fn identifier_list_filter(state: &State, value: &Value) -> Result<Value, Error> 
     Ok(Value::from_safe_string(quoted.join(", ")))
 }
 
+/// Upper-case SQL keywords (privileges such as `SELECT` or `ALTER SYSTEM`),
+/// comma-separated and written as they are. Anything but capital letters and
+/// single spaces is refused, so no value can smuggle code in this way.
+fn keyword_list_filter(value: &Value) -> Result<Value, Error> {
+    let mut words = Vec::new();
+    for item in list_items(value, "keyword_list")? {
+        let word = item
+            .as_str()
+            .ok_or_else(|| invalid(format!("keyword_list needs strings, got {}", item.kind())))?;
+        let valid = !word.is_empty()
+            && word
+                .split(' ')
+                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_uppercase()));
+        if !valid {
+            return Err(invalid(format!("{word:?} is not an SQL keyword")));
+        }
+        words.push(word.to_string());
+    }
+    Ok(Value::from_safe_string(words.join(", ")))
+}
+
 fn literal_list_filter(state: &State, value: &Value) -> Result<Value, Error> {
     let dialect = dialect_of(state)?;
     let mut quoted = Vec::new();
@@ -472,6 +494,30 @@ mod tests {
             .unwrap(),
             "GRANT \"a\", \"b\"\"c\" TO x; 'a', 'b\"c'\n"
         );
+    }
+
+    #[test]
+    fn keyword_lists_accept_only_capital_words() {
+        assert_eq!(
+            render(
+                "t.sql",
+                "GRANT {{ p|keyword_list }}",
+                serde_json::json!({"p": ["SELECT", "ALTER SYSTEM"]})
+            )
+            .unwrap(),
+            "GRANT SELECT, ALTER SYSTEM\n"
+        );
+        for hostile in ["SELECT; DROP", "select", "SELECT  X", ""] {
+            assert!(
+                render(
+                    "t.sql",
+                    "{{ p|keyword_list }}",
+                    serde_json::json!({"p": [hostile]})
+                )
+                .is_err(),
+                "{hostile:?}"
+            );
+        }
     }
 
     #[test]

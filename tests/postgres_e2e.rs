@@ -1194,3 +1194,104 @@ fn custom_sql_tests_sets_and_watches_its_drift_query() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     fleet.expect(&["plan"], 0);
 }
+
+fn grant(name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresGrant\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n{body}"
+    )
+}
+
+#[test]
+fn grants_are_exact_on_managed_objects_and_leave_others_alone() {
+    let manifests = |writer_privileges: &str| {
+        [
+            role("reader", ""),
+            role("writer", ""),
+            grant("reader-connect", "  role: reader\n  objectType: database\n  privileges: [CONNECT]\n"),
+            grant("reader-schema", "  role: reader\n  objectType: schema\n  objects: [app]\n  privileges: [USAGE]\n"),
+            grant("reader-tables", "  role: reader\n  objectType: table\n  schema: app\n  privileges: [SELECT]\n"),
+            grant("writer-t1", &format!("  role: writer\n  objectType: table\n  schema: app\n  objects: [t1]\n  privileges: {writer_privileges}\n  withGrantOption: true\n")),
+            grant("writer-sequence", "  role: writer\n  objectType: sequence\n  schema: app\n  objects: [s1]\n  privileges: [ALL]\n"),
+        ]
+        .concat()
+    };
+    let fleet = Fleet::new(&manifests("[SELECT, INSERT]"));
+    fleet.server.psql("CREATE DATABASE appdb");
+    fleet.server.psql_on("appdb", "CREATE SCHEMA app; CREATE TABLE app.t1 (id int); CREATE TABLE app.t2 (id int); CREATE SEQUENCE app.s1");
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(
+        plan.contains(
+            "GRANT SELECT, INSERT ON TABLE \"app\".\"t1\" TO \"writer\" WITH GRANT OPTION;"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("GRANT SELECT ON TABLE \"app\".\"t2\" TO \"reader\";"),
+        "{plan}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let privileges = |sql: &str| fleet.server.psql_on("appdb", sql);
+    assert_eq!(
+        privileges(
+            "SELECT has_table_privilege('reader', 'app.t1', 'SELECT'), has_table_privilege('reader', 'app.t2', 'SELECT'), has_table_privilege('reader', 'app.t1', 'INSERT')"
+        ),
+        "t|t|f"
+    );
+    assert_eq!(
+        privileges(
+            "SELECT has_table_privilege('writer', 'app.t1', 'INSERT WITH GRANT OPTION'), has_sequence_privilege('writer', 'app.s1', 'USAGE'), has_schema_privilege('reader', 'app', 'USAGE'), has_database_privilege('reader', 'appdb', 'CONNECT')"
+        ),
+        "t|t|t|t"
+    );
+    fleet.expect(&["plan"], 0);
+
+    // A privilege added by hand on a managed object is drift, and revoked.
+    privileges("GRANT DELETE ON app.t1 TO writer");
+    // One on an object no grant manages is left alone.
+    privileges("GRANT UPDATE ON app.t2 TO writer");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresGrant/writer-t1@pg-test"),
+        "{drift}"
+    );
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(
+        plan.contains("REVOKE DELETE ON TABLE \"app\".\"t1\" FROM \"writer\";"),
+        "{plan}"
+    );
+    assert!(!plan.contains("\"t2\" FROM \"writer\""), "{plan}");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        privileges(
+            "SELECT has_table_privilege('writer', 'app.t1', 'DELETE'), has_table_privilege('writer', 'app.t2', 'UPDATE')"
+        ),
+        "f|t"
+    );
+
+    // A table created later is covered by the schema-wide grant at the next apply.
+    privileges("CREATE TABLE app.t3 (id int)");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        privileges("SELECT has_table_privilege('reader', 'app.t3', 'SELECT')"),
+        "t"
+    );
+
+    // Dropping a privilege from the manifest revokes it.
+    fleet.write(&manifests("[SELECT]"));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        privileges(
+            "SELECT has_table_privilege('writer', 'app.t1', 'INSERT'), has_table_privilege('writer', 'app.t1', 'SELECT WITH GRANT OPTION')"
+        ),
+        "f|t"
+    );
+    fleet.expect(&["plan"], 0);
+
+    // Objects that do not exist are refused by plan.
+    fleet.write(&(manifests("[SELECT]") + &grant("ghost", "  role: reader\n  objectType: table\n  schema: app\n  objects: [no_such_table]\n  privileges: [SELECT]\n")));
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("ghost names objects that do not exist"),
+        "{refused}"
+    );
+}

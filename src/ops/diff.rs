@@ -170,6 +170,7 @@ fn values_match(
             (None, _) => true,
             (Some(_), None) => false,
         },
+        Compare::Privileges => privileges_match(wanted, observed_row),
         Compare::PostgresSetting => {
             let unit = observed_row.get("unit").and_then(Value::as_str);
             let kind = observed_row.get("vartype").and_then(Value::as_str);
@@ -186,6 +187,29 @@ fn values_match(
             }
         }
     }
+}
+
+fn privileges_match(wanted: &Value, observed_row: &Map<String, Value>) -> bool {
+    let strings = |value: Option<&Value>| -> std::collections::BTreeSet<String> {
+        value
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut desired = strings(Some(wanted));
+    if desired.contains("ALL") {
+        desired = strings(observed_row.get("allPrivileges"));
+    }
+    let Some(acl) = observed_row.get("acl").and_then(Value::as_object) else {
+        return false;
+    };
+    acl.values().all(|held| strings(Some(held)) == desired)
 }
 
 fn setting_text(value: &Value) -> Option<String> {
