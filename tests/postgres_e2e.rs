@@ -73,6 +73,12 @@ impl Fleet {
     /// Run fleetform; returns (exit code, stdout, stderr).
     fn run(&self, arguments: &[&str]) -> (i32, String, String) {
         let output = self.command(arguments).output().expect("fleetform runs");
+        // A template that cannot render is a bug in a module, whatever the test.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            !stdout.contains("cannot render"),
+            "a script did not render:\n{stdout}"
+        );
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -1294,4 +1300,56 @@ fn grants_are_exact_on_managed_objects_and_leave_others_alone() {
         refused.contains("ghost names objects that do not exist"),
         "{refused}"
     );
+}
+
+fn default_privileges(name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresDefaultPrivileges\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n{body}"
+    )
+}
+
+#[test]
+fn default_privileges_reach_objects_created_later_and_drift_is_repaired() {
+    let manifests = [
+        role("owner", "  name: app_owner\n"),
+        role("reader", ""),
+        database("appdb", "  owner: app_owner\n"),
+        schema("app", "  database: appdb\n  owner: app_owner\n"),
+        default_privileges("reader-tables", "  owner: app_owner\n  schema: app\n  objectType: table\n  role: reader\n  privileges: [SELECT]\n"),
+        default_privileges("reader-sequences", "  owner: app_owner\n  objectType: sequence\n  role: reader\n  privileges: [ALL]\n"),
+    ]
+    .concat();
+    let fleet = Fleet::new(&manifests);
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(plan.contains("ALTER DEFAULT PRIVILEGES FOR ROLE \"app_owner\" IN SCHEMA \"app\" GRANT SELECT ON TABLES TO \"reader\";"), "{plan}");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect(&["plan"], 0);
+    fleet.server.psql_on(
+        "appdb",
+        "SET ROLE app_owner; CREATE TABLE app.later (id int); CREATE SEQUENCE app.later_seq",
+    );
+    assert_eq!(
+        fleet.server.psql_on("appdb", "SELECT has_table_privilege('reader', 'app.later', 'SELECT'), has_table_privilege('reader', 'app.later', 'INSERT'), has_sequence_privilege('reader', 'app.later_seq', 'UPDATE')"),
+        "t|f|t"
+    );
+    // Widened by hand: drift, narrowed again by apply.
+    fleet.server.psql_on("appdb", "ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app GRANT INSERT ON TABLES TO reader");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresDefaultPrivileges/reader-tables@pg-test"),
+        "{drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql_on(
+        "appdb",
+        "SET ROLE app_owner; CREATE TABLE app.even_later (id int)",
+    );
+    assert_eq!(
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT has_table_privilege('reader', 'app.even_later', 'INSERT')"
+        ),
+        "f"
+    );
+    fleet.expect(&["drift"], 0);
 }

@@ -1,6 +1,10 @@
 {# Per object: grant what the manifest adds, revoke what it does not list.
    Privilege names come from the manifest (schema-checked) or the server and
    go through keyword_list, which only lets capital words through. #}
+{% if not observed %}
+-- The database does not exist yet: apply grants on the objects it finds there
+-- when it reaches this resource (the plan can only show them once it exists).
+{% else %}
 {% set wanted_privileges = observed.allPrivileges if "ALL" in desired.privileges else desired.privileges %}
 {% set grantee %}{% if spec.role == "PUBLIC" %}PUBLIC{% else %}{{ spec.role|ident }}{% endif %}{% endset %}
 {% for object, held in observed.acl|items %}
@@ -25,3 +29,4 @@ REVOKE {{ extra|keyword_list }} ON {{ target_object }} FROM {{ grantee }};
 REVOKE GRANT OPTION FOR {{ wanted_privileges|keyword_list }} ON {{ target_object }} FROM {{ grantee }};
 {% endif %}
 {% endfor %}
+{% endif %}

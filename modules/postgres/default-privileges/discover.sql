@@ -1,0 +1,50 @@
+{# One row per wanted default-privilege set: what the grantee holds in the
+   owner's default ACL for the type (and schema). No row in pg_default_acl
+   means the built-in defaults, in which a grantee other than the owner and
+   PUBLIC holds nothing. #}
+SELECT json_build_array(
+{% for item in wanted %}
+{% set spec = item.spec %}
+{% set type_code = {"table": "r", "sequence": "S", "function": "f", "type": "T", "schema": "n"}[spec.objectType] %}
+    (
+    WITH grantee AS (
+        SELECT {% if spec.role == "PUBLIC" %}0::oid{% else %}(SELECT oid FROM pg_roles WHERE rolname = {{ spec.role }}){% endif %} AS oid
+    ),
+    entry AS (
+        SELECT d.defaclacl AS acl
+        FROM pg_default_acl d
+        WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = {{ spec.owner }})
+          AND d.defaclobjtype = {{ type_code }}
+          AND d.defaclnamespace = {% if spec.schema is defined %}coalesce((SELECT oid FROM pg_namespace WHERE nspname = {{ spec.schema }}), 0){% else %}0{% endif %}
+
+    ),
+    held AS (
+        SELECT coalesce((SELECT json_agg(a.privilege_type ORDER BY a.privilege_type)
+                         FROM entry e, aclexplode(e.acl) a, grantee g WHERE a.grantee = g.oid), '[]'::json) AS privileges,
+               coalesce((SELECT bool_and(a.is_grantable)
+                         FROM entry e, aclexplode(e.acl) a, grantee g WHERE a.grantee = g.oid), false) AS grantable
+    )
+    SELECT json_build_object(
+        'identity', {{ item.identity }},
+        {# One pseudo-object, so that the privileges comparison is the grants' one. #}
+        'acl', json_build_object('future objects', (SELECT privileges FROM held)),
+        'privileges', (SELECT privileges FROM held),
+        'withGrantOption', (SELECT grantable FROM held),
+        'allPrivileges', json_build_array(
+{% if spec.objectType == "table" %}
+            'DELETE', 'INSERT', {% if server_version_num >= 170000 %}'MAINTAIN', {% endif %}'REFERENCES', 'SELECT', 'TRIGGER', 'TRUNCATE', 'UPDATE'
+{% elif spec.objectType == "sequence" %}
+            'SELECT', 'UPDATE', 'USAGE'
+{% elif spec.objectType == "function" %}
+            'EXECUTE'
+{% elif spec.objectType == "type" %}
+            'USAGE'
+{% else %}
+            'CREATE', 'USAGE'
+{% endif %}
+        )
+    )
+    ){% if not loop.last %},{% endif %}
+
+{% endfor %}
+)
