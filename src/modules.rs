@@ -247,6 +247,9 @@ struct ModuleFile {
     /// The spec field naming the live object (metadata.name when the field is absent).
     #[serde(default)]
     identity: Option<String>,
+    /// Or an expression over `spec` that names it (a membership: `group > role`).
+    #[serde(default)]
+    identity_from: Option<String>,
     /// The spec field holding a map whose entries are the items (settings).
     #[serde(default)]
     items: Option<String>,
@@ -292,6 +295,7 @@ pub struct Module {
     /// The module's folder, repository-relative (`modules/postgres/role`).
     pub directory: String,
     pub identity: Option<String>,
+    pub identity_from: Option<String>,
     pub items: Option<String>,
     pub discover: String,
     /// Compared fields, in the order the plan shows them.
@@ -412,6 +416,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         dialect,
         directory: directory.to_string(),
         identity: file.identity,
+        identity_from: file.identity_from,
         items: file.items,
         discover: file.discover,
         fields,

@@ -216,6 +216,20 @@ impl Templates {
         Ok(rendered.trim().to_string() + "\n")
     }
 
+    /// Evaluate a module's expression that yields a text (an identity).
+    pub fn evaluate_text(&self, expression: &str, context: &serde_json::Value) -> Result<String> {
+        let compiled = self
+            .environment
+            .compile_expression(expression)
+            .map_err(|error| anyhow!("{}", describe_error(&error)))
+            .with_context(|| format!("cannot compile the expression `{expression}`"))?;
+        let value = compiled
+            .eval(Value::from(Serde(context)))
+            .map_err(|error| anyhow!("{}", describe_error(&error)))
+            .with_context(|| format!("cannot evaluate `{expression}`"))?;
+        Ok(value.to_string())
+    }
+
     /// Evaluate a module's expression (a `risks` condition) against `context`.
     pub fn evaluate_condition(
         &self,

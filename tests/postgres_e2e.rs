@@ -1353,3 +1353,52 @@ fn default_privileges_reach_objects_created_later_and_drift_is_repaired() {
     );
     fleet.expect(&["drift"], 0);
 }
+
+fn membership(name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresRoleMembership\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+    )
+}
+
+#[test]
+fn memberships_declared_apart_converge_with_their_admin_option() {
+    let manifests = |admin: bool| {
+        [
+            role("team", ""),
+            role("alice", "  login: true\n"),
+            membership(
+                "alice-in-team",
+                &format!("  role: alice\n  group: team\n  admin: {admin}\n"),
+            ),
+        ]
+        .concat()
+    };
+    let fleet = Fleet::new(&manifests(true));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let admin = || {
+        fleet.server.psql("SELECT string_agg(admin_option::text, ',') FROM pg_auth_members WHERE roleid = 'team'::regrole AND member = 'alice'::regrole")
+    };
+    assert_eq!(admin(), "true");
+    fleet.expect(&["plan"], 0);
+    // Revoked by hand: drift, granted again.
+    fleet.server.psql("REVOKE team FROM alice");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresRoleMembership/alice-in-team@pg-test"),
+        "{drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(admin(), "true");
+    // The admin option taken away in the manifest.
+    fleet.write(&manifests(false));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(admin(), "false");
+    fleet.expect(&["plan"], 0);
+    // Options of newer servers are refused on this one (15).
+    fleet.write(
+        &(manifests(false)
+            + &membership("bob", "  role: alice\n  group: team\n  inherit: false\n")),
+    );
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(refused.contains("exist from PostgreSQL 16"), "{refused}");
+}

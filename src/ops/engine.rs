@@ -163,13 +163,15 @@ impl Engine {
                         object.kind
                     ))),
                 ),
-                Some(module) => match desired_items(module, &spec, &object.name, &settings) {
-                    Ok(items) => (items, None),
-                    Err(error) => (
-                        Vec::new(),
-                        Some(Blocked::Unresolvable(format!("{error:#}"))),
-                    ),
-                },
+                Some(module) => {
+                    match desired_items(module, &spec, &object.name, &settings, &templates) {
+                        Ok(items) => (items, None),
+                        Err(error) => (
+                            Vec::new(),
+                            Some(Blocked::Unresolvable(format!("{error:#}"))),
+                        ),
+                    }
+                }
             };
             let dependencies = fleet.graph.dependencies[graph_index]
                 .iter()
@@ -1108,6 +1110,7 @@ fn desired_items(
     spec: &Value,
     object_name: &str,
     settings: &RunSettings,
+    templates: &Templates,
 ) -> Result<Vec<DesiredItem>> {
     if let Some(items_field) = &module.items {
         let entries = spec
@@ -1129,13 +1132,16 @@ fn desired_items(
             })
             .collect());
     }
-    let identity = module
-        .identity
-        .as_ref()
-        .and_then(|field| spec.get(field))
-        .and_then(Value::as_str)
-        .unwrap_or(object_name)
-        .to_string();
+    let identity = match &module.identity_from {
+        Some(expression) => templates.evaluate_text(expression, &json!({ "spec": spec }))?,
+        None => module
+            .identity
+            .as_ref()
+            .and_then(|field| spec.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or(object_name)
+            .to_string(),
+    };
     let mut fields = Map::new();
     let mut secrets = BTreeMap::new();
     for (field, rule) in &module.fields {
