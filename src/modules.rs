@@ -282,6 +282,10 @@ struct ModuleFile {
     /// even if nothing differs from the manifest (a custom drift query).
     #[serde(default)]
     reapply_when_changed: bool,
+    /// Never run two resources of this kind on one target at once (GRANTs
+    /// on one object from two sessions fail with "tuple concurrently updated").
+    #[serde(default)]
+    serial: bool,
 }
 
 /// A checked module.
@@ -310,6 +314,7 @@ pub struct Module {
     pub checks: Vec<CheckRule>,
     pub sql: Vec<String>,
     pub reapply_when_changed: bool,
+    pub serial: bool,
 }
 
 impl Module {
@@ -430,6 +435,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         checks: file.checks,
         sql: file.sql,
         reapply_when_changed: file.reapply_when_changed,
+        serial: file.serial,
     };
     let mut referenced = vec![
         module.discover.clone(),

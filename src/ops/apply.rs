@@ -303,7 +303,15 @@ pub async fn apply(
             let waiting = work.dependencies.iter().any(|dependency| {
                 pending_addresses.contains(dependency) && !finished.contains_key(dependency)
             });
-            if waiting {
+            let serial_busy = engine
+                .modules
+                .get(&work.resource.kind)
+                .is_some_and(|module| module.serial)
+                && tasks.values().any(|running| {
+                    running.resource.kind == work.resource.kind
+                        && running.resource.target == work.resource.target
+                });
+            if waiting || serial_busy {
                 index += 1;
                 continue;
             }
