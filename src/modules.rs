@@ -254,6 +254,9 @@ struct ModuleFile {
     #[serde(default)]
     items: Option<String>,
     discover: String,
+    /// Template listing the live objects as `[{name, spec}]` for `fleetform import`.
+    #[serde(default)]
+    import: Option<String>,
     fields: serde_json::Map<String, Value>,
     /// Discovered fields shown with the object but never compared (context, unit).
     #[serde(default)]
@@ -302,6 +305,7 @@ pub struct Module {
     pub identity_from: Option<String>,
     pub items: Option<String>,
     pub discover: String,
+    pub import: Option<String>,
     /// Compared fields, in the order the plan shows them.
     pub fields: Vec<(String, FieldRule)>,
     pub informational: Vec<String>,
@@ -424,6 +428,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         identity_from: file.identity_from,
         items: file.items,
         discover: file.discover,
+        import: file.import,
         fields,
         informational: file.informational,
         ownership: file.ownership,
@@ -441,6 +446,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         module.discover.clone(),
         module.actions.create.file().to_string(),
     ];
+    referenced.extend(module.import.clone());
     for action in [
         &module.actions.update,
         &module.actions.delete,

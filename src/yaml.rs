@@ -404,6 +404,35 @@ fn looks_like_float(text: &str) -> bool {
 }
 
 #[cfg(test)]
+mod writer_tests {
+    use super::{parse_documents, to_yaml};
+
+    #[test]
+    fn written_yaml_reads_back_as_the_same_value() {
+        let value = serde_json::json!({
+            "apiVersion": "fleetform/v1",
+            "spec": {
+                "name": "o'neil: \"x\" # not a comment",
+                "plain": "app_owner",
+                "looksLikeABool": "on",
+                "looksLikeANumber": "1.5",
+                "number": 3,
+                "flag": true,
+                "list": ["a", "b c", "true"],
+                "empty": [],
+                "parameters": {"work_mem": "16MB", "search_path": "\"$user\", public"},
+                "nested": [{"a": 1}],
+                "unicode": "数据库 ☃",
+                "newline": "two\nlines"
+            }
+        });
+        let text = to_yaml(&value);
+        let documents = parse_documents(&text).unwrap();
+        assert_eq!(documents[0].value, value, "{text}");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -496,4 +525,94 @@ mod tests {
         assert_eq!(escape_pointer_token("a/b~c"), "a~1b~0c");
         assert_eq!(unescape_pointer_token("a~1b~0c"), "a/b~c");
     }
+}
+
+/// Write a JSON value as block-style YAML (for `fleetform import`): maps as
+/// blocks, lists of scalars in flow style, strings plain when YAML 1.2 would
+/// read them back as the same string and double-quoted (JSON escapes, which
+/// YAML accepts) otherwise.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_yaml(value, 0, &mut out);
+    out
+}
+
+fn write_yaml(value: &serde_json::Value, indent: usize, out: &mut String) {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) if map.is_empty() => out.push_str("{}\n"),
+        Value::Object(map) => {
+            for (key, item) in map {
+                out.push_str(&format!(
+                    "{pad}{}:",
+                    yaml_scalar(&Value::String(key.clone()))
+                ));
+                match item {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        out.push('\n');
+                        write_yaml(item, indent + 2, out);
+                    }
+                    Value::Array(items)
+                        if items
+                            .iter()
+                            .any(|element| element.is_object() || element.is_array()) =>
+                    {
+                        out.push('\n');
+                        for element in items {
+                            out.push_str(&format!("{pad}  -"));
+                            let mut nested = String::new();
+                            write_yaml(element, indent + 4, &mut nested);
+                            out.push(' ');
+                            out.push_str(nested.trim_start());
+                        }
+                    }
+                    _ => {
+                        out.push(' ');
+                        write_yaml(item, indent + 2, out);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(yaml_scalar).collect();
+            out.push_str(&format!("[{}]\n", parts.join(", ")));
+        }
+        scalar => {
+            out.push_str(&yaml_scalar(scalar));
+            out.push('\n');
+        }
+    }
+}
+
+fn yaml_scalar(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if is_plain_string(text) => text.clone(),
+        Value::String(text) => serde_json::to_string(text).unwrap_or_default(),
+        Value::Null => "null".into(),
+        Value::Array(_) | Value::Object(_) => value.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `text` written plain is read back by YAML 1.2 (core schema) as
+/// that same string.
+fn is_plain_string(text: &str) -> bool {
+    let reserved = [
+        "null", "Null", "NULL", "~", "true", "True", "TRUE", "false", "False", "FALSE", ".inf",
+        ".Inf", ".INF", "-.inf", ".nan", ".NaN", ".NAN",
+        // YAML 1.1 booleans: fleetform reads YAML 1.2, editors may not.
+        "on", "On", "ON", "off", "Off", "OFF", "yes", "Yes", "YES", "no", "No", "NO", "y", "Y", "n",
+        "N",
+    ];
+    !text.is_empty()
+        && !reserved.contains(&text)
+        && text.parse::<f64>().is_err()
+        && !text.starts_with("0x")
+        && !text.starts_with("0o")
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        && text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
 }

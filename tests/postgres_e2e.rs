@@ -1402,3 +1402,75 @@ fn memberships_declared_apart_converge_with_their_admin_option() {
     let refused = fleet.expect(&["plan"], 1);
     assert!(refused.contains("exist from PostgreSQL 16"), "{refused}");
 }
+
+#[test]
+fn an_imported_server_plans_nothing() {
+    let fleet = Fleet::new("");
+    fleet.server.psql(
+        "CREATE ROLE app_owner NOLOGIN; COMMENT ON ROLE app_owner IS 'owns the app';
+         CREATE ROLE reader LOGIN CONNECTION LIMIT 5 VALID UNTIL '2031-01-01 00:00:00+00';
+         CREATE ROLE \"Odd \"\"Name\"\"; --\" NOLOGIN;
+         GRANT app_owner TO reader;",
+    );
+    fleet
+        .server
+        .psql("CREATE DATABASE appdb OWNER app_owner CONNECTION LIMIT 40");
+    fleet.server.psql(
+        "COMMENT ON DATABASE appdb IS 'the app';
+         REVOKE ALL ON DATABASE appdb FROM PUBLIC;
+         GRANT CONNECT ON DATABASE appdb TO reader;
+",
+    );
+    fleet.server.psql("ALTER SYSTEM SET work_mem = '24MB'");
+    fleet.server.psql("SELECT pg_reload_conf()");
+    fleet.server.psql_on(
+        "appdb",
+        "CREATE SCHEMA app AUTHORIZATION app_owner;
+         COMMENT ON SCHEMA app IS 'tables';
+         CREATE EXTENSION pgcrypto SCHEMA app;
+         CREATE EXTENSION hstore VERSION '1.7';
+         GRANT USAGE ON SCHEMA app TO reader;
+         CREATE TABLE app.t1 (id int); CREATE TABLE app.t2 (id int); CREATE SEQUENCE app.s1;
+         ALTER TABLE app.t1 OWNER TO app_owner; ALTER TABLE app.t2 OWNER TO app_owner;
+         GRANT SELECT ON app.t1, app.t2 TO reader;
+         GRANT SELECT, INSERT ON app.t2 TO \"Odd \"\"Name\"\"; --\" WITH GRANT OPTION;
+         GRANT USAGE ON SEQUENCE app.s1 TO reader;
+         ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app GRANT SELECT ON TABLES TO reader;",
+    );
+    let imported = fleet.expect(&["import", "--instance", "pg-test"], 0);
+    assert!(imported.contains("imported"), "{imported}");
+    let directory = fleet
+        .repository
+        .path()
+        .join("environments/test/imported-pg-test");
+    let files: Vec<String> = std::fs::read_dir(&directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for expected in [
+        "postgres-role.yaml",
+        "postgres-database.yaml",
+        "postgres-settings.yaml",
+        "postgres-schema.yaml",
+        "postgres-extension.yaml",
+        "postgres-grant.yaml",
+        "postgres-default-privileges.yaml",
+    ] {
+        assert!(
+            files.contains(&expected.to_string()),
+            "{expected} missing from {files:?}"
+        );
+    }
+    let roles = std::fs::read_to_string(directory.join("postgres-role.yaml")).unwrap();
+    assert!(roles.contains("Passwords are never read"), "{roles}");
+    // The manifests are valid, and describe the server exactly.
+    fleet.expect(&["validate"], 0);
+    let plan = fleet.expect(&["plan"], 0);
+    assert!(
+        plan.contains("0 to create, 0 to update, 0 to replace, 0 to delete"),
+        "{plan}"
+    );
+    // Importing again finds nothing new.
+    let again = fleet.expect(&["import", "--instance", "pg-test"], 0);
+    assert!(again.contains("nothing to import"), "{again}");
+}

@@ -3,6 +3,7 @@
 mod apply;
 mod drift;
 mod graph;
+mod import;
 mod plan;
 mod run;
 mod schema;
@@ -66,6 +67,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Report drift (read-only). Exit 0: in sync; 2: pending changes only; 3: drift; 1: error.
     Drift(drift::DriftArgs),
+    /// Read an existing PostgreSQL instance and write manifests for what it holds,
+    /// so that the next plan is empty (how a team brings a server under management).
+    Import(import::ImportArgs),
     /// Print the resource dependency graph of an environment (text, DOT, Mermaid or JSON).
     Graph(graph::GraphArgs),
     /// List the manifest kinds, print one kind's JSON Schema, export all schemas, or print the manifest reference.
@@ -136,6 +140,7 @@ pub fn run(cli: Cli, output: &mut Output) -> Result<u8> {
         Command::Plan(arguments) => plan::run(arguments, output),
         Command::Apply(arguments) => apply::run(arguments, output),
         Command::Drift(arguments) => drift::run(arguments, output),
+        Command::Import(arguments) => import::run(arguments, output),
         Command::Graph(arguments) => graph::run(arguments, output),
         Command::Schema(arguments) => schema::run(arguments, output),
     }

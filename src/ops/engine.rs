@@ -75,6 +75,9 @@ pub struct Engine {
     /// How to reach each instance's operating system (for restarts).
     pub hosts: BTreeMap<String, crate::ops::targets::HostAccess>,
     pub resources: Vec<DesiredResource>,
+    /// (kind, metadata.name) of every manifest object, for names that must
+    /// not clash (import).
+    pub manifest_names: BTreeSet<(String, String)>,
 }
 
 /// The live state of one target.
@@ -203,6 +206,12 @@ impl Engine {
             endpoints,
             hosts,
             resources,
+            manifest_names: fleet
+                .manifests
+                .objects
+                .iter()
+                .map(|object| (object.kind.clone(), object.name.clone()))
+                .collect(),
         })
     }
 

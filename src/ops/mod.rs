@@ -9,6 +9,7 @@ pub mod diff;
 pub mod engine;
 pub mod expand;
 pub mod graph;
+pub mod import;
 pub mod load;
 pub mod reference_docs;
 pub mod rules;
