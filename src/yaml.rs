@@ -544,10 +544,17 @@ fn write_yaml(value: &serde_json::Value, indent: usize, out: &mut String) {
         Value::Object(map) if map.is_empty() => out.push_str("{}\n"),
         Value::Object(map) => {
             for (key, item) in map {
-                out.push_str(&format!(
-                    "{pad}{}:",
+                // Keys such as `on` stay plain, as fleetform's manifests write
+                // them (it reads YAML 1.2, where `on` is a string).
+                let plain_key = !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && key.starts_with(|c: char| c.is_ascii_alphabetic());
+                let key_text = if plain_key {
+                    key.clone()
+                } else {
                     yaml_scalar(&Value::String(key.clone()))
-                ));
+                };
+                out.push_str(&format!("{pad}{key_text}:"));
                 match item {
                     Value::Object(inner) if !inner.is_empty() => {
                         out.push('\n');
