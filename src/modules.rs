@@ -39,6 +39,10 @@ pub enum Compare {
     /// discovered `allPrivileges`) must equal what the grantee holds on every
     /// object of the discovered `acl` map.
     Privileges,
+    /// Desired: a secret. Observed: the same secret as the server holds it
+    /// (a subscription's connection password): equal when identical. The
+    /// value never leaves memory.
+    Secret,
     /// Used only when creating; never compared.
     Never,
 }

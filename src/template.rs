@@ -186,6 +186,7 @@ impl Templates {
         environment.add_filter("literal_list", literal_list_filter);
         environment.add_filter("ident_path", identifier_path_filter);
         environment.add_filter("keyword_list", keyword_list_filter);
+        environment.add_filter("conninfo_quote", conninfo_quote_filter);
         for (name, source) in files {
             if Dialect::of_file(&name).is_none() {
                 continue;
@@ -411,6 +412,22 @@ fn keyword_list_filter(value: &Value) -> Result<Value, Error> {
         words.push(word.to_string());
     }
     Ok(Value::from_safe_string(words.join(", ")))
+}
+
+/// A libpq connection-string value: single-quoted, `\\` and `'` escaped with
+/// a backslash. The result is ordinary text: printed into a script it still
+/// becomes a literal of the dialect.
+fn conninfo_quote_filter(value: &Value) -> Result<Value, Error> {
+    let text = value.as_str().ok_or_else(|| {
+        invalid(format!(
+            "conninfo_quote needs a string, got {}",
+            value.kind()
+        ))
+    })?;
+    Ok(Value::from(format!(
+        "'{}'",
+        text.replace('\\', "\\\\").replace('\'', "\\'")
+    )))
 }
 
 fn literal_list_filter(state: &State, value: &Value) -> Result<Value, Error> {

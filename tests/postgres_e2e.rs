@@ -1474,3 +1474,107 @@ fn an_imported_server_plans_nothing() {
     let again = fleet.expect(&["import", "--instance", "pg-test"], 0);
     assert!(again.contains("nothing to import"), "{again}");
 }
+
+#[test]
+fn logical_replication_set_up_from_manifests_carries_rows() {
+    let publisher = PostgresServer::start_with(&["wal_level=logical"]);
+    let subscriber = PostgresServer::start();
+    for server in [&publisher, &subscriber] {
+        server.psql("CREATE DATABASE shop");
+        server.psql_on(
+            "shop",
+            "CREATE TABLE public.orders (id int PRIMARY KEY, item text)",
+        );
+    }
+    publisher.psql_on(
+        "shop",
+        "INSERT INTO public.orders VALUES (1, 'before the subscription')",
+    );
+    let repository = tempfile::tempdir().unwrap();
+    let environment = repository.path().join("environments/test");
+    std::fs::create_dir_all(&environment).unwrap();
+    std::fs::write(
+        environment.join("environment.yaml"),
+        "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\nspec:\n  connectionDefaults:\n    postgres:\n      user: postgres\n      password: {fromEnv: FLEETFORM_TEST_PG_PASSWORD}\n      sslMode: disable\n",
+    )
+    .unwrap();
+    let manifests = |operations: &str| {
+        format!(
+            "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-pub}}\nspec: {{server: local, port: {pub_port}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {sub_port}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: orders}}\nspec:\n  on: {{instances: [pg-pub]}}\n  database: shop\n  tables: [public.orders]\n  operations: {operations}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresReplicationSlot\nmetadata: {{name: standby_1}}\nspec:\n  on: {{instances: [pg-pub]}}\n  type: physical\n\
+---\napiVersion: fleetform/v1\nkind: PostgresSubscription\nmetadata: {{name: orders_from_pub}}\nspec:\n  on: {{instances: [pg-sub]}}\n  database: shop\n  publisher: {{host: 127.0.0.1, port: {pub_port}, database: shop, user: postgres, sslMode: disable}}\n  password: {{fromEnv: FLEETFORM_TEST_PG_PASSWORD}}\n  publications: [orders]\n",
+            pub_port = publisher.port,
+            sub_port = subscriber.port,
+        )
+    };
+    std::fs::write(
+        environment.join("fleet.yaml"),
+        manifests("[insert, update, delete, truncate]"),
+    )
+    .unwrap();
+    let run = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(arguments)
+            .args(["-e", "test", "--repo"])
+            .arg(repository.path())
+            .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !text.contains(SUPERUSER_PASSWORD),
+            "the publisher's password was printed:\n{text}"
+        );
+        (output.status.code().unwrap_or(-1), text)
+    };
+    let (code, plan) = run(&["plan"]);
+    assert_eq!(code, 2, "{plan}");
+    assert!(plan.contains("password='(sensitive)'"), "{plan}");
+    let (code, applied) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, 0, "{applied}");
+    let (code, again) = run(&["plan"]);
+    assert_eq!(code, 0, "{again}");
+    // The existing row was copied, and new ones arrive.
+    publisher.psql_on(
+        "shop",
+        "INSERT INTO public.orders VALUES (2, 'after'), (3, 'also after')",
+    );
+    assert!(
+        subscriber.wait_for_on(
+            "shop",
+            "SELECT count(*) FROM public.orders",
+            "3",
+            Duration::from_secs(30)
+        ),
+        "rows inserted on the publisher never arrived on the subscriber"
+    );
+    assert_eq!(
+        publisher.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'standby_1'"),
+        "physical"
+    );
+    // Narrowing the publication is an update in place.
+    std::fs::write(environment.join("fleet.yaml"), manifests("[insert]")).unwrap();
+    let (code, narrowed) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, 0, "{narrowed}");
+    assert_eq!(
+        publisher.psql_on(
+            "shop",
+            "SELECT pubinsert, pubdelete FROM pg_publication WHERE pubname = 'orders'"
+        ),
+        "t|f"
+    );
+    // A subscription disabled by hand is drift.
+    subscriber.psql_on("shop", "ALTER SUBSCRIPTION orders_from_pub DISABLE");
+    let (code, drift) = run(&["drift"]);
+    assert_eq!(code, 3, "{drift}");
+    let (code, repaired) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, 0, "{repaired}");
+    assert_eq!(
+        subscriber.psql_on("shop", "SELECT subenabled FROM pg_subscription"),
+        "t"
+    );
+}

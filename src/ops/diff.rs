@@ -171,6 +171,10 @@ fn values_match(
             (Some(_), None) => false,
         },
         Compare::Privileges => privileges_match(wanted, observed_row),
+        Compare::Secret => match secret {
+            Some(secret) => current.as_str() == Some(secret),
+            None => true,
+        },
         Compare::PostgresSetting => {
             let unit = observed_row.get("unit").and_then(Value::as_str);
             let kind = observed_row.get("vartype").and_then(Value::as_str);

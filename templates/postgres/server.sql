@@ -5,6 +5,7 @@ SELECT json_build_object(
     'server_version', current_setting('server_version'),
     'is_superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
     'in_recovery', pg_is_in_recovery(),
+    'wal_level', current_setting('wal_level'),
     'databases', (SELECT json_agg(datname ORDER BY datname) FROM pg_database WHERE datallowconn),
     'data_directory', CASE WHEN pg_has_role(current_user, 'pg_read_all_settings', 'MEMBER')
                            THEN current_setting('data_directory') END

@@ -205,9 +205,13 @@ impl PostgresServer {
 
     /// Poll `sql` until it prints `expected`, for at most `limit`.
     pub fn wait_for(&self, sql: &str, expected: &str, limit: Duration) -> bool {
+        self.wait_for_on("postgres", sql, expected, limit)
+    }
+
+    pub fn wait_for_on(&self, database: &str, sql: &str, expected: &str, limit: Duration) -> bool {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if self.psql(sql) == expected {
+            if self.psql_on(database, sql) == expected {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -1,0 +1,8 @@
+{#- The subscription's connection string: every value quoted for libpq
+    (conninfo_quote), then the whole string written as one SQL literal. -#}
+{%- set parts = ["host=" ~ (spec.publisher.host|conninfo_quote)] -%}
+{%- if spec.publisher.port is defined %}{% set parts = parts + ["port=" ~ (spec.publisher.port|string|conninfo_quote)] %}{% endif -%}
+{%- set parts = parts + ["dbname=" ~ (spec.publisher.database|conninfo_quote), "user=" ~ (spec.publisher.user|conninfo_quote)] -%}
+{%- if spec.publisher.sslMode is defined %}{% set parts = parts + ["sslmode=" ~ (spec.publisher.sslMode|conninfo_quote)] %}{% endif -%}
+{%- if desired.password is defined %}{% set parts = parts + ["password=" ~ (desired.password|conninfo_quote)] %}{% endif -%}
+{{ parts|join(" ") }}

@@ -1,0 +1,1 @@
+DROP SUBSCRIPTION {{ name|ident }};
