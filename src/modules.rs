@@ -261,6 +261,10 @@ struct ModuleFile {
     /// Template listing the live objects as `[{name, spec}]` for `fleetform import`.
     #[serde(default)]
     import: Option<String>,
+    /// Template listing live things related to the wanted resources that no
+    /// manifest manages (`[{identity}]`): shown in the plan, never touched.
+    #[serde(default)]
+    inventory: Option<String>,
     fields: serde_json::Map<String, Value>,
     /// Discovered fields shown with the object but never compared (context, unit).
     #[serde(default)]
@@ -310,6 +314,7 @@ pub struct Module {
     pub items: Option<String>,
     pub discover: String,
     pub import: Option<String>,
+    pub inventory: Option<String>,
     /// Compared fields, in the order the plan shows them.
     pub fields: Vec<(String, FieldRule)>,
     pub informational: Vec<String>,
@@ -433,6 +438,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         items: file.items,
         discover: file.discover,
         import: file.import,
+        inventory: file.inventory,
         fields,
         informational: file.informational,
         ownership: file.ownership,
@@ -451,6 +457,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         module.actions.create.file().to_string(),
     ];
     referenced.extend(module.import.clone());
+    referenced.extend(module.inventory.clone());
     for action in [
         &module.actions.update,
         &module.actions.delete,

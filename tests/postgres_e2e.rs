@@ -1266,6 +1266,11 @@ fn grants_are_exact_on_managed_objects_and_leave_others_alone() {
         "{plan}"
     );
     assert!(!plan.contains("\"t2\" FROM \"writer\""), "{plan}");
+    // ... and reported as not in the manifests.
+    assert!(
+        plan.contains("PostgresGrant appdb/writer: UPDATE on table app.t2@pg-test"),
+        "{plan}"
+    );
     fleet.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         privileges(

@@ -151,7 +151,7 @@ fn values_match(
         Compare::Timestamp => timestamps_equal(wanted, current),
         // Without the privilege to read verifiers the password cannot be
         // compared; the module marks such items "not verifiable".
-        Compare::ScramPassword
+        Compare::ScramPassword | Compare::Secret
             if observed_row
                 .get("passwordReadable")
                 .and_then(Value::as_bool)

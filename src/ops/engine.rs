@@ -90,6 +90,8 @@ pub struct TargetObservation {
     /// The ledger's last converged entry per resource address.
     pub ledger: BTreeMap<String, LedgerEntry>,
     pub ledger_exists: bool,
+    /// Related live things no manifest manages, per kind and database.
+    pub inventory: BTreeMap<(String, Option<String>), Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -368,11 +370,13 @@ impl Engine {
             .unwrap_or_default();
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
         for (module, database) in self.modules_for(target, &existing) {
-            let rows = match &database {
-                None => {
+            let (rows, inventory) = match &database {
+                None => (
                     self.discover_module(&session, module, target, None, &observation.facts)
-                        .await?
-                }
+                        .await?,
+                    self.inventory(&session, module, target, None, &observation.facts)
+                        .await?,
+                ),
                 // A database that does not exist yet (apply creates it first)
                 // holds nothing; its rows stay unknown (no entry).
                 Some(name) if !existing.contains(name) => continue,
@@ -382,16 +386,32 @@ impl Engine {
                         database_sessions.insert(name.clone(), opened);
                     }
                     let database_session = &database_sessions[name];
-                    self.discover_module(
-                        database_session,
-                        module,
-                        target,
-                        Some(name),
-                        &observation.facts,
-                    )
-                    .await?
+                    let rows = self
+                        .discover_module(
+                            database_session,
+                            module,
+                            target,
+                            Some(name),
+                            &observation.facts,
+                        )
+                        .await?;
+                    let inventory = self
+                        .inventory(
+                            database_session,
+                            module,
+                            target,
+                            Some(name),
+                            &observation.facts,
+                        )
+                        .await?;
+                    (rows, inventory)
                 }
             };
+            if !inventory.is_empty() {
+                observation
+                    .inventory
+                    .insert((module.kind.clone(), database.clone()), inventory);
+            }
             observation
                 .rows
                 .insert((module.kind.clone(), database), rows);
@@ -445,6 +465,20 @@ impl Engine {
         database: Option<&str>,
         facts: &Map<String, Value>,
     ) -> Result<String> {
+        let context = self.scope_context(module, target, database, facts);
+        self.templates
+            .render(&module.template(&module.discover), &Value::Object(context))
+    }
+
+    /// What discovery and inventory templates see: the server facts, the
+    /// wanted identities (`names`) and items with their specs (`wanted`).
+    fn scope_context(
+        &self,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+    ) -> Map<String, Value> {
         let mut context = self.base_context(target, facts);
         context.insert(
             "names".into(),
@@ -467,8 +501,42 @@ impl Engine {
             })
             .collect();
         context.insert("wanted".into(), Value::Array(wanted));
-        self.templates
-            .render(&module.template(&module.discover), &Value::Object(context))
+        context
+    }
+
+    /// The module's inventory of related live things no manifest manages
+    /// (identities), when it has one and something is wanted here.
+    pub async fn inventory(
+        &self,
+        session: &Session,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+    ) -> Result<Vec<String>> {
+        let Some(template) = &module.inventory else {
+            return Ok(Vec::new());
+        };
+        let context = self.scope_context(module, target, database, facts);
+        if context["wanted"].as_array().is_none_or(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let script = self
+            .templates
+            .render(&module.template(template), &Value::Object(context))?;
+        let value = session
+            .query_json(&script)
+            .await
+            .with_context(|| format!("inventory of {} on {target} failed", module.kind))?;
+        Ok(value
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|row| row.get("identity").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Run one module's discovery on an open session.
@@ -561,6 +629,24 @@ impl Engine {
                             owned,
                         });
                     }
+                }
+            }
+        }
+        for (target, observation) in observations.iter().filter(|_| whole_environment) {
+            let Ok(observation) = observation else {
+                continue;
+            };
+            for ((kind, database), identities) in &observation.inventory {
+                for identity in identities {
+                    unmanaged.push(UnmanagedObject {
+                        kind: kind.clone(),
+                        target: target.clone(),
+                        identity: match database {
+                            Some(database) => format!("{database}/{identity}"),
+                            None => identity.clone(),
+                        },
+                        owned: false,
+                    });
                 }
             }
         }
@@ -673,7 +759,7 @@ impl Engine {
             let observed = candidate.filter(|row| module.row_exists(row));
             observed_items.insert(
                 item.identity.clone(),
-                diff::fingerprint(&observed_fields(module, observed)),
+                diff::fingerprint(&observed_fields(module, Some(item), observed)),
             );
             if candidate.is_none()
                 && rows_known
@@ -1046,7 +1132,7 @@ impl Engine {
             database: database.map(str::to_string),
             action: Action::Delete,
             items: vec![planned],
-            observed_fingerprint: diff::fingerprint(&observed_fields(module, Some(row))),
+            observed_fingerprint: diff::fingerprint(&observed_fields(module, None, Some(row))),
             observed_items: BTreeMap::new(),
             desired_fingerprint: diff::fingerprint(&Value::Null),
             drift: DriftStatus::Pending,
@@ -1180,8 +1266,15 @@ fn desired_items(
 }
 
 /// Observed values of every compared field of the module, in a stable
-/// order (what fingerprints cover); sensitive values only as their hash.
-fn observed_fields(module: &Module, observed: Option<&Map<String, Value>>) -> Value {
+/// order (what fingerprints cover). A sensitive value enters only as its
+/// hash; a plain secret read back from the server (a subscription's
+/// password) only as whether it matches the manifest's, since a hash of a
+/// plain password in a plan file would let anyone test guesses offline.
+fn observed_fields(
+    module: &Module,
+    item: Option<&DesiredItem>,
+    observed: Option<&Map<String, Value>>,
+) -> Value {
     let Some(observed) = observed else {
         return Value::Null;
     };
@@ -1191,10 +1284,13 @@ fn observed_fields(module: &Module, observed: Option<&Map<String, Value>>) -> Va
         .filter(|(_, rule)| rule.compare != Compare::Never)
         .map(|(field, rule)| {
             let value = observed.get(field).cloned().unwrap_or(Value::Null);
-            let value = if rule.sensitive && !value.is_null() {
-                Value::String(diff::fingerprint(&value))
-            } else {
-                value
+            let value = match (rule.sensitive, rule.compare, &value) {
+                (_, _, Value::Null) | (false, _, _) => value,
+                (true, Compare::Secret, Value::String(text)) => {
+                    let secret = item.and_then(|item| item.secrets.get(field));
+                    json!({ "matches": secret.map(|secret| secret == text) })
+                }
+                (true, _, _) => Value::String(diff::fingerprint(&value)),
             };
             (field.as_str(), value)
         })

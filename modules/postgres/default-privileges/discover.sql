@@ -15,14 +15,25 @@ SELECT json_build_array(
         FROM pg_default_acl d
         WHERE d.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = {{ spec.owner }})
           AND d.defaclobjtype = {{ type_code }}
-          AND d.defaclnamespace = {% if spec.schema is defined %}coalesce((SELECT oid FROM pg_namespace WHERE nspname = {{ spec.schema }}), 0){% else %}0{% endif %}
+          AND d.defaclnamespace = {% if spec.schema is defined %}(SELECT oid FROM pg_namespace WHERE nspname = {{ spec.schema }}){% else %}0{% endif %}
 
     ),
+    {# Database-wide defaults start from the built-in ones (PUBLIC may
+       EXECUTE functions and use types); per-schema entries add to them. #}
+    effective AS (
+{% if spec.schema is defined %}
+        SELECT e.acl FROM entry e
+{% else %}
+        SELECT coalesce((SELECT e.acl FROM entry e),
+                        acldefault({{ {"table": "r", "sequence": "s", "function": "f", "type": "T", "schema": "n"}[spec.objectType] }},
+                                   (SELECT oid FROM pg_roles WHERE rolname = {{ spec.owner }}))) AS acl
+{% endif %}
+    ),
     held AS (
-        SELECT coalesce((SELECT json_agg(a.privilege_type ORDER BY a.privilege_type)
-                         FROM entry e, aclexplode(e.acl) a, grantee g WHERE a.grantee = g.oid), '[]'::json) AS privileges,
+        SELECT coalesce((SELECT json_agg(DISTINCT a.privilege_type)
+                         FROM effective e, aclexplode(e.acl) a, grantee g WHERE a.grantee = g.oid), '[]'::json) AS privileges,
                coalesce((SELECT bool_and(a.is_grantable)
-                         FROM entry e, aclexplode(e.acl) a, grantee g WHERE a.grantee = g.oid), false) AS grantable
+                         FROM effective e, aclexplode(e.acl) a, grantee g WHERE a.grantee = g.oid), false) AS grantable
     )
     SELECT json_build_object(
         'identity', {{ item.identity }},

@@ -6,7 +6,7 @@ WITH entries AS (
            CASE d.defaclobjtype WHEN 'r' THEN 'table' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'function'
                                 WHEN 'T' THEN 'type' WHEN 'n' THEN 'schema' END AS type,
            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS role,
-           array_agg(a.privilege_type ORDER BY a.privilege_type) AS privileges,
+           array_agg(DISTINCT a.privilege_type ORDER BY a.privilege_type) AS privileges,
            bool_and(a.is_grantable) AS grantable
     FROM pg_default_acl d, aclexplode(d.defaclacl) a
     WHERE a.grantee <> d.defaclrole

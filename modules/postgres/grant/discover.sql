@@ -11,14 +11,14 @@ SELECT json_build_array(
     ),
     objects AS (
 {% if type == "database" %}
-        SELECT d.datname AS name, coalesce(d.datacl, acldefault('d', d.datdba)) AS acl
+        SELECT d.datname AS name, d.datdba AS owner, coalesce(d.datacl, acldefault('d', d.datdba)) AS acl
         FROM pg_database d WHERE d.datname = current_database()
 {% elif type == "schema" %}
-        SELECT n.nspname AS name, coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl
+        SELECT n.nspname AS name, n.nspowner AS owner, coalesce(n.nspacl, acldefault('n', n.nspowner)) AS acl
         FROM pg_namespace n
         WHERE {% if spec.objects %}n.nspname IN ({{ spec.objects|literal_list }}){% else %}false{% endif %}
 {% elif type in ["table", "sequence"] %}
-        SELECT c.relname AS name,
+        SELECT c.relname AS name, c.relowner AS owner,
                coalesce(c.relacl, acldefault({{ "s" if type == "sequence" else "r" }}, c.relowner)) AS acl
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = {{ spec.schema }}
@@ -27,7 +27,7 @@ SELECT json_build_array(
           AND c.relname IN ({{ spec.objects|literal_list }})
 {% endif %}
 {% else %}
-        SELECT NULL::name AS name, NULL::aclitem[] AS acl WHERE false
+        SELECT NULL::name AS name, NULL::oid AS owner, NULL::aclitem[] AS acl WHERE false
 {% endif %}
     ),
     held AS (
@@ -36,14 +36,18 @@ SELECT json_build_array(
                          FROM aclexplode(o.acl) a, grantee g WHERE a.grantee = g.oid), '[]'::json) AS privileges,
                coalesce((SELECT bool_and(a.is_grantable)
                          FROM aclexplode(o.acl) a, grantee g WHERE a.grantee = g.oid), false) AS grantable
-        FROM objects o
+        {# An owner's privileges are the owner's business: objects the
+           grantee owns are outside every grant's scope. #}
+        FROM objects o, grantee g
+        WHERE o.owner IS DISTINCT FROM g.oid
     )
     SELECT json_build_object(
         'identity', {{ item.identity }},
         'unsupported', {{ type not in ["database", "schema", "table", "sequence"] }},
         'acl', coalesce((SELECT json_object_agg(h.name, h.privileges) FROM held h), '{}'::json),
         'privileges', coalesce((SELECT json_agg(DISTINCT p ORDER BY p) FROM held h, json_array_elements_text(h.privileges) p), '[]'::json),
-        'withGrantOption', coalesce((SELECT bool_and(h.grantable) FROM held h), false),
+        {# Nothing in scope: nothing differs, whatever the manifest asks. #}
+        'withGrantOption', coalesce((SELECT bool_and(h.grantable) FROM held h), {{ spec.withGrantOption }}),
         'missingObjects', (
 {% if type in ["schema", "table", "sequence"] and spec.objects %}
             SELECT coalesce(json_agg(wanted_name ORDER BY wanted_name), '[]'::json)

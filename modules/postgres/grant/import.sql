@@ -19,7 +19,7 @@ WITH entries AS (
 per_object AS (
     SELECT e.type, e.schema, e.object,
            CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(e.grantee) END AS role,
-           array_agg(e.privilege_type ORDER BY e.privilege_type) AS privileges,
+           array_agg(DISTINCT e.privilege_type ORDER BY e.privilege_type) AS privileges,
            bool_and(e.is_grantable) AS grantable
     FROM entries e
     WHERE e.grantee <> e.owner

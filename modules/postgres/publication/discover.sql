@@ -3,8 +3,13 @@ SELECT coalesce(json_agg(row_to_json(publications) ORDER BY publications.identit
 FROM (
     SELECT p.pubname AS identity,
            p.puballtables AS "allTables",
-           coalesce((SELECT json_agg(t.schemaname || '.' || t.tablename ORDER BY t.schemaname, t.tablename)
-                     FROM pg_publication_tables t WHERE t.pubname = p.pubname), '[]'::json) AS tables,
+           {# The tables named in the publication (not the partitions that
+              pg_publication_tables would list for a partitioned one). #}
+           coalesce((SELECT json_agg(n.nspname || '.' || c.relname ORDER BY n.nspname, c.relname)
+                     FROM pg_publication_rel r
+                     JOIN pg_class c ON c.oid = r.prrelid
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE r.prpubid = p.oid), '[]'::json) AS tables,
            (SELECT json_agg(operation ORDER BY operation) FROM (
                 SELECT 'insert' AS operation WHERE p.pubinsert
                 UNION ALL SELECT 'update' WHERE p.pubupdate

@@ -12,6 +12,9 @@ FROM (
 {% endif %}
            s.temporary,
            s.active,
-           pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)) AS "retainedWal"
+           {# On a standby the current position is the last replayed one. #}
+           pg_size_pretty(pg_wal_lsn_diff(
+               CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
+               s.restart_lsn)) AS "retainedWal"
     FROM pg_replication_slots s
 ) slots

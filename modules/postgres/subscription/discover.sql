@@ -6,22 +6,28 @@ FROM (
     SELECT s.subname AS identity,
            json_strip_nulls(json_build_object(
                'host', parts.host,
-               'port', parts.port::int,
+               'port', CASE WHEN parts.port ~ '^[0-9]{1,5}$' THEN parts.port::int END,
                'database', parts.dbname,
                'user', parts.username,
                'sslMode', parts.sslmode
            )) AS publisher,
            parts.password,
+           {{ is_superuser }} AS "passwordReadable",
            to_json(s.subpublications) AS publications,
            s.subenabled AS enabled,
            marked.comment,
            marked.owned
     FROM pg_subscription s
     CROSS JOIN LATERAL (
+{% if is_superuser %}
         SELECT {% for key, column in [("host", "host"), ("port", "port"), ("dbname", "dbname"), ("user", "username"), ("sslmode", "sslmode"), ("password", "password")] %}
                regexp_replace((regexp_match(s.subconninfo, {{ "(?:^| )" ~ key ~ "='((?:[^'\\\\]|\\\\.)*)'" }}))[1], '\\(.)', '\1', 'g') AS {{ column|ident }}{% if not loop.last %},{% endif %}
 
                {% endfor %}
+{% else %}
+        {# The connection string is readable by superusers only. #}
+        SELECT NULL AS host, NULL AS port, NULL AS dbname, NULL AS username, NULL AS sslmode, NULL AS password
+{% endif %}
     ) parts
     CROSS JOIN LATERAL (SELECT obj_description(s.oid, 'pg_subscription') AS text) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
