@@ -219,16 +219,7 @@ impl Templates {
 
     /// Evaluate a module's expression that yields a text (an identity).
     pub fn evaluate_text(&self, expression: &str, context: &serde_json::Value) -> Result<String> {
-        let compiled = self
-            .environment
-            .compile_expression(expression)
-            .map_err(|error| anyhow!("{}", describe_error(&error)))
-            .with_context(|| format!("cannot compile the expression `{expression}`"))?;
-        let value = compiled
-            .eval(Value::from(Serde(context)))
-            .map_err(|error| anyhow!("{}", describe_error(&error)))
-            .with_context(|| format!("cannot evaluate `{expression}`"))?;
-        Ok(value.to_string())
+        Ok(self.evaluate(expression, context)?.to_string())
     }
 
     /// Evaluate a module's expression (a `risks` condition) against `context`.
@@ -237,16 +228,19 @@ impl Templates {
         expression: &str,
         context: &serde_json::Value,
     ) -> Result<bool> {
+        Ok(self.evaluate(expression, context)?.is_true())
+    }
+
+    fn evaluate(&self, expression: &str, context: &serde_json::Value) -> Result<Value> {
         let compiled = self
             .environment
             .compile_expression(expression)
             .map_err(|error| anyhow!("{}", describe_error(&error)))
             .with_context(|| format!("cannot compile the expression `{expression}`"))?;
-        let value = compiled
+        compiled
             .eval(Value::from(Serde(context)))
             .map_err(|error| anyhow!("{}", describe_error(&error)))
-            .with_context(|| format!("cannot evaluate `{expression}`"))?;
-        Ok(value.is_true())
+            .with_context(|| format!("cannot evaluate `{expression}`"))
     }
 }
 

@@ -524,19 +524,14 @@ impl Engine {
         let script = self
             .templates
             .render(&module.template(template), &Value::Object(context))?;
-        let value = session
-            .query_json(&script)
+        let rows = query_rows(session, &script)
             .await
             .with_context(|| format!("inventory of {} on {target} failed", module.kind))?;
-        Ok(value
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|row| row.get("identity").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.get("identity").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Run one module's discovery on an open session.
@@ -547,23 +542,15 @@ impl Engine {
         target: &str,
         database: Option<&str>,
         facts: &Map<String, Value>,
-    ) -> Result<Vec<Map<String, Value>>> {
+    ) -> Result<Vec<Row>> {
         let script = self.discovery_script(module, target, database, facts)?;
         let place = match database {
             Some(database) => format!("{target}, database {database}"),
             None => target.to_string(),
         };
-        let value = session
-            .query_json(&script)
+        query_rows(session, &script)
             .await
-            .with_context(|| format!("discovery of {} on {place} failed", module.kind))?;
-        let rows = value
-            .as_array()
-            .with_context(|| format!("discovery of {} did not return a JSON list", module.kind))?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| row.as_object().cloned())
-            .collect())
+            .with_context(|| format!("discovery of {} on {place} failed", module.kind))
     }
 
     /// The plan for `observations`. Pure.
@@ -1142,6 +1129,19 @@ impl Engine {
             prune: true,
         }
     }
+}
+
+/// Run a query returning a JSON list of objects (discovery, inventory,
+/// import); anything else in the list is ignored.
+pub async fn query_rows(session: &Session, script: &str) -> Result<Vec<Row>> {
+    let value = session.query_json(script).await?;
+    let rows = value
+        .as_array()
+        .context("the query did not return a JSON list")?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.as_object().cloned())
+        .collect())
 }
 
 /// A stand-in desired resource for an owned object that left the manifests;

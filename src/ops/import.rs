@@ -190,18 +190,9 @@ async fn run_import(
     let script = engine
         .templates
         .render(&module.template(template), &Value::Object(context))?;
-    let value = session
-        .query_json(&script)
+    crate::ops::engine::query_rows(session, &script)
         .await
-        .with_context(|| format!("reading {} for import", module.kind))?;
-    Ok(value
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|row| row.as_object().cloned())
-                .collect()
-        })
-        .unwrap_or_default())
+        .with_context(|| format!("reading {} for import", module.kind))
 }
 
 /// The files to write: one per kind, objects in a stable order, each with a
