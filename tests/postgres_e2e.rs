@@ -1548,14 +1548,17 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
         "shop",
         "INSERT INTO public.orders VALUES (2, 'after'), (3, 'also after')",
     );
+    // Bounded, but generous: the whole suite's servers share two cores.
     assert!(
         subscriber.wait_for_on(
             "shop",
             "SELECT count(*) FROM public.orders",
             "3",
-            Duration::from_secs(30)
+            Duration::from_secs(90)
         ),
-        "rows inserted on the publisher never arrived on the subscriber"
+        "rows inserted on the publisher never arrived on the subscriber: {} / {}",
+        subscriber.psql_on("shop", "SELECT count(*) FROM public.orders"),
+        subscriber.psql("SELECT string_agg(subname || ' ' || coalesce(pid::text, 'no worker') || ' ' || coalesce(latest_end_lsn::text, ''), '; ') FROM pg_stat_subscription")
     );
     assert_eq!(
         publisher.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'standby_1'"),
