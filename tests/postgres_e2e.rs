@@ -1586,3 +1586,101 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
         "t"
     );
 }
+
+#[test]
+fn hostile_identifiers_in_every_database_module() {
+    let owner = "own'er\"; DROP ROLE postgres; --";
+    let grantee = "数据库 reader; --";
+    let schema_name = "sch\"ema; DROP SCHEMA public; --";
+    let publication = "pub'; DROP PUBLICATION x; --";
+    let quoted = |text: &str| serde_json::to_string(text).unwrap();
+    let manifests = [
+        role("owner", &format!("  name: {}\n", quoted(owner))),
+        role("reader", &format!("  name: {}\n", quoted(grantee))),
+        membership("reader-in-owner", &format!("  role: {}\n  group: {}\n", quoted(grantee), quoted(owner))),
+        database("appdb", &format!("  owner: {}\n", quoted(owner))),
+        schema("odd", &format!("  database: appdb\n  name: {}\n  owner: {}\n", quoted(schema_name), quoted(owner))),
+        extension("crypto", &format!("  database: appdb\n  name: pgcrypto\n  schema: {}\n", quoted(schema_name))),
+        grant("odd-schema", &format!("  role: {}\n  objectType: schema\n  objects: [{}]\n  privileges: [USAGE]\n", quoted(grantee), quoted(schema_name))),
+        grant("odd-tables", &format!("  role: {}\n  objectType: table\n  schema: {}\n  privileges: [SELECT]\n", quoted(grantee), quoted(schema_name))),
+        default_privileges("odd-defaults", &format!("  owner: {}\n  schema: {}\n  objectType: table\n  role: {}\n  privileges: [SELECT]\n", quoted(owner), quoted(schema_name), quoted(grantee))),
+        format!("---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: odd-publication}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n  name: {}\n  operations: [insert]\n  comment: {}\n", quoted(publication), quoted(owner)),
+    ]
+    .concat();
+    let server = PostgresServer::start_with(&["wal_level=logical"]);
+    let fleet = Fleet::with_connection(server, "", &manifests);
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let check = |sql: String, expected: &str| {
+        assert_eq!(fleet.server.psql_on("appdb", &sql), expected, "{sql}")
+    };
+    check(
+        format!(
+            "SELECT pg_has_role({}, {}, 'MEMBER')",
+            literal(grantee),
+            literal(owner)
+        ),
+        "t",
+    );
+    check(
+        format!(
+            "SELECT pg_get_userbyid(nspowner) = {} FROM pg_namespace WHERE nspname = {}",
+            literal(owner),
+            literal(schema_name)
+        ),
+        "t",
+    );
+    check(
+        format!(
+            "SELECT n.nspname = {} FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto'",
+            literal(schema_name)
+        ),
+        "t",
+    );
+    check(
+        format!(
+            "SELECT has_schema_privilege({}, (SELECT oid FROM pg_namespace WHERE nspname = {}), 'USAGE')",
+            literal(grantee),
+            literal(schema_name)
+        ),
+        "t",
+    );
+    check(
+        format!(
+            "SELECT count(*) FROM pg_publication WHERE pubname = {}",
+            literal(publication)
+        ),
+        "1",
+    );
+    // A table the owner creates later reaches the grantee through the default privileges.
+    fleet.server.psql_on(
+        "appdb",
+        &format!(
+            "SET ROLE \"{}\"; CREATE TABLE \"{}\".t (id int)",
+            owner.replace('"', "\"\""),
+            schema_name.replace('"', "\"\"")
+        ),
+    );
+    check(
+        format!(
+            "SELECT has_table_privilege({}, (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relname = 't'), 'SELECT')",
+            literal(grantee),
+            literal(schema_name)
+        ),
+        "t",
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"),
+        "1"
+    );
+    assert_eq!(
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'"
+        ),
+        "1"
+    );
+    fleet.expect(&["plan"], 0);
+}
