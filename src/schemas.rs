@@ -86,6 +86,9 @@ pub enum Annotation {
     /// The string is the real name of an object that a resource of this kind
     /// on the same target may create: if there is one, it must come first.
     Implies(String),
+    /// The same, with the object on any target (a subscription names a
+    /// publication on another instance): `x-fleetform-implies-anywhere`.
+    ImpliesAnywhere(String),
     /// The string is a five-field cron expression.
     Cron,
 }
@@ -446,6 +449,9 @@ impl SchemaCatalog {
         }
         if let Some(Value::String(kind)) = map.get("x-fleetform-implies") {
             push(Annotation::Implies(kind.clone()));
+        }
+        if let Some(Value::String(kind)) = map.get("x-fleetform-implies-anywhere") {
+            push(Annotation::ImpliesAnywhere(kind.clone()));
         }
         if map.get("format").and_then(Value::as_str) == Some("cron") {
             push(Annotation::Cron);

@@ -1536,6 +1536,15 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
         );
         (output.status.code().unwrap_or(-1), text)
     };
+    // The subscription waits for the publication on the other instance.
+    let (code, graph) = run(&["graph"]);
+    assert_eq!(code, 0, "{graph}");
+    assert!(
+        graph.contains(
+            "/spec/publications/0 `orders` is managed by PostgresPublication/orders@pg-pub"
+        ),
+        "{graph}"
+    );
     let (code, plan) = run(&["plan"]);
     assert_eq!(code, 2, "{plan}");
     assert!(plan.contains("password='(sensitive)'"), "{plan}");
@@ -1556,9 +1565,10 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
             "3",
             Duration::from_secs(90)
         ),
-        "rows inserted on the publisher never arrived on the subscriber: {} / {}",
+        "rows inserted on the publisher never arrived on the subscriber: {} / {}\n{}",
         subscriber.psql_on("shop", "SELECT count(*) FROM public.orders"),
-        subscriber.psql("SELECT string_agg(subname || ' ' || coalesce(pid::text, 'no worker') || ' ' || coalesce(latest_end_lsn::text, ''), '; ') FROM pg_stat_subscription")
+        subscriber.psql("SELECT string_agg(subname || ' ' || coalesce(pid::text, 'no worker') || ' ' || coalesce(latest_end_lsn::text, ''), '; ') FROM pg_stat_subscription"),
+        subscriber.log_tail(30) + "\n--- publisher ---\n" + &publisher.log_tail(30)
     );
     assert_eq!(
         publisher.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'standby_1'"),

@@ -272,12 +272,15 @@ pub async fn apply(
         .map(|outcome| (outcome.address.clone(), outcome.outcome))
         .collect();
     // A resource that cannot be planned (a secret that cannot be read, a fixed
-    // field) counts as failed: what depends on it is skipped.
+    // field) counts as failed: what depends on it is skipped. Only on the
+    // targets this apply read again: the others have nothing to do here and
+    // were not discovered.
     for change in &fresh.resource_changes {
-        if change
-            .blocked
-            .as_ref()
-            .is_some_and(|blocked| blocked.is_error())
+        if observations.contains_key(&change.target)
+            && change
+                .blocked
+                .as_ref()
+                .is_some_and(|blocked| blocked.is_error())
         {
             finished
                 .entry(change.address.clone())

@@ -343,31 +343,12 @@ impl Engine {
         let started = std::time::Instant::now();
         let session = endpoint.connect(None).await?;
         let folder = endpoint.template_folder();
-        let facts = session
-            .query_json(
-                &self
-                    .templates
-                    .render(&format!("{folder}/server.sql"), &json!({}))?,
-            )
-            .await
-            .with_context(|| format!("cannot read the server facts of {}", endpoint.describe()))?;
-        let facts = facts.as_object().cloned().unwrap_or_default();
+        let facts = self.server_facts(endpoint, &session).await?;
+        let existing = databases_of(&facts);
         let mut observation = TargetObservation {
             facts,
             ..TargetObservation::default()
         };
-        let existing: BTreeSet<String> = observation
-            .facts
-            .get("databases")
-            .and_then(Value::as_array)
-            .map(|names| {
-                names
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
         for (module, database) in self.modules_for(target, &existing) {
             let (rows, inventory) = match &database {
@@ -532,6 +513,23 @@ impl Engine {
             .filter_map(|row| row.get("identity").and_then(Value::as_str))
             .map(str::to_string)
             .collect())
+    }
+
+    /// What every template may know about the server (`templates/<engine>/server.sql`).
+    pub async fn server_facts(
+        &self,
+        endpoint: &Endpoint,
+        session: &Session,
+    ) -> Result<Map<String, Value>> {
+        let script = self.templates.render(
+            &format!("{}/server.sql", endpoint.template_folder()),
+            &json!({}),
+        )?;
+        let facts = session
+            .query_json(&script)
+            .await
+            .with_context(|| format!("cannot read the server facts of {}", endpoint.describe()))?;
+        Ok(facts.as_object().cloned().unwrap_or_default())
     }
 
     /// Run one module's discovery on an open session.
@@ -1129,6 +1127,21 @@ impl Engine {
             prune: true,
         }
     }
+}
+
+/// The databases that accept connections, from the server facts.
+pub fn databases_of(facts: &Map<String, Value>) -> BTreeSet<String> {
+    facts
+        .get("databases")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Run a query returning a JSON list of objects (discovery, inventory,

@@ -135,6 +135,26 @@ pub fn build(
                         );
                     }
                 }
+                Annotation::ImpliesAnywhere(kind) => {
+                    let wanted = real_name_key_for_kind(kind, name);
+                    let mut candidates: Vec<usize> = by_real_name
+                        .iter()
+                        .filter(|((candidate_kind, _, candidate_name), _)| {
+                            *candidate_kind == kind.as_str() && *candidate_name == wanted
+                        })
+                        .flat_map(|(_, indexes)| indexes.iter().copied())
+                        .collect();
+                    candidates.sort_unstable();
+                    for candidate in candidates {
+                        add(
+                            candidate,
+                            format!(
+                                "{pointer} `{name}` is managed by {}",
+                                resources[candidate].address
+                            ),
+                        );
+                    }
+                }
                 Annotation::Cron => {}
             }
         }

@@ -47,26 +47,8 @@ pub async fn read_instance(
         }
     }
     let session = endpoint.connect(None).await?;
-    let folder = endpoint.template_folder();
-    let facts = session
-        .query_json(
-            &engine
-                .templates
-                .render(&format!("{folder}/server.sql"), &json!({}))?,
-        )
-        .await?;
-    let facts = facts.as_object().cloned().unwrap_or_default();
-    let databases: Vec<String> = facts
-        .get("databases")
-        .and_then(Value::as_array)
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let facts = engine.server_facts(endpoint, &session).await?;
+    let databases = crate::ops::engine::databases_of(&facts);
     let mut objects = Vec::new();
     for module in engine
         .modules

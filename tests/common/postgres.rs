@@ -161,6 +161,13 @@ impl PostgresServer {
         panic!("PostgreSQL did not start:\n{log}");
     }
 
+    /// The end of the server's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.directory.path().join("log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     pub fn data_directory(&self) -> PathBuf {
         self.directory.path().join("data")
     }
