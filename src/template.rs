@@ -442,11 +442,6 @@ pub fn trusted_sql(code: String) -> serde_json::Value {
     serde_json::json!({ TRUSTED_SQL_KEY: code })
 }
 
-/// A value shown in place of a secret: printed as is, never quoted.
-pub fn sensitive_placeholder() -> serde_json::Value {
-    serde_json::Value::String(SENSITIVE_TOKEN.to_string())
-}
-
 /// Secret placeholders travel through JSON contexts as this token; the
 /// renderer for people turns it into `(sensitive)` after rendering.
 pub const SENSITIVE_TOKEN: &str = "\u{1}fleetform-sensitive\u{1}";

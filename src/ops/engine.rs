@@ -351,43 +351,29 @@ impl Engine {
         };
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
         for (module, database) in self.modules_for(target, &existing) {
-            let (rows, inventory) = match &database {
-                None => (
-                    self.discover_module(&session, module, target, None, &observation.facts)
-                        .await?,
-                    self.inventory(&session, module, target, None, &observation.facts)
-                        .await?,
-                ),
-                // A database that does not exist yet (apply creates it first)
-                // holds nothing; its rows stay unknown (no entry).
-                Some(name) if !existing.contains(name) => continue,
-                Some(name) => {
-                    if !database_sessions.contains_key(name) {
-                        let opened = endpoint.connect(Some(name)).await?;
-                        database_sessions.insert(name.clone(), opened);
-                    }
-                    let database_session = &database_sessions[name];
-                    let rows = self
-                        .discover_module(
-                            database_session,
-                            module,
-                            target,
-                            Some(name),
-                            &observation.facts,
-                        )
-                        .await?;
-                    let inventory = self
-                        .inventory(
-                            database_session,
-                            module,
-                            target,
-                            Some(name),
-                            &observation.facts,
-                        )
-                        .await?;
-                    (rows, inventory)
+            // The maintenance session for instance-wide kinds, one session per
+            // database for the others. A database that does not exist yet
+            // (apply creates it first) holds nothing: its rows stay unknown.
+            if let Some(name) = &database {
+                if !existing.contains(name) {
+                    continue;
                 }
+                if !database_sessions.contains_key(name) {
+                    let opened = endpoint.connect(Some(name)).await?;
+                    database_sessions.insert(name.clone(), opened);
+                }
+            }
+            let scope_session = match &database {
+                Some(name) => &database_sessions[name],
+                None => &session,
             };
+            let place = database.as_deref();
+            let rows = self
+                .discover_module(scope_session, module, target, place, &observation.facts)
+                .await?;
+            let inventory = self
+                .inventory(scope_session, module, target, place, &observation.facts)
+                .await?;
             if !inventory.is_empty() {
                 observation
                     .inventory
