@@ -202,6 +202,10 @@ pub struct CheckRule {
     /// does not exist yet) and the server facts: true refuses.
     pub refuse: String,
     pub message: String,
+    /// An expression over the same context whose value follows the message
+    /// (the objects that are missing).
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// When converging a resource leaves it waiting for the instance to restart.

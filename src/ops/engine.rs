@@ -724,7 +724,13 @@ impl Engine {
                     .evaluate_condition(&check.refuse, &context)
                     .unwrap_or(false)
                 {
-                    unknown.push(format!("{} {}", item.identity, check.message));
+                    let detail = check
+                        .detail
+                        .as_ref()
+                        .and_then(|detail| self.templates.evaluate_text(detail, &context).ok())
+                        .map(|detail| format!(": {detail}"))
+                        .unwrap_or_default();
+                    unknown.push(format!("{} {}{detail}", item.identity, check.message));
                 }
             }
             let observed = candidate.filter(|row| module.row_exists(row));

@@ -3,7 +3,7 @@
    share them. Owners' own privileges are implicit and left out, and so are
    objects whose ACL was never set (they hold the built-in defaults). #}
 WITH entries AS (
-    SELECT 'database' AS type, NULL::name AS schema, d.datname AS object, d.datdba AS owner, a.*
+    SELECT 'database' AS type, NULL::name AS schema, d.datname::text AS object, d.datdba AS owner, a.*
     FROM pg_database d, aclexplode(d.datacl) a
     WHERE d.datname = current_database() AND d.datacl IS NOT NULL
     UNION ALL
@@ -15,6 +15,28 @@ WITH entries AS (
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
     WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
       AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    UNION ALL
+    {# Routines by signature, which names exactly one overload. #}
+    SELECT CASE WHEN p.prokind = 'p' THEN 'procedure' ELSE 'function' END, n.nspname,
+           p.proname || '(' || oidvectortypes(p.proargtypes) || ')', p.proowner, a.*
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(p.proacl) a
+    WHERE p.proacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    UNION ALL
+    SELECT 'type', n.nspname, t.typname, t.typowner, a.*
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace, aclexplode(t.typacl) a
+    WHERE t.typacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    UNION ALL
+    SELECT 'language', NULL, l.lanname, l.lanowner, a.*
+    FROM pg_language l, aclexplode(l.lanacl) a
+    WHERE l.lanacl IS NOT NULL
+    UNION ALL
+    SELECT 'foreignDataWrapper', NULL, w.fdwname, w.fdwowner, a.*
+    FROM pg_foreign_data_wrapper w, aclexplode(w.fdwacl) a
+    WHERE w.fdwacl IS NOT NULL
+    UNION ALL
+    SELECT 'foreignServer', NULL, s.srvname, s.srvowner, a.*
+    FROM pg_foreign_server s, aclexplode(s.srvacl) a
+    WHERE s.srvacl IS NOT NULL
 ),
 per_object AS (
     SELECT e.type, e.schema, e.object,

@@ -8,14 +8,33 @@
 {% set wanted_privileges = observed.allPrivileges if "ALL" in desired.privileges else desired.privileges %}
 {% set grantee %}{% if spec.role == "PUBLIC" %}PUBLIC{% else %}{{ spec.role|ident }}{% endif %}{% endset %}
 {% for object, held in observed.acl|items %}
-{% if spec.objectType == "database" %}
-{% set target_object %}DATABASE {{ object|ident }}{% endset %}
-{% elif spec.objectType == "schema" %}
-{% set target_object %}SCHEMA {{ object|ident }}{% endset %}
-{% elif spec.objectType == "sequence" %}
-{% set target_object %}SEQUENCE {{ spec.schema|ident }}.{{ object|ident }}{% endset %}
-{% else %}
+{% set type = spec.objectType %}
+{% if type in ["function", "procedure", "routine"] %}
+{% set signature = observed.signatures[object] %}
+{% set keyword %}{% if type == "function" %}FUNCTION{% elif type == "procedure" %}PROCEDURE{% else %}ROUTINE{% endif %}{% endset %}
+{% set target_object %}{{ keyword }} {{ spec.schema|ident }}.{{ signature.name|ident }}({% for argument in signature.arguments %}{{ argument[0]|ident }}.{{ argument[1]|ident }}{% if not loop.last %}, {% endif %}{% endfor %}){% endset %}
+{% elif type == "table" %}
 {% set target_object %}TABLE {{ spec.schema|ident }}.{{ object|ident }}{% endset %}
+{% elif type == "sequence" %}
+{% set target_object %}SEQUENCE {{ spec.schema|ident }}.{{ object|ident }}{% endset %}
+{% elif type == "type" %}
+{% set target_object %}TYPE {{ spec.schema|ident }}.{{ object|ident }}{% endset %}
+{% elif type == "database" %}
+{% set target_object %}DATABASE {{ object|ident }}{% endset %}
+{% elif type == "schema" %}
+{% set target_object %}SCHEMA {{ object|ident }}{% endset %}
+{% elif type == "language" %}
+{% set target_object %}LANGUAGE {{ object|ident }}{% endset %}
+{% elif type == "foreignDataWrapper" %}
+{% set target_object %}FOREIGN DATA WRAPPER {{ object|ident }}{% endset %}
+{% elif type == "foreignServer" %}
+{% set target_object %}FOREIGN SERVER {{ object|ident }}{% endset %}
+{% elif type == "largeObject" %}
+{% set target_object %}LARGE OBJECT {{ object|int }}{% endset %}
+{% elif type == "parameter" %}
+{% set target_object %}PARAMETER {{ object|ident_path }}{% endset %}
+{% elif type == "tablespace" %}
+{% set target_object %}TABLESPACE {{ object|ident }}{% endset %}
 {% endif %}
 {% set missing = wanted_privileges|reject("in", held)|list %}
 {% set extra = held|reject("in", wanted_privileges)|list %}

@@ -8,3 +8,5 @@ FROM pg_namespace n
 CROSS JOIN LATERAL (SELECT obj_description(n.oid, 'pg_namespace') AS text) described
 CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
 WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+      -- fleetform's own ledger (templates/postgres/ledger/prepare.sql)
+      AND NOT (n.nspname = 'fleetform' AND obj_description(n.oid, 'pg_namespace') LIKE 'fleetform ledger:%')
