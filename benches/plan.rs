@@ -159,11 +159,11 @@ fn main() {
                 // The bench fleet has instance-wide kinds only: every query runs
                 // on the maintenance database.
                 let queries = engine
-                    .modules_for(&target, &Default::default())
+                    .modules_for(&target, &Default::default(), &[])
                     .into_iter()
                     .map(|(module, database)| {
                         engine
-                            .discovery_script(module, &target, database.as_deref(), &facts)
+                            .discovery_script(module, &target, database.as_deref(), &facts, &[])
                             .unwrap()
                     })
                     .collect();

@@ -218,11 +218,22 @@ pub struct RestartRule {
     pub allowed: String,
 }
 
+/// How fleetform knows which live objects it created, so that `--prune`
+/// deletes only those: a marker on the object (`field`), or for objects
+/// that cannot carry one (grants, memberships, slots) its ledger (`ledger`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Ownership {
     /// The boolean field of each discovered row that says fleetform created it.
-    pub field: String,
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Owned: what the ledger's last converged entry of a resource says was
+    /// applied. A resource that left the manifests is discovered with the
+    /// spec recorded then, and pruned while its delete template renders
+    /// something to do (it sees `others`, the specs of the manifests'
+    /// resources of the kind in the same place, and leaves theirs alone).
+    #[serde(default)]
+    pub ledger: bool,
     /// Deletions of this kind run in increasing `pruneOrder` across kinds
     /// (databases before the roles that own them).
     #[serde(default)]
@@ -429,6 +440,17 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
             bail!("field {name} is not changed in place: give the `reason` the plan shows");
         }
         fields.push((name, rule));
+    }
+    if let Some(ownership) = &file.ownership {
+        match (&ownership.field, ownership.ledger) {
+            (Some(_), true) | (None, false) => {
+                bail!("ownership needs either `field` (a marker on the object) or `ledger: true`")
+            }
+            _ => {}
+        }
+        if file.actions.delete.is_none() {
+            bail!("a module with ownership needs a delete action to prune with");
+        }
     }
     let module = Module {
         kind: file.kind,

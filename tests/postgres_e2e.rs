@@ -615,6 +615,109 @@ fn prune_deletes_only_what_fleetform_created() {
 }
 
 #[test]
+fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() {
+    let slot = |name: &str| {
+        format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresReplicationSlot\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n  type: physical\n"
+        )
+    };
+    let kept = [
+        role("owner", "  name: app_owner\n"),
+        role("reader", ""),
+        role("writer", ""),
+        database("appdb", "  owner: app_owner\n"),
+    ]
+    .concat();
+    let functions = |name: &str| {
+        grant(
+            name,
+            "  role: reader\n  objectType: function\n  schema: app\n  objects: [total]\n  privileges: [EXECUTE]\n",
+        )
+    };
+    let dropped = [
+        grant("reader-tables", "  role: reader\n  objectType: table\n  schema: app\n  privileges: [SELECT, INSERT]\n"),
+        grant("public-connect", "  role: PUBLIC\n  objectType: database\n  privileges: [CONNECT]\n"),
+        default_privileges("reader-future", "  owner: app_owner\n  role: reader\n  objectType: table\n  schema: app\n  privileges: [SELECT]\n"),
+        membership("writer-in-reader", "  group: reader\n  role: writer\n"),
+        slot("standby_1"),
+    ]
+    .concat();
+    let fleet = Fleet::new(&(kept.clone() + &dropped + &functions("reader-functions")));
+    fleet.expect(
+        &[
+            "apply",
+            "--auto-approve",
+            "--target",
+            "PostgresDatabase/appdb",
+        ],
+        0,
+    );
+    fleet.server.psql_on(
+        "appdb",
+        "CREATE SCHEMA app AUTHORIZATION app_owner;
+         CREATE TABLE app.t1 (id int); ALTER TABLE app.t1 OWNER TO app_owner;
+         CREATE FUNCTION app.total(int) RETURNS int LANGUAGE sql AS 'SELECT 1';",
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let state = || {
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT has_table_privilege('reader', 'app.t1', 'INSERT'),
+                    has_table_privilege('writer', 'app.t1', 'UPDATE'),
+                    has_database_privilege('public', 'appdb', 'TEMPORARY'),
+                    pg_has_role('writer', 'reader', 'MEMBER'),
+                    (SELECT count(*) FROM pg_default_acl),
+                    (SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots),
+                    has_function_privilege('reader', 'app.total(int)', 'EXECUTE')",
+        )
+    };
+    // PUBLIC keeps only CONNECT on appdb: TEMPORARY was revoked.
+    assert_eq!(state(), "t|f|f|t|1|standby_1|t");
+    // Made by hand: not fleetform's, whatever the manifests say later.
+    fleet
+        .server
+        .psql_on("appdb", "GRANT UPDATE ON app.t1 TO writer");
+    fleet
+        .server
+        .psql("SELECT pg_create_physical_replication_slot('handmade')");
+
+    // The resources leave the manifests; the function grant only changes its name.
+    fleet.write(&(kept.clone() + &functions("reader-routines")));
+    let listed = fleet.expect(&["plan"], 0);
+    for owned in [
+        "PostgresGrant appdb/reader-tables@pg-test (created by fleetform: deleted only with --prune)",
+        "PostgresRoleMembership reader > writer@pg-test (created by fleetform: deleted only with --prune)",
+        "PostgresReplicationSlot standby_1@pg-test (created by fleetform: deleted only with --prune)",
+    ] {
+        assert!(listed.contains(owned), "{owned} not listed:\n{listed}");
+    }
+    assert!(!listed.contains("reader-functions"), "{listed}");
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    for statement in [
+        "REVOKE INSERT, SELECT ON TABLE \"app\".\"t1\" FROM \"reader\";",
+        // PUBLIC returns to the built-in defaults.
+        "GRANT TEMPORARY ON DATABASE \"appdb\" TO PUBLIC;",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE \"app_owner\" IN SCHEMA \"app\" REVOKE SELECT ON TABLES FROM \"reader\";",
+        "REVOKE \"reader\" FROM \"writer\";",
+        "SELECT pg_drop_replication_slot('standby_1');",
+    ] {
+        assert!(pruned.contains(statement), "{statement} missing:\n{pruned}");
+    }
+    // The grant that changed its name is the new one's now; the hand-made
+    // privilege and slot are nobody's.
+    assert!(!pruned.contains("FUNCTION"), "{pruned}");
+    assert!(!pruned.contains("UPDATE"), "{pruned}");
+    // Listed once, as the prune, not also as someone else's privilege.
+    assert!(!pruned.contains("appdb/reader: INSERT, SELECT"), "{pruned}");
+    assert!(!pruned.contains("handmade"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(state(), "f|t|t|f|0|handmade|t");
+    // Pruned is recorded: nothing is left to prune, and nothing is listed as fleetform's.
+    let after = fleet.expect(&["plan", "--prune"], 0);
+    assert!(!after.contains("created by fleetform"), "{after}");
+}
+
+#[test]
 fn hostile_names_are_created_verbatim_and_change_nothing_else() {
     let hostile = [
         "x\"; DROP ROLE postgres; --",
@@ -1603,8 +1706,15 @@ fn an_imported_server_plans_nothing() {
     let roles = std::fs::read_to_string(directory.join("postgres-role.yaml")).unwrap();
     assert!(roles.contains("Passwords are never read"), "{roles}");
     let grants = std::fs::read_to_string(directory.join("postgres-grant.yaml")).unwrap();
-    for routine in ["total(integer, date)", "total(integer[])", "objectType: type"] {
-        assert!(grants.contains(routine), "{routine} not imported:\n{grants}");
+    for routine in [
+        "total(integer, date)",
+        "total(integer[])",
+        "objectType: type",
+    ] {
+        assert!(
+            grants.contains(routine),
+            "{routine} not imported:\n{grants}"
+        );
     }
     // The manifests are valid, and describe the server exactly.
     fleet.expect(&["validate"], 0);

@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 
 use crate::connector::Session;
 use crate::model::plan::{Action, Plan, ResourceChange};
-use crate::ops::engine::{
-    DesiredResource, Engine, Observations, TargetObservation, find_row, prune_resource,
-};
+use crate::ops::engine::{DesiredResource, Engine, Observations, TargetObservation, find_row};
 use crate::output::Output;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -217,19 +215,14 @@ pub async fn apply(
             continue;
         }
         let module = engine.modules.get(&change.kind);
-        let resource = match (change.prune, module, position.get(change.address.as_str())) {
-            (true, Some(module), _) => prune_resource(
-                module,
-                &change.target,
-                change.database.as_deref(),
-                &change
-                    .items
-                    .first()
-                    .map(|item| item.identity.clone())
-                    .unwrap_or_default(),
-            ),
-            (false, Some(_), Some(index)) => engine.resources[*index].clone(),
-            _ => {
+        let subject = match (change.prune, module, position.get(change.address.as_str())) {
+            (true, Some(_), _) => engine.prune_subject(current, &observations),
+            (false, Some(_), Some(index)) => Some(engine.resources[*index].clone()),
+            _ => None,
+        };
+        let resource = match subject {
+            Some(resource) => resource,
+            None => {
                 report.outcomes.push(settle(
                     Outcome::Refused,
                     "not a resource of these manifests".into(),
@@ -545,12 +538,26 @@ async fn converge(
             &work.resource.target,
             work.resource.database.as_deref(),
             facts,
+            engine.discovery_extra(&work.resource),
         )
         .await?;
+    let to_prune: BTreeSet<&str> = if work.approved.prune {
+        engine
+            .prune_remaining(module, &work.resource, &rows, facts)
+            .into_iter()
+            .map(|item| item.identity.as_str())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     let mut changed_any = false;
     for item in &work.resource.items {
         let observed = find_row(&rows, &item.identity).filter(|row| module.row_exists(row));
         let item_diff = if work.approved.prune {
+            // Nothing of it left to delete (gone since the plan, or by hand).
+            if !to_prune.contains(item.identity.as_str()) {
+                continue;
+            }
             crate::ops::diff::ItemDiff {
                 action: Some(Action::Delete),
                 ..Default::default()
@@ -638,6 +645,7 @@ async fn verify(
                 &work.resource.target,
                 work.resource.database.as_deref(),
                 facts,
+                engine.discovery_extra(&work.resource),
             )
             .await?;
         let waits_for_restart = !work.approved.prune
@@ -656,12 +664,15 @@ async fn verify(
                     .is_some_and(|row| engine.restart_needed(module, row, action))
             });
         let (fingerprint, items, difference) = if work.approved.prune {
-            let identity = &work.resource.items[0].identity;
-            let still_there = find_row(&rows, identity).is_some_and(|row| module.row_exists(row));
+            let remaining: Vec<&str> = engine
+                .prune_remaining(module, &work.resource, &rows, facts)
+                .into_iter()
+                .map(|item| item.identity.as_str())
+                .collect();
             (
                 String::new(),
                 BTreeMap::new(),
-                still_there.then(|| format!("{identity} still exists")),
+                (!remaining.is_empty()).then(|| format!("{} still exists", remaining.join(", "))),
             )
         } else {
             let mut observation = TargetObservation {
@@ -844,6 +855,17 @@ async fn record_outcome(
     context.insert("commit".into(), json!(engine.settings.commit));
     context.insert("actor".into(), json!(engine.settings.actor));
     context.insert("resource".into(), json!(change.address));
+    context.insert("kind".into(), json!(change.kind));
+    context.insert("database".into(), json!(change.database));
+    // The spec applied, so that a later run can prune what the manifests
+    // dropped (ledger-owned kinds); sensitive fields only as `(sensitive)`.
+    let spec = engine
+        .resources
+        .iter()
+        .find(|resource| resource.address == change.address && !change.prune)
+        .zip(engine.modules.get(&change.kind))
+        .map(|(resource, module)| crate::ops::engine::recorded_spec(module, &resource.spec));
+    context.insert("spec".into(), json!(spec.map(|spec| spec.to_string())));
     context.insert("action".into(), json!(change.action.name()));
     context.insert("result".into(), json!(outcome.outcome.name()));
     context.insert(

@@ -92,6 +92,9 @@ pub struct TargetObservation {
     pub ledger_exists: bool,
     /// Related live things no manifest manages, per kind and database.
     pub inventory: BTreeMap<(String, Option<String>), Vec<String>>,
+    /// Resources of ledger-owned kinds that the ledger says were applied
+    /// here and that left the manifests, with the spec recorded then.
+    pub orphans: Vec<DesiredResource>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,6 +108,13 @@ pub struct LedgerEntry {
     pub commit: Option<String>,
     pub actor: Option<String>,
     pub recorded_at: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub database: Option<String>,
+    /// The spec applied (sensitive fields as `(sensitive)`).
+    #[serde(default)]
+    pub spec: Option<Value>,
 }
 
 pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;
@@ -241,11 +251,13 @@ impl Engine {
         &self,
         target: &str,
         existing_databases: &BTreeSet<String>,
+        orphans: &[DesiredResource],
     ) -> Vec<(&Module, Option<String>)> {
         let on_target: Vec<&DesiredResource> = self
             .resources
             .iter()
             .filter(|resource| resource.target == target && resource.blocked.is_none())
+            .chain(orphans)
             .collect();
         let mut scopes: BTreeSet<(String, Option<String>)> = on_target
             .iter()
@@ -267,7 +279,13 @@ impl Engine {
                 );
             }
             for module in self.modules.iter() {
-                if module.ownership.is_none() || module.engine != "postgres" {
+                // Marked objects are searched for; ledger-owned ones are
+                // named by the ledger (the orphans above).
+                let marked = module
+                    .ownership
+                    .as_ref()
+                    .is_some_and(|ownership| ownership.field.is_some());
+                if !marked || module.engine != "postgres" {
                     continue;
                 }
                 match module.scope {
@@ -288,10 +306,18 @@ impl Engine {
             .collect()
     }
 
-    /// Identities wanted of `kind` on `target` in `database` (discovery may filter on them).
-    fn identities(&self, kind: &str, target: &str, database: Option<&str>) -> Vec<String> {
+    /// Identities wanted of `kind` on `target` in `database` (discovery may
+    /// filter on them), with those of `extra` (resources that left the manifests).
+    fn identities(
+        &self,
+        kind: &str,
+        target: &str,
+        database: Option<&str>,
+        extra: &[DesiredResource],
+    ) -> Vec<String> {
         self.resources
             .iter()
+            .chain(extra)
             .filter(|resource| {
                 resource.kind == kind
                     && resource.target == target
@@ -349,40 +375,6 @@ impl Engine {
             facts,
             ..TargetObservation::default()
         };
-        let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
-        for (module, database) in self.modules_for(target, &existing) {
-            // The maintenance session for instance-wide kinds, one session per
-            // database for the others. A database that does not exist yet
-            // (apply creates it first) holds nothing: its rows stay unknown.
-            if let Some(name) = &database {
-                if !existing.contains(name) {
-                    continue;
-                }
-                if !database_sessions.contains_key(name) {
-                    let opened = endpoint.connect(Some(name)).await?;
-                    database_sessions.insert(name.clone(), opened);
-                }
-            }
-            let scope_session = match &database {
-                Some(name) => &database_sessions[name],
-                None => &session,
-            };
-            let place = database.as_deref();
-            let rows = self
-                .discover_module(scope_session, module, target, place, &observation.facts)
-                .await?;
-            let inventory = self
-                .inventory(scope_session, module, target, place, &observation.facts)
-                .await?;
-            if !inventory.is_empty() {
-                observation
-                    .inventory
-                    .insert((module.kind.clone(), database.clone()), inventory);
-            }
-            observation
-                .rows
-                .insert((module.kind.clone(), database), rows);
-        }
         let mut context = self.base_context(target, &observation.facts);
         let exists = session
             .query_json(&self.templates.render(
@@ -413,6 +405,56 @@ impl Engine {
             .into_iter()
             .map(|entry| (entry.resource.clone(), entry))
             .collect();
+        observation.orphans = self.orphans(target, &observation.ledger);
+        let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
+        for (module, database) in self.modules_for(target, &existing, &observation.orphans) {
+            // The maintenance session for instance-wide kinds, one session per
+            // database for the others. A database that does not exist yet
+            // (apply creates it first) holds nothing: its rows stay unknown.
+            if let Some(name) = &database {
+                if !existing.contains(name) {
+                    continue;
+                }
+                if !database_sessions.contains_key(name) {
+                    let opened = endpoint.connect(Some(name)).await?;
+                    database_sessions.insert(name.clone(), opened);
+                }
+            }
+            let scope_session = match &database {
+                Some(name) => &database_sessions[name],
+                None => &session,
+            };
+            let place = database.as_deref();
+            let orphans = &observation.orphans;
+            let rows = self
+                .discover_module(
+                    scope_session,
+                    module,
+                    target,
+                    place,
+                    &observation.facts,
+                    orphans,
+                )
+                .await?;
+            let inventory = self
+                .inventory(
+                    scope_session,
+                    module,
+                    target,
+                    place,
+                    &observation.facts,
+                    orphans,
+                )
+                .await?;
+            if !inventory.is_empty() {
+                observation
+                    .inventory
+                    .insert((module.kind.clone(), database.clone()), inventory);
+            }
+            observation
+                .rows
+                .insert((module.kind.clone(), database), rows);
+        }
         tracing::info!(
             target = %target,
             kinds = observation.rows.len(),
@@ -424,6 +466,157 @@ impl Engine {
         Ok(observation)
     }
 
+    /// Resources of ledger-owned kinds that the ledger of `target` says were
+    /// applied and that are no longer in the manifests, rebuilt from the spec
+    /// recorded then. None with --target: the manifests are only partly loaded.
+    fn orphans(
+        &self,
+        target: &str,
+        ledger: &BTreeMap<String, LedgerEntry>,
+    ) -> Vec<DesiredResource> {
+        if !self.settings.only.is_empty() {
+            return Vec::new();
+        }
+        let managed: BTreeSet<&str> = self
+            .resources
+            .iter()
+            .map(|resource| resource.address.as_str())
+            .collect();
+        let mut orphans = Vec::new();
+        for entry in ledger.values() {
+            if entry.action == Action::Delete.name() || managed.contains(entry.resource.as_str()) {
+                continue;
+            }
+            let (Some(kind), Some(spec)) = (&entry.kind, &entry.spec) else {
+                continue;
+            };
+            let Some(module) = self.modules.get(kind) else {
+                continue;
+            };
+            if !module
+                .ownership
+                .as_ref()
+                .is_some_and(|ownership| ownership.ledger)
+            {
+                continue;
+            }
+            let name = entry
+                .resource
+                .strip_prefix(&format!("{kind}/"))
+                .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
+                .unwrap_or(&entry.resource);
+            match desired_items(module, spec, name, &self.settings, &self.templates) {
+                Ok(items) => orphans.push(DesiredResource {
+                    address: entry.resource.clone(),
+                    kind: kind.clone(),
+                    target: target.to_string(),
+                    database: entry.database.clone(),
+                    spec: spec.clone(),
+                    items,
+                    dependencies: Vec::new(),
+                    blocked: None,
+                }),
+                Err(error) => tracing::warn!(
+                    resource = %entry.resource,
+                    error = %format!("{error:#}"),
+                    "cannot rebuild a resource recorded in the ledger; it is not pruned"
+                ),
+            }
+        }
+        orphans
+    }
+
+    /// The items of a resource being pruned that still hold something to
+    /// delete: their object exists and, for ledger-owned kinds, their delete
+    /// template renders something to do.
+    pub fn prune_remaining<'a>(
+        &self,
+        module: &Module,
+        resource: &'a DesiredResource,
+        rows: &[Row],
+        facts: &Map<String, Value>,
+    ) -> Vec<&'a DesiredItem> {
+        let ledger_owned = module
+            .ownership
+            .as_ref()
+            .is_some_and(|ownership| ownership.ledger);
+        let delete = ItemDiff {
+            action: Some(Action::Delete),
+            ..ItemDiff::default()
+        };
+        resource
+            .items
+            .iter()
+            .filter(|item| {
+                let Some(row) = find_row(rows, &item.identity).filter(|row| module.row_exists(row))
+                else {
+                    return false;
+                };
+                !ledger_owned
+                    || self
+                        .render_item(
+                            module,
+                            resource,
+                            item,
+                            Some(row),
+                            &delete,
+                            facts,
+                            RenderMode::Display,
+                        )
+                        .map(|scripts| scripts.iter().any(|(script, _)| !script.trim().is_empty()))
+                        // A template that fails still has something to say: show it.
+                        .unwrap_or(true)
+            })
+            .collect()
+    }
+
+    /// The resource a prune in a plan deletes: the ledger's orphan of that
+    /// address, or a stand-in named after the marked live object.
+    pub fn prune_subject(
+        &self,
+        change: &ResourceChange,
+        observations: &Observations,
+    ) -> Option<DesiredResource> {
+        let module = self.modules.get(&change.kind)?;
+        let ownership = module.ownership.as_ref()?;
+        if ownership.ledger {
+            let Some(Ok(observation)) = observations.get(&change.target) else {
+                return None;
+            };
+            return observation
+                .orphans
+                .iter()
+                .find(|orphan| orphan.address == change.address)
+                .cloned();
+        }
+        let identity = change.items.first()?.identity.clone();
+        Some(prune_resource(
+            module,
+            &change.target,
+            change.database.as_deref(),
+            &identity,
+        ))
+    }
+
+    /// What discovery must be told about `resource` beyond the manifests:
+    /// itself, when it is a ledger orphan being pruned.
+    pub fn discovery_extra<'a>(&self, resource: &'a DesiredResource) -> &'a [DesiredResource] {
+        let ledger_owned = self
+            .modules
+            .get(&resource.kind)
+            .and_then(|module| module.ownership.as_ref())
+            .is_some_and(|ownership| ownership.ledger);
+        let in_manifests = self
+            .resources
+            .iter()
+            .any(|candidate| candidate.address == resource.address);
+        if ledger_owned && !in_manifests {
+            std::slice::from_ref(resource)
+        } else {
+            &[]
+        }
+    }
+
     /// The discovery query of `module` for `target` (and `database`).
     pub fn discovery_script(
         &self,
@@ -431,30 +624,34 @@ impl Engine {
         target: &str,
         database: Option<&str>,
         facts: &Map<String, Value>,
+        extra: &[DesiredResource],
     ) -> Result<String> {
-        let context = self.scope_context(module, target, database, facts);
+        let context = self.scope_context(module, target, database, facts, extra);
         self.templates
             .render(&module.template(&module.discover), &Value::Object(context))
     }
 
     /// What discovery and inventory templates see: the server facts, the
-    /// wanted identities (`names`) and items with their specs (`wanted`).
+    /// wanted identities (`names`) and items with their specs (`wanted`),
+    /// those of `extra` (resources that left the manifests) included.
     fn scope_context(
         &self,
         module: &Module,
         target: &str,
         database: Option<&str>,
         facts: &Map<String, Value>,
+        extra: &[DesiredResource],
     ) -> Map<String, Value> {
         let mut context = self.base_context(target, facts);
         context.insert(
             "names".into(),
-            json!(self.identities(&module.kind, target, database)),
+            json!(self.identities(&module.kind, target, database, extra)),
         );
         context.insert("database".into(), json!(database));
         let wanted: Vec<Value> = self
             .resources
             .iter()
+            .chain(extra)
             .filter(|resource| {
                 resource.kind == module.kind
                     && resource.target == target
@@ -480,11 +677,13 @@ impl Engine {
         target: &str,
         database: Option<&str>,
         facts: &Map<String, Value>,
+        orphans: &[DesiredResource],
     ) -> Result<Vec<String>> {
         let Some(template) = &module.inventory else {
             return Ok(Vec::new());
         };
-        let context = self.scope_context(module, target, database, facts);
+        // What the ledger's orphans cover is theirs (listed or pruned as such).
+        let context = self.scope_context(module, target, database, facts, orphans);
         if context["wanted"].as_array().is_none_or(Vec::is_empty) {
             return Ok(Vec::new());
         }
@@ -526,8 +725,9 @@ impl Engine {
         target: &str,
         database: Option<&str>,
         facts: &Map<String, Value>,
+        extra: &[DesiredResource],
     ) -> Result<Vec<Row>> {
-        let script = self.discovery_script(module, target, database, facts)?;
+        let script = self.discovery_script(module, target, database, facts, extra)?;
         let place = match database {
             Some(database) => format!("{target}, database {database}"),
             None => target.to_string(),
@@ -566,9 +766,14 @@ impl Engine {
                 let Some(module) = self.modules.get(kind) else {
                     continue;
                 };
-                let Some(ownership) = &module.ownership else {
+                let Some(marker) = module
+                    .ownership
+                    .as_ref()
+                    .and_then(|ownership| ownership.field.as_ref())
+                else {
                     continue;
                 };
+                let prune_order = module.ownership.as_ref().map_or(0, |o| o.prune_order);
                 for row in rows.iter().filter(|row| module.row_exists(row)) {
                     let identity = row_identity(row);
                     let claim = (
@@ -580,14 +785,18 @@ impl Engine {
                     if claimed.contains(&claim) {
                         continue;
                     }
-                    let owned = row
-                        .get(&ownership.field)
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
+                    let owned = row.get(marker).and_then(Value::as_bool).unwrap_or(false);
                     if owned && self.settings.prune {
+                        let resource =
+                            prune_resource(module, target, database.as_deref(), &identity);
                         prunes.push((
-                            ownership.prune_order,
-                            self.plan_prune(module, target, database.as_deref(), row, observation),
+                            prune_order,
+                            self.plan_prune(
+                                module,
+                                &resource,
+                                std::slice::from_ref(row),
+                                observation,
+                            ),
                         ));
                     } else {
                         unmanaged.push(UnmanagedObject {
@@ -603,10 +812,59 @@ impl Engine {
                 }
             }
         }
+        // What the ledger says fleetform applied and the manifests dropped.
         for (target, observation) in observations.iter().filter(|_| whole_environment) {
             let Ok(observation) = observation else {
                 continue;
             };
+            for orphan in &observation.orphans {
+                let Some(module) = self.modules.get(&orphan.kind) else {
+                    continue;
+                };
+                let Some(ownership) = &module.ownership else {
+                    continue;
+                };
+                let Some(rows) = observation
+                    .rows
+                    .get(&(orphan.kind.clone(), orphan.database.clone()))
+                else {
+                    continue;
+                };
+                // Now managed by another resource of the manifests: theirs.
+                let taken_over = orphan.items.iter().any(|item| {
+                    claimed.contains(&(
+                        orphan.kind.clone(),
+                        target.clone(),
+                        orphan.database.clone(),
+                        item.identity.clone(),
+                    ))
+                });
+                if taken_over
+                    || self
+                        .prune_remaining(module, orphan, rows, &observation.facts)
+                        .is_empty()
+                {
+                    continue;
+                }
+                if self.settings.prune {
+                    prunes.push((
+                        ownership.prune_order,
+                        self.plan_prune(module, orphan, rows, observation),
+                    ));
+                } else {
+                    for item in &orphan.items {
+                        unmanaged.push(UnmanagedObject {
+                            kind: orphan.kind.clone(),
+                            target: target.clone(),
+                            identity: match &orphan.database {
+                                Some(database) => format!("{database}/{}", item.identity),
+                                None => item.identity.clone(),
+                            },
+                            owned: true,
+                        });
+                    }
+                }
+            }
             for ((kind, database), identities) in &observation.inventory {
                 for identity in identities {
                     unmanaged.push(UnmanagedObject {
@@ -942,15 +1200,33 @@ impl Engine {
         context.insert("set_changes".into(), Value::Object(set_changes));
         context.insert("spec".into(), redact_spec(module, &resource.spec));
         context.insert("action".into(), json!(action.name()));
-        let owned_before = observed
-            .and_then(|row| {
-                module
-                    .ownership
-                    .as_ref()
-                    .and_then(|ownership| row.get(&ownership.field))
-            })
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        if action == Action::Delete {
+            // What the manifests keep in the same place, for deletes of
+            // ledger-owned kinds that must leave it alone.
+            let others: Vec<Value> = self
+                .resources
+                .iter()
+                .filter(|other| {
+                    other.kind == resource.kind
+                        && other.target == resource.target
+                        && other.database == resource.database
+                        && other.address != resource.address
+                })
+                .map(|other| redact_spec(module, &other.spec))
+                .collect();
+            context.insert("others".into(), Value::Array(others));
+        }
+        // Owned before this action: marked, or (ledger-owned kinds) applied
+        // by fleetform, which is all a template of theirs is ever asked to change.
+        let owned_before = match module.ownership.as_ref() {
+            Some(ownership) if ownership.ledger => true,
+            Some(ownership) => observed
+                .zip(ownership.field.as_ref())
+                .and_then(|(row, field)| row.get(field))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            None => false,
+        };
         let steps: Vec<(&crate::modules::ActionTemplate, bool)> = match action {
             Action::NoOp => Vec::new(),
             Action::Create => vec![(&module.actions.create, true)],
@@ -1079,37 +1355,46 @@ impl Engine {
         Ok(Some((script, after.transaction(&resource.spec))))
     }
 
+    /// The deletion of `resource` (an owned object that left the manifests),
+    /// each item against its row in `rows`.
     fn plan_prune(
         &self,
         module: &Module,
-        target: &str,
-        database: Option<&str>,
-        row: &Map<String, Value>,
+        resource: &DesiredResource,
+        rows: &[Row],
         observation: &TargetObservation,
     ) -> ResourceChange {
-        let identity = row_identity(row);
-        let resource = prune_resource(module, target, database, &identity);
         let item_diff = ItemDiff {
             action: Some(Action::Delete),
             ..ItemDiff::default()
         };
-        let item = &resource.items[0];
-        let planned = self.plan_item(
-            module,
-            &resource,
-            item,
-            Some(row),
-            &item_diff,
-            &observation.facts,
-        );
+        let mut items = Vec::new();
+        let mut observed = BTreeMap::new();
+        for item in self.prune_remaining(module, resource, rows, &observation.facts) {
+            let Some(row) = find_row(rows, &item.identity) else {
+                continue;
+            };
+            observed.insert(
+                item.identity.clone(),
+                observed_fields(module, None, Some(row)),
+            );
+            items.push(self.plan_item(
+                module,
+                resource,
+                item,
+                Some(row),
+                &item_diff,
+                &observation.facts,
+            ));
+        }
         ResourceChange {
             address: resource.address.clone(),
             kind: module.kind.clone(),
-            target: target.to_string(),
-            database: database.map(str::to_string),
+            target: resource.target.clone(),
+            database: resource.database.clone(),
             action: Action::Delete,
-            items: vec![planned],
-            observed_fingerprint: diff::fingerprint(&observed_fields(module, None, Some(row))),
+            items,
+            observed_fingerprint: diff::fingerprint(&json!(observed)),
             observed_items: BTreeMap::new(),
             desired_fingerprint: diff::fingerprint(&Value::Null),
             drift: DriftStatus::Pending,
@@ -1326,6 +1611,14 @@ fn desired_fingerprint(resource: &DesiredResource) -> String {
         })
         .collect();
     diff::fingerprint(&json!(items))
+}
+
+/// The spec as the ledger records it: sensitive fields as `(sensitive)`.
+pub fn recorded_spec(module: &Module, spec: &Value) -> Value {
+    match spec {
+        Value::Object(map) => Value::Object(redact_row(module, map)),
+        other => other.clone(),
+    }
 }
 
 /// A discovered row with sensitive fields replaced by `(sensitive)`.

@@ -41,6 +41,14 @@ SELECT json_build_array(
         'acl', json_build_object('future objects', (SELECT privileges FROM held)),
         'privileges', (SELECT privileges FROM held),
         'withGrantOption', (SELECT grantable FROM held),
+        {# What the grantee would hold had nothing been altered: a prune
+           returns to it (the built-in defaults database-wide; nothing
+           added per schema). #}
+        'defaults', {% if spec.schema is defined %}'[]'::json{% else %}coalesce((
+            SELECT json_agg(DISTINCT a.privilege_type)
+            FROM aclexplode(acldefault({{ {"table": "r", "sequence": "s", "function": "f", "type": "T", "schema": "n"}[spec.objectType] }},
+                                       (SELECT oid FROM pg_roles WHERE rolname = {{ spec.owner }}))) a, grantee g
+            WHERE a.grantee = g.oid), '[]'::json){% endif %},
         'allPrivileges', json_build_array(
 {% if spec.objectType == "table" %}
             'DELETE', 'INSERT', {% if server_version_num >= 170000 %}'MAINTAIN', {% endif %}'REFERENCES', 'SELECT', 'TRIGGER', 'TRUNCATE', 'UPDATE'

@@ -100,6 +100,10 @@ SELECT json_build_array(
                coalesce((SELECT json_agg(a.privilege_type ORDER BY a.privilege_type)
                          FROM aclexplode(coalesce(o.acl, acldefault({{ default_acl[type] }}, o.owner))) a, grantee g
                          WHERE a.grantee = g.oid), '[]'::json) AS privileges,
+               {# What the grantee holds when nothing was ever granted: a prune returns to it. #}
+               coalesce((SELECT json_agg(a.privilege_type ORDER BY a.privilege_type)
+                         FROM aclexplode(acldefault({{ default_acl[type] }}, o.owner)) a, grantee g
+                         WHERE a.grantee = g.oid), '[]'::json) AS defaults,
                coalesce((SELECT bool_and(a.is_grantable)
                          FROM aclexplode(coalesce(o.acl, acldefault({{ default_acl[type] }}, o.owner))) a, grantee g
                          WHERE a.grantee = g.oid), false) AS grantable
@@ -112,6 +116,7 @@ SELECT json_build_array(
         'identity', {{ item.identity }},
         'unsupported', {{ type == "parameter" and server_version_num < 150000 }},
         'acl', coalesce((SELECT json_object_agg(h.name, h.privileges) FROM held h), '{}'::json),
+        'defaults', coalesce((SELECT json_object_agg(h.name, h.defaults) FROM held h), '{}'::json),
         'signatures', coalesce((SELECT json_object_agg(h.name, h.signature) FROM held h WHERE h.signature IS NOT NULL), '{}'::json),
         {# The set every object holds; per object when they differ. #}
         'privileges', CASE WHEN (SELECT count(DISTINCT h.privileges::text) FROM held h) > 1

@@ -1,62 +1,83 @@
 {# Privileges that roles named by this database's grants hold on objects no
-   grant covers: listed in the plan, never touched. Objects with an explicit
-   ACL only; owners' own privileges are left out. Routines are listed by
-   signature and covered by a grant naming them or their signature. #}
+   grant covers: listed in the plan, never touched. Owners' own privileges
+   and what an object was created with (PostgreSQL's defaults, or the
+   initial privileges of what initdb and extensions made) are left out.
+   Routines are listed by signature and covered by a grant naming them or
+   their signature. #}
 WITH wanted (role, type, schema, objects) AS (
     VALUES {% for item in wanted %}({{ item.spec.role }}, {{ item.spec.objectType }}, {{ item.spec.schema | default(none) }}::name,
             ARRAY[{% for object in item.spec.objects %}{{ object }}{% if not loop.last %}, {% endif %}{% endfor %}]::text[]){% if not loop.last %},
            {% endif %}{% endfor %}
 
 ),
-held AS (
+{% set user_schema %}n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'{% endset %}
+{# Each object with an ACL: its type, schema, name, routine name and oid,
+   owner, ACL and the ACL it was created with. #}
+objects AS (
 {% if database %}
     SELECT 'database' AS type, NULL::name AS schema, d.datname::text AS object, NULL::name AS base, NULL::oid AS routine,
-           d.datdba AS owner, a.grantee, a.privilege_type
-    FROM pg_database d, aclexplode(d.datacl) a
+           d.datdba AS owner, d.datacl AS acl, acldefault('d', d.datdba) AS builtin
+    FROM pg_database d
     WHERE d.datname = current_database() AND d.datacl IS NOT NULL
     UNION ALL
-    SELECT 'schema', NULL, n.nspname, NULL, NULL, n.nspowner, a.grantee, a.privilege_type
-    FROM pg_namespace n, aclexplode(n.nspacl) a
-    WHERE n.nspacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    SELECT 'schema', NULL, n.nspname, NULL, NULL, n.nspowner, n.nspacl,
+           coalesce(i.initprivs, acldefault('n', n.nspowner))
+    FROM pg_namespace n
+    LEFT JOIN pg_init_privs i ON i.objoid = n.oid AND i.classoid = 'pg_namespace'::regclass AND i.objsubid = 0
+    WHERE n.nspacl IS NOT NULL AND {{ user_schema }}
     UNION ALL
-    SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname, NULL, NULL, c.relowner, a.grantee, a.privilege_type
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
-    WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+    SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END, n.nspname, c.relname, NULL, NULL, c.relowner, c.relacl,
+           coalesce(i.initprivs, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_init_privs i ON i.objoid = c.oid AND i.classoid = 'pg_class'::regclass AND i.objsubid = 0
+    WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND {{ user_schema }}
     UNION ALL
     SELECT CASE WHEN p.prokind = 'p' THEN 'procedure' ELSE 'function' END, n.nspname,
-           p.proname || '(' || oidvectortypes(p.proargtypes) || ')', p.proname, p.oid, p.proowner, a.grantee, a.privilege_type
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(p.proacl) a
-    WHERE p.proacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+           p.proname || '(' || oidvectortypes(p.proargtypes) || ')', p.proname, p.oid, p.proowner, p.proacl,
+           coalesce(i.initprivs, acldefault('f', p.proowner))
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    LEFT JOIN pg_init_privs i ON i.objoid = p.oid AND i.classoid = 'pg_proc'::regclass AND i.objsubid = 0
+    WHERE p.proacl IS NOT NULL AND {{ user_schema }}
     UNION ALL
-    SELECT 'type', n.nspname, t.typname, NULL, NULL, t.typowner, a.grantee, a.privilege_type
-    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace, aclexplode(t.typacl) a
-    WHERE t.typacl IS NOT NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+    SELECT 'type', n.nspname, t.typname, NULL, NULL, t.typowner, t.typacl,
+           coalesce(i.initprivs, acldefault('T', t.typowner))
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    LEFT JOIN pg_init_privs i ON i.objoid = t.oid AND i.classoid = 'pg_type'::regclass AND i.objsubid = 0
+    WHERE t.typacl IS NOT NULL AND {{ user_schema }}
     UNION ALL
-    SELECT 'language', NULL, l.lanname, NULL, NULL, l.lanowner, a.grantee, a.privilege_type
-    FROM pg_language l, aclexplode(l.lanacl) a
+    SELECT 'language', NULL, l.lanname, NULL, NULL, l.lanowner, l.lanacl,
+           coalesce(i.initprivs, acldefault('l', l.lanowner))
+    FROM pg_language l
+    LEFT JOIN pg_init_privs i ON i.objoid = l.oid AND i.classoid = 'pg_language'::regclass AND i.objsubid = 0
     WHERE l.lanacl IS NOT NULL
     UNION ALL
-    SELECT 'foreignDataWrapper', NULL, w.fdwname, NULL, NULL, w.fdwowner, a.grantee, a.privilege_type
-    FROM pg_foreign_data_wrapper w, aclexplode(w.fdwacl) a
+    SELECT 'foreignDataWrapper', NULL, w.fdwname, NULL, NULL, w.fdwowner, w.fdwacl, acldefault('F', w.fdwowner)
+    FROM pg_foreign_data_wrapper w
     WHERE w.fdwacl IS NOT NULL
     UNION ALL
-    SELECT 'foreignServer', NULL, s.srvname, NULL, NULL, s.srvowner, a.grantee, a.privilege_type
-    FROM pg_foreign_server s, aclexplode(s.srvacl) a
+    SELECT 'foreignServer', NULL, s.srvname, NULL, NULL, s.srvowner, s.srvacl, acldefault('S', s.srvowner)
+    FROM pg_foreign_server s
     WHERE s.srvacl IS NOT NULL
 {% else %}
     {# The maintenance session: grants without a database are on
        cluster-wide objects. #}
     SELECT 'tablespace' AS type, NULL::name AS schema, t.spcname::text AS object, NULL::name AS base, NULL::oid AS routine,
-           t.spcowner AS owner, a.grantee, a.privilege_type
-    FROM pg_tablespace t, aclexplode(t.spcacl) a
+           t.spcowner AS owner, t.spcacl AS acl, acldefault('t', t.spcowner) AS builtin
+    FROM pg_tablespace t
     WHERE t.spcacl IS NOT NULL
 {% if server_version_num >= 150000 %}
     UNION ALL
-    SELECT 'parameter', NULL, p.parname, NULL, NULL, 10::oid, a.grantee, a.privilege_type
-    FROM pg_parameter_acl p, aclexplode(p.paracl) a
+    SELECT 'parameter', NULL, p.parname, NULL, NULL, 10::oid, p.paracl, acldefault('p', 10)
+    FROM pg_parameter_acl p
     WHERE p.paracl IS NOT NULL
 {% endif %}
 {% endif %}
+),
+held AS (
+    SELECT o.type, o.schema, o.object, o.base, o.routine, o.owner, a.grantee, a.privilege_type
+    FROM objects o, aclexplode(o.acl) a
+    WHERE NOT EXISTS (SELECT 1 FROM aclexplode(o.builtin) b
+                      WHERE b.grantee = a.grantee AND b.privilege_type = a.privilege_type)
 ),
 named AS (
     SELECT h.*, CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(h.grantee) END AS role

@@ -1,14 +1,31 @@
 {# Per object: grant what the manifest adds, revoke what it does not list.
    Privilege names come from the manifest (schema-checked) or the server and
-   go through keyword_list, which only lets capital words through. #}
+   go through keyword_list, which only lets capital words through.
+   A prune (the grant left the manifests) returns each object the manifests'
+   other grants do not cover to what the grantee holds by default. #}
 {% if not observed %}
 -- The database does not exist yet: apply grants on the objects it finds there
 -- when it reaches this resource (the plan can only show them once it exists).
 {% else %}
-{% set wanted_privileges = observed.allPrivileges if "ALL" in desired.privileges else desired.privileges %}
+{% set deleting = action == "delete" %}
+{% set grant_option = desired.withGrantOption and not deleting %}
 {% set grantee %}{% if spec.role == "PUBLIC" %}PUBLIC{% else %}{{ spec.role|ident }}{% endif %}{% endset %}
 {% for object, held in observed.acl|items %}
 {% set type = spec.objectType %}
+{% set scope = namespace(covered=false) %}
+{% for other in others | default([]) if deleting and other.role == spec.role and other.objectType == type
+                                        and other.schema | default(none) == spec.schema | default(none) %}
+{% if not other.objects or object in other.objects
+      or (object in observed.signatures and observed.signatures[object].name in other.objects) %}
+{% set scope.covered = true %}
+{% endif %}
+{% endfor %}
+{% if not scope.covered %}
+{% if deleting %}
+{% set wanted_privileges = observed.defaults[object] %}
+{% else %}
+{% set wanted_privileges = observed.allPrivileges if "ALL" in desired.privileges else desired.privileges %}
+{% endif %}
 {% if type in ["function", "procedure", "routine"] %}
 {% set signature = observed.signatures[object] %}
 {% set keyword %}{% if type == "function" %}FUNCTION{% elif type == "procedure" %}PROCEDURE{% else %}ROUTINE{% endif %}{% endset %}
@@ -38,14 +55,15 @@
 {% endif %}
 {% set missing = wanted_privileges|reject("in", held)|list %}
 {% set extra = held|reject("in", wanted_privileges)|list %}
-{% if missing or ("withGrantOption" in changed and desired.withGrantOption) %}
-GRANT {{ (wanted_privileges if "withGrantOption" in changed and desired.withGrantOption else missing)|keyword_list }} ON {{ target_object }} TO {{ grantee }}{% if desired.withGrantOption %} WITH GRANT OPTION{% endif %};
+{% if missing or ("withGrantOption" in changed and grant_option) %}
+GRANT {{ (wanted_privileges if "withGrantOption" in changed and grant_option else missing)|keyword_list }} ON {{ target_object }} TO {{ grantee }}{% if grant_option %} WITH GRANT OPTION{% endif %};
 {% endif %}
 {% if extra %}
 REVOKE {{ extra|keyword_list }} ON {{ target_object }} FROM {{ grantee }};
 {% endif %}
-{% if "withGrantOption" in changed and not desired.withGrantOption and wanted_privileges %}
+{% if "withGrantOption" in changed and not grant_option and wanted_privileges %}
 REVOKE GRANT OPTION FOR {{ wanted_privileges|keyword_list }} ON {{ target_object }} FROM {{ grantee }};
+{% endif %}
 {% endif %}
 {% endfor %}
 {% endif %}

@@ -18,3 +18,8 @@ CREATE TABLE IF NOT EXISTS fleetform.ledger (
     script text
 );
 CREATE INDEX IF NOT EXISTS ledger_resource ON fleetform.ledger (resource, id);
+{# Added later: what was applied, so that what the manifests drop can be
+   pruned (kinds whose objects carry no ownership marker). #}
+ALTER TABLE fleetform.ledger ADD COLUMN IF NOT EXISTS kind text;
+ALTER TABLE fleetform.ledger ADD COLUMN IF NOT EXISTS database text;
+ALTER TABLE fleetform.ledger ADD COLUMN IF NOT EXISTS spec jsonb;
