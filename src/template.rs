@@ -187,6 +187,7 @@ impl Templates {
         environment.add_filter("ident_path", identifier_path_filter);
         environment.add_filter("keyword_list", keyword_list_filter);
         environment.add_filter("conninfo_quote", conninfo_quote_filter);
+        environment.add_test("matching", matching_test);
         for (name, source) in files {
             if Dialect::of_file(&name).is_none() {
                 continue;
@@ -340,6 +341,14 @@ fn literal_of(dialect: Dialect, value: &Value) -> Result<String, Error> {
             "a {other} cannot be printed into a script: loop over it, or use ident_list / literal_list"
         ))),
     }
+}
+
+/// `value is matching("^[a-z0-9_]+$")`: the whole string against a regular
+/// expression (module conditions: is this name a valid slot name?).
+fn matching_test(value: &Value, pattern: &str) -> Result<bool, Error> {
+    let expression = regex::Regex::new(pattern)
+        .map_err(|error| invalid(format!("`{pattern}` is not a regular expression: {error}")))?;
+    Ok(value.as_str().is_some_and(|text| expression.is_match(text)))
 }
 
 fn identifier_filter(state: &State, value: &Value) -> Result<Value, Error> {

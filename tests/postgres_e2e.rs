@@ -668,7 +668,8 @@ fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() 
                     pg_has_role('writer', 'reader', 'MEMBER'),
                     (SELECT count(*) FROM pg_default_acl),
                     (SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots),
-                    has_function_privilege('reader', 'app.total(int)', 'EXECUTE')",
+                    EXISTS (SELECT 1 FROM aclexplode((SELECT proacl FROM pg_proc WHERE oid = 'app.total(int)'::regprocedure)) a
+                            WHERE a.grantee = 'reader'::regrole)",
         )
     };
     // PUBLIC keeps only CONNECT on appdb: TEMPORARY was revoked.
@@ -1471,20 +1472,41 @@ fn grants_on_routines_and_every_other_object_type() {
     assert!(!plan.contains("\"pg_catalog\".\"_int4\""), "{plan}");
     fleet.expect(&["apply", "--auto-approve"], 0);
     let check = |sql: &str| fleet.server.psql_on("appdb", sql);
+    // PUBLIC may execute routines and use types by default: has_*_privilege
+    // would say yes either way, so the ACLs are read.
+    let held = |catalog: &str, column: &str, object: &str, privilege: &str| {
+        format!(
+            "EXISTS (SELECT 1 FROM {catalog} o, aclexplode(o.{column}) a WHERE o.oid = {object} AND a.grantee = 'runner'::regrole AND a.privilege_type = '{privilege}')"
+        )
+    };
+    let routine = |signature: &str| {
+        held(
+            "pg_proc",
+            "proacl",
+            &format!("'{signature}'::regprocedure"),
+            "EXECUTE",
+        )
+    };
     assert_eq!(
-        check(
-            "SELECT has_function_privilege('runner', 'app.total(int, date)', 'EXECUTE'),
-                    has_function_privilege('runner', 'app.agg_sum(bigint)', 'EXECUTE'),
-                    has_function_privilege('runner', 'app.tidy(int)', 'EXECUTE'),
-                    has_type_privilege('runner', 'app.mood', 'USAGE'),
+        check(&format!(
+            "SELECT {total}, {agg_sum}, {tidy}, {mood},
                     has_language_privilege('runner', 'plpgsql', 'USAGE WITH GRANT OPTION'),
                     has_foreign_data_wrapper_privilege('runner', 'files', 'USAGE'),
                     has_server_privilege('runner', 'archive', 'USAGE'),
                     has_parameter_privilege('runner', 'work_mem', 'SET'),
                     has_tablespace_privilege('runner', 'pg_default', 'CREATE'),
-                    (SELECT lomacl::text LIKE '%runner=rw/%' FROM pg_largeobject_metadata WHERE oid = 424242)"
-        ),
+                    (SELECT lomacl::text LIKE '%runner=rw/%' FROM pg_largeobject_metadata WHERE oid = 424242)",
+            total = routine("app.total(int, date)"),
+            agg_sum = routine("app.agg_sum(bigint)"),
+            tidy = routine("app.tidy(int)"),
+            mood = held("pg_type", "typacl", "'app.mood'::regtype", "USAGE"),
+        )),
         "t|t|t|t|t|t|t|t|t|t"
+    );
+    // The overload that is not named holds nothing.
+    assert_eq!(
+        check(&format!("SELECT {}", routine("app.total(integer[])"))),
+        "f"
     );
     fleet.expect(&["plan"], 0);
 
@@ -1513,11 +1535,11 @@ fn grants_on_routines_and_every_other_object_type() {
     );
     fleet.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
-        check(
-            "SELECT has_function_privilege('runner', 'app.total(int, date)', 'EXECUTE'),
-                    has_function_privilege('runner', 'app.total(integer[])', 'EXECUTE'),
-                    has_parameter_privilege('runner', 'work_mem', 'SET')"
-        ),
+        check(&format!(
+            "SELECT {}, {}, has_parameter_privilege('runner', 'work_mem', 'SET')",
+            routine("app.total(int, date)"),
+            routine("app.total(integer[])")
+        )),
         "t|t|t"
     );
     fleet.expect(&["plan"], 0);
@@ -1728,20 +1750,48 @@ fn an_imported_server_plans_nothing() {
     assert!(again.contains("nothing to import"), "{again}");
 }
 
+/// Names a DBA would never choose but PostgreSQL allows, in every part of
+/// logical replication: databases, a schema and a table with dots and
+/// quotes, the publication, the subscription, the publisher's user and its
+/// password (written into the subscription's connection string).
 #[test]
 fn logical_replication_set_up_from_manifests_carries_rows() {
+    let database = "shop \"eu\"; --";
+    let schema = "sales.eu";
+    let table = "order's";
+    let publication = "orders \"pub\"; DROP PUBLICATION x; --";
+    let subscription = "Orders from pub'; --";
+    let user = "rep'l \"user\" ü";
+    let user_password = "p'a\"ss \\ word ü";
+    let quoted = |text: &str| serde_json::to_string(text).unwrap();
+    let ident = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let qualified = format!("{}.{}", ident(schema), ident(table));
     let publisher = PostgresServer::start_with(&["wal_level=logical"]);
     let subscriber = PostgresServer::start();
     for server in [&publisher, &subscriber] {
-        server.psql("CREATE DATABASE shop");
+        server.psql(&format!("CREATE DATABASE {}", ident(database)));
         server.psql_on(
-            "shop",
-            "CREATE TABLE public.orders (id int PRIMARY KEY, item text)",
+            database,
+            &format!(
+                "CREATE SCHEMA {}; CREATE TABLE {qualified} (id int PRIMARY KEY, item text)",
+                ident(schema)
+            ),
         );
     }
+    publisher.psql(&format!(
+        "CREATE ROLE {} LOGIN REPLICATION PASSWORD {}",
+        ident(user),
+        literal(user_password)
+    ));
     publisher.psql_on(
-        "shop",
-        "INSERT INTO public.orders VALUES (1, 'before the subscription')",
+        database,
+        &format!(
+            "GRANT USAGE ON SCHEMA {} TO {user_ident}; GRANT SELECT ON {qualified} TO {user_ident};
+             INSERT INTO {qualified} VALUES (1, 'before the subscription')",
+            ident(schema),
+            user_ident = ident(user)
+        ),
     );
     let repository = tempfile::tempdir().unwrap();
     let environment = repository.path().join("environments/test");
@@ -1756,11 +1806,17 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
             "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-pub}}\nspec: {{server: local, port: {pub_port}}}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {sub_port}}}\n\
----\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: orders}}\nspec:\n  on: {{instances: [pg-pub]}}\n  database: shop\n  tables: [public.orders]\n  operations: {operations}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: orders}}\nspec:\n  on: {{instances: [pg-pub]}}\n  database: {database}\n  name: {publication}\n  tables: [{{schema: {schema}, table: {table}}}]\n  operations: {operations}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresReplicationSlot\nmetadata: {{name: standby_1}}\nspec:\n  on: {{instances: [pg-pub]}}\n  type: physical\n\
----\napiVersion: fleetform/v1\nkind: PostgresSubscription\nmetadata: {{name: orders_from_pub}}\nspec:\n  on: {{instances: [pg-sub]}}\n  database: shop\n  publisher: {{host: 127.0.0.1, port: {pub_port}, database: shop, user: postgres, sslMode: disable}}\n  password: {{fromEnv: FLEETFORM_TEST_PG_PASSWORD}}\n  publications: [orders]\n",
+---\napiVersion: fleetform/v1\nkind: PostgresSubscription\nmetadata: {{name: orders-from-pub}}\nspec:\n  on: {{instances: [pg-sub]}}\n  database: {database}\n  name: {subscription}\n  slotName: orders_from_pub\n  publisher: {{host: 127.0.0.1, port: {pub_port}, database: {database}, user: {user}, sslMode: disable}}\n  password: {{fromEnv: FLEETFORM_TEST_REPL_PASSWORD}}\n  publications: [{publication}]\n",
             pub_port = publisher.port,
             sub_port = subscriber.port,
+            database = quoted(database),
+            publication = quoted(publication),
+            schema = quoted(schema),
+            table = quoted(table),
+            subscription = quoted(subscription),
+            user = quoted(user),
         )
     };
     std::fs::write(
@@ -1774,23 +1830,26 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
             .args(["-e", "test", "--repo"])
             .arg(repository.path())
             .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
+            .env("FLEETFORM_TEST_REPL_PASSWORD", user_password)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !text.contains(SUPERUSER_PASSWORD),
-            "the publisher's password was printed:\n{text}"
-        );
+        for secret in [SUPERUSER_PASSWORD, user_password, "ss \\\\ word"] {
+            assert!(
+                !text.contains(secret),
+                "the publisher's password was printed:\n{text}"
+            );
+        }
         (output.status.code().unwrap_or(-1), text)
     };
     // The subscription waits for the publication on the other instance.
     let (code, graph) = run(&["graph"]);
     assert_eq!(code, 0, "{graph}");
     assert!(
-        graph.contains(
-            "/spec/publications/0 `orders` is managed by PostgresPublication/orders@pg-pub"
-        ),
+        graph.contains(&format!(
+            "/spec/publications/0 `{publication}` is managed by PostgresPublication/orders@pg-pub"
+        )),
         "{graph}"
     );
     let (code, plan) = run(&["plan"]);
@@ -1800,21 +1859,27 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
     assert_eq!(code, 0, "{applied}");
     let (code, again) = run(&["plan"]);
     assert_eq!(code, 0, "{again}");
+    assert_eq!(
+        subscriber.psql_on(
+            database,
+            &format!(
+                "SELECT subslotname FROM pg_subscription WHERE subname = {}",
+                literal(subscription)
+            )
+        ),
+        "orders_from_pub"
+    );
     // The existing row was copied, and new ones arrive.
     publisher.psql_on(
-        "shop",
-        "INSERT INTO public.orders VALUES (2, 'after'), (3, 'also after')",
+        database,
+        &format!("INSERT INTO {qualified} VALUES (2, 'after'), (3, 'also after')"),
     );
     // Bounded, but generous: the whole suite's servers share two cores.
+    let count = format!("SELECT count(*) FROM {qualified}");
     assert!(
-        subscriber.wait_for_on(
-            "shop",
-            "SELECT count(*) FROM public.orders",
-            "3",
-            Duration::from_secs(90)
-        ),
+        subscriber.wait_for_on(database, &count, "3", Duration::from_secs(90)),
         "rows inserted on the publisher never arrived on the subscriber: {} / {}\n{}",
-        subscriber.psql_on("shop", "SELECT count(*) FROM public.orders"),
+        subscriber.psql_on(database, &count),
         subscriber.psql("SELECT string_agg(subname || ' ' || coalesce(pid::text, 'no worker') || ' ' || coalesce(latest_end_lsn::text, ''), '; ') FROM pg_stat_subscription"),
         subscriber.log_tail(30) + "\n--- publisher ---\n" + &publisher.log_tail(30)
     );
@@ -1828,20 +1893,38 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
     assert_eq!(code, 0, "{narrowed}");
     assert_eq!(
         publisher.psql_on(
-            "shop",
-            "SELECT pubinsert, pubdelete FROM pg_publication WHERE pubname = 'orders'"
+            database,
+            &format!(
+                "SELECT pubinsert, pubdelete FROM pg_publication WHERE pubname = {}",
+                literal(publication)
+            )
         ),
         "t|f"
     );
     // A subscription disabled by hand is drift.
-    subscriber.psql_on("shop", "ALTER SUBSCRIPTION orders_from_pub DISABLE");
+    subscriber.psql_on(
+        database,
+        &format!("ALTER SUBSCRIPTION {} DISABLE", ident(subscription)),
+    );
     let (code, drift) = run(&["drift"]);
     assert_eq!(code, 3, "{drift}");
     let (code, repaired) = run(&["apply", "--auto-approve"]);
     assert_eq!(code, 0, "{repaired}");
     assert_eq!(
-        subscriber.psql_on("shop", "SELECT subenabled FROM pg_subscription"),
+        subscriber.psql_on(database, "SELECT subenabled FROM pg_subscription"),
         "t"
+    );
+    // Without slotName, a name that cannot name a slot is refused by plan.
+    std::fs::write(
+        environment.join("fleet.yaml"),
+        manifests("[insert]").replace("  slotName: orders_from_pub\n", ""),
+    )
+    .unwrap();
+    let (code, refused) = run(&["plan"]);
+    assert_eq!(code, 1, "{refused}");
+    assert!(
+        refused.contains("is not a valid replication slot name"),
+        "{refused}"
     );
 }
 
@@ -1863,6 +1946,26 @@ fn hostile_identifiers_in_every_database_module() {
         grant("odd-tables", &format!("  role: {}\n  objectType: table\n  schema: {}\n  privileges: [SELECT]\n", quoted(grantee), quoted(schema_name))),
         default_privileges("odd-defaults", &format!("  owner: {}\n  schema: {}\n  objectType: table\n  role: {}\n  privileges: [SELECT]\n", quoted(owner), quoted(schema_name), quoted(grantee))),
         format!("---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: odd-publication}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n  name: {}\n  operations: [insert]\n  comment: {}\n", quoted(publication), quoted(owner)),
+        // The user's own SQL is run as written: quotes, dollar quotes,
+        // semicolons and a trailing comment in each query.
+        format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresCustomSql\nmetadata: {{name: odd-function, dependsOn: [PostgresSchema/odd]}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n  test: {}\n  set: {}\n  drift: {}\n",
+            quoted(&format!("SELECT count(*) = 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{}' AND p.proname = 'note' -- exists?", schema_name.replace('\'', "''"))),
+            quoted(&format!(
+                "CREATE FUNCTION {s}.note() RETURNS text LANGUAGE sql AS $$SELECT 'it''s; done'$$;
+                 CREATE TYPE {s}.\"mo'od; --\" AS ENUM ('calm');
+                 CREATE FUNCTION {s}.\"ch\"\"eck; --\"(x {s}.\"mo'od; --\") RETURNS int LANGUAGE sql AS 'SELECT 1'; -- made",
+                s = format!("\"{}\"", schema_name.replace('"', "\"\""))
+            )),
+            quoted("SELECT prosrc FROM pg_proc WHERE proname = 'note' -- body"),
+        ),
+        // A routine and an argument type with hostile names, made by the SQL above.
+        format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresGrant\nmetadata: {{name: odd-routine, dependsOn: [PostgresCustomSql/odd-function]}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n  role: {}\n  objectType: function\n  schema: {}\n  objects: [{}]\n  privileges: [EXECUTE]\n",
+            quoted(grantee),
+            quoted(schema_name),
+            quoted("ch\"eck; --"),
+        ),
     ]
     .concat();
     let server = PostgresServer::start_with(&["wal_level=logical"]);
@@ -1939,6 +2042,18 @@ fn hostile_identifiers_in_every_database_module() {
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'public'"
         ),
         "1"
+    );
+    check(
+        format!("SELECT \"{}\".note()", schema_name.replace('"', "\"\"")),
+        "it's; done",
+    );
+    // Read from the ACL: PUBLIC may execute it anyway.
+    check(
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc p, aclexplode(p.proacl) a WHERE p.proname = 'ch\"eck; --' AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = {}))",
+            literal(grantee)
+        ),
+        "t",
     );
     fleet.expect(&["plan"], 0);
 }

@@ -5,7 +5,12 @@ FROM (
            p.puballtables AS "allTables",
            {# The tables named in the publication (not the partitions that
               pg_publication_tables would list for a partitioned one). #}
-           coalesce((SELECT json_agg(n.nspname || '.' || c.relname ORDER BY n.nspname, c.relname)
+           {# As the manifest writes them: schema.table, or an object when a
+              name holds a dot. #}
+           coalesce((SELECT json_agg(CASE WHEN strpos(n.nspname, '.') > 0 OR strpos(c.relname, '.') > 0
+                                          THEN json_build_object('schema', n.nspname, 'table', c.relname)
+                                          ELSE to_json(n.nspname || '.' || c.relname) END
+                                     ORDER BY n.nspname, c.relname)
                      FROM pg_publication_rel r
                      JOIN pg_class c ON c.oid = r.prrelid
                      JOIN pg_namespace n ON n.oid = c.relnamespace

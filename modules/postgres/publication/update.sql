@@ -1,9 +1,9 @@
 {% if "tables" in changed %}
 {% for table in set_changes.tables.added %}
-ALTER PUBLICATION {{ name|ident }} ADD TABLE {{ table|ident_path }};
+ALTER PUBLICATION {{ name|ident }} ADD TABLE {% if table is mapping %}{{ table.schema|ident }}.{{ table.table|ident }}{% else %}{{ table|ident_path }}{% endif %};
 {% endfor %}
 {% for table in set_changes.tables.removed %}
-ALTER PUBLICATION {{ name|ident }} DROP TABLE {{ table|ident_path }};
+ALTER PUBLICATION {{ name|ident }} DROP TABLE {% if table is mapping %}{{ table.schema|ident }}.{{ table.table|ident }}{% else %}{{ table|ident_path }}{% endif %};
 {% endfor %}
 {% endif %}
 {% if "operations" in changed %}

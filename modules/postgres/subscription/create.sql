@@ -7,5 +7,5 @@ CREATE SUBSCRIPTION {{ name|ident }}
     CONNECTION {% include "modules/postgres/subscription/conninfo.sql" %}
 
     PUBLICATION {{ desired.publications|ident_list }}
-    WITH (enabled = {{ desired.enabled }}, copy_data = {{ desired.copyData }});
+    WITH (enabled = {{ desired.enabled }}, copy_data = {{ desired.copyData }}{% if desired.slotName is defined %}, slot_name = {{ desired.slotName }}{% endif %});
 COMMENT ON SUBSCRIPTION {{ name|ident }} IS {% include "templates/postgres/comment.sql" %};

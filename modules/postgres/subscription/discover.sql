@@ -15,6 +15,7 @@ FROM (
            {{ is_superuser }} AS "passwordReadable",
            to_json(s.subpublications) AS publications,
            s.subenabled AS enabled,
+           s.subslotname AS "slotName",
            marked.comment,
            marked.owned
     FROM pg_subscription s
