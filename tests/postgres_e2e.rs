@@ -1664,7 +1664,7 @@ fn memberships_declared_apart_converge_with_their_admin_option() {
 
 #[test]
 fn an_imported_server_plans_nothing() {
-    let fleet = Fleet::new("");
+    let fleet = Fleet::with_connection(PostgresServer::start_with(&["wal_level=logical"]), "", "");
     fleet.server.psql(
         "CREATE ROLE app_owner NOLOGIN; COMMENT ON ROLE app_owner IS 'owns the app';
          CREATE ROLE reader LOGIN CONNECTION LIMIT 5 VALID UNTIL '2031-01-01 00:00:00+00';
@@ -1699,7 +1699,16 @@ fn an_imported_server_plans_nothing() {
          GRANT EXECUTE ON FUNCTION app.total(integer, date), app.total(integer[]) TO reader;
          CREATE TYPE app.mood AS ENUM ('calm');
          GRANT USAGE ON TYPE app.mood TO reader;
+         CREATE TABLE app.\"line.items\" (id int PRIMARY KEY);
+         CREATE PUBLICATION app_changes FOR TABLE app.t1, app.\"line.items\" WITH (publish = 'insert, update');
+         COMMENT ON PUBLICATION app_changes IS 'for the warehouse';
          ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app GRANT SELECT ON TABLES TO reader;",
+    );
+    // Written by hand, bare values, port and sslmode left to libpq's defaults.
+    fleet.server.psql_on(
+        "appdb",
+        "CREATE SUBSCRIPTION \"From HQ\" CONNECTION 'host=127.0.0.1 dbname=hq user=replicator password=s3cret'
+             PUBLICATION hq_changes WITH (connect = false, slot_name = 'from_hq')",
     );
     let imported = fleet.expect(&["import", "--instance", "pg-test"], 0);
     assert!(imported.contains("imported"), "{imported}");
@@ -1719,6 +1728,8 @@ fn an_imported_server_plans_nothing() {
         "postgres-extension.yaml",
         "postgres-grant.yaml",
         "postgres-default-privileges.yaml",
+        "postgres-publication.yaml",
+        "postgres-subscription.yaml",
     ] {
         assert!(
             files.contains(&expected.to_string()),
@@ -1738,9 +1749,24 @@ fn an_imported_server_plans_nothing() {
             "{routine} not imported:\n{grants}"
         );
     }
-    // The manifests are valid, and describe the server exactly.
+    let subscriptions =
+        std::fs::read_to_string(directory.join("postgres-subscription.yaml")).unwrap();
+    assert!(
+        subscriptions.contains("fromEnv: PG_SUBSCRIPTION_FROM_HQ_PASSWORD")
+            && !subscriptions.contains("s3cret"),
+        "{subscriptions}"
+    );
+    // The manifests are valid, and describe the server exactly (the
+    // subscription's password from the variable the import named).
     fleet.expect(&["validate"], 0);
-    let plan = fleet.expect(&["plan"], 0);
+    let output = fleet
+        .command(&["plan"])
+        .env("PG_SUBSCRIPTION_FROM_HQ_PASSWORD", "s3cret")
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{plan}");
     assert!(
         plan.contains("0 to create, 0 to update, 0 to replace, 0 to delete"),
         "{plan}"

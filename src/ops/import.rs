@@ -136,10 +136,18 @@ fn already_managed(
             return false;
         }
         match spec.get("name") {
-            Some(name) => resource
-                .items
-                .iter()
-                .any(|item| Some(item.identity.as_str()) == name.as_str()),
+            // By the items, or by the spec for a resource that cannot be
+            // planned (a secret that is not set has no items).
+            Some(name) => {
+                resource
+                    .items
+                    .iter()
+                    .any(|item| Some(item.identity.as_str()) == name.as_str())
+                    || module
+                        .identity
+                        .as_ref()
+                        .is_some_and(|field| resource.spec.get(field) == Some(name))
+            }
             None => spec
                 .iter()
                 .all(|(field, value)| resource.spec.get(field) == Some(value)),

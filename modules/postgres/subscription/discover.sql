@@ -1,5 +1,4 @@
-{# Every subscription of the database, its connection string taken apart
-   (fleetform writes each value quoted, key='value', with \ and ' escaped).
+{# Every subscription of the database, its connection string taken apart.
    The password stays in memory: the module marks it sensitive. #}
 SELECT coalesce(json_agg(row_to_json(subscriptions) ORDER BY subscriptions.identity), '[]'::json)
 FROM (
@@ -20,15 +19,7 @@ FROM (
            marked.owned
     FROM pg_subscription s
     CROSS JOIN LATERAL (
-{% if is_superuser %}
-        SELECT {% for key, column in [("host", "host"), ("port", "port"), ("dbname", "dbname"), ("user", "username"), ("sslmode", "sslmode"), ("password", "password")] %}
-               regexp_replace((regexp_match(s.subconninfo, {{ "(?:^| )" ~ key ~ "='((?:[^'\\\\]|\\\\.)*)'" }}))[1], '\\(.)', '\1', 'g') AS {{ column|ident }}{% if not loop.last %},{% endif %}
-
-               {% endfor %}
-{% else %}
-        {# The connection string is readable by superusers only. #}
-        SELECT NULL AS host, NULL AS port, NULL AS dbname, NULL AS username, NULL AS sslmode, NULL AS password
-{% endif %}
+{% include "modules/postgres/subscription/conninfo_parts.sql" %}
     ) parts
     CROSS JOIN LATERAL (SELECT obj_description(s.oid, 'pg_subscription') AS text) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
