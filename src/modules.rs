@@ -308,6 +308,13 @@ struct ModuleFile {
     /// even if nothing differs from the manifest (a custom drift query).
     #[serde(default)]
     reapply_when_changed: bool,
+    /// An expression over `dependency` (`kind`, `address`, `action`,
+    /// `changed`) and `desired`: when a dependency changes this way in the
+    /// same plan and nothing else changes here, the resource is updated with
+    /// `refresh` among the changed fields (a subscription refreshes when its
+    /// publication gains tables).
+    #[serde(default)]
+    refresh_when: Option<String>,
     /// Never run two resources of this kind on one target at once (GRANTs
     /// on one object from two sessions fail with "tuple concurrently updated").
     #[serde(default)]
@@ -342,6 +349,7 @@ pub struct Module {
     pub checks: Vec<CheckRule>,
     pub sql: Vec<String>,
     pub reapply_when_changed: bool,
+    pub refresh_when: Option<String>,
     pub serial: bool,
 }
 
@@ -476,6 +484,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         checks: file.checks,
         sql: file.sql,
         reapply_when_changed: file.reapply_when_changed,
+        refresh_when: file.refresh_when,
         serial: file.serial,
     };
     let mut referenced = vec![

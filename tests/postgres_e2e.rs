@@ -1827,24 +1827,29 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
         "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\nspec:\n  connectionDefaults:\n    postgres:\n      user: postgres\n      password: {fromEnv: FLEETFORM_TEST_PG_PASSWORD}\n      sslMode: disable\n",
     )
     .unwrap();
-    let manifests = |operations: &str| {
+    let returns = "returns";
+    let manifests_with = |operations: &str, more_tables: &[&str]| {
+        let tables: Vec<String> = std::iter::once(table)
+            .chain(more_tables.iter().copied())
+            .map(|name| format!("{{schema: {}, table: {}}}", quoted(schema), quoted(name)))
+            .collect();
         format!(
             "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-pub}}\nspec: {{server: local, port: {pub_port}}}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {sub_port}}}\n\
----\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: orders}}\nspec:\n  on: {{instances: [pg-pub]}}\n  database: {database}\n  name: {publication}\n  tables: [{{schema: {schema}, table: {table}}}]\n  operations: {operations}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: orders}}\nspec:\n  on: {{instances: [pg-pub]}}\n  database: {database}\n  name: {publication}\n  tables: [{tables}]\n  operations: {operations}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresReplicationSlot\nmetadata: {{name: standby_1}}\nspec:\n  on: {{instances: [pg-pub]}}\n  type: physical\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresSubscription\nmetadata: {{name: orders-from-pub}}\nspec:\n  on: {{instances: [pg-sub]}}\n  database: {database}\n  name: {subscription}\n  slotName: orders_from_pub\n  publisher: {{host: 127.0.0.1, port: {pub_port}, database: {database}, user: {user}, sslMode: disable}}\n  password: {{fromEnv: FLEETFORM_TEST_REPL_PASSWORD}}\n  publications: [{publication}]\n",
             pub_port = publisher.port,
             sub_port = subscriber.port,
             database = quoted(database),
             publication = quoted(publication),
-            schema = quoted(schema),
-            table = quoted(table),
+            tables = tables.join(", "),
             subscription = quoted(subscription),
             user = quoted(user),
         )
     };
+    let manifests = |operations: &str| manifests_with(operations, &[]);
     std::fs::write(
         environment.join("fleet.yaml"),
         manifests("[insert, update, delete, truncate]"),
@@ -1913,6 +1918,47 @@ fn logical_replication_set_up_from_manifests_carries_rows() {
         publisher.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'standby_1'"),
         "physical"
     );
+    // A table added to the publication: the subscription refreshes, in the
+    // same apply, and the new table's rows arrive too.
+    let second = format!("{}.{}", ident(schema), ident(returns));
+    for server in [&publisher, &subscriber] {
+        server.psql_on(
+            database,
+            &format!("CREATE TABLE {second} (id int PRIMARY KEY)"),
+        );
+    }
+    publisher.psql_on(
+        database,
+        &format!(
+            "GRANT SELECT ON {second} TO {}; INSERT INTO {second} VALUES (1), (2)",
+            ident(user)
+        ),
+    );
+    std::fs::write(
+        environment.join("fleet.yaml"),
+        manifests_with("[insert, update, delete, truncate]", &[returns]),
+    )
+    .unwrap();
+    let (code, plan) = run(&["plan"]);
+    assert_eq!(code, 2, "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "ALTER SUBSCRIPTION {} REFRESH PUBLICATION;",
+            ident(subscription)
+        )),
+        "{plan}"
+    );
+    let (code, applied) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, 0, "{applied}");
+    let returned = format!("SELECT count(*) FROM {second}");
+    assert!(
+        subscriber.wait_for_on(database, &returned, "2", Duration::from_secs(90)),
+        "the new table's rows never arrived: {}\n{}",
+        subscriber.psql_on(database, &returned),
+        subscriber.log_tail(30)
+    );
+    let (code, again) = run(&["plan"]);
+    assert_eq!(code, 0, "{again}");
     // Narrowing the publication is an update in place.
     std::fs::write(environment.join("fleet.yaml"), manifests("[insert]")).unwrap();
     let (code, narrowed) = run(&["apply", "--auto-approve"]);

@@ -572,7 +572,13 @@ async fn converge(
                 .items
                 .iter()
                 .find(|approved| approved.identity == item.identity);
-            if module.reapply_when_changed
+            let refresh = approved.is_some_and(|approved| {
+                approved
+                    .changes
+                    .iter()
+                    .any(|change| change.field == "refresh")
+            });
+            if (module.reapply_when_changed || refresh)
                 && fresh.action == Some(Action::NoOp)
                 && let Some(approved) = approved.filter(|approved| approved.action != Action::NoOp)
             {

@@ -753,6 +753,9 @@ impl Engine {
             }
             resource_changes.push(self.plan_resource(resource, observations));
         }
+        for index in 0..self.resources.len() {
+            self.plan_refresh(index, &mut resource_changes, observations);
+        }
         let mut unmanaged = Vec::new();
         let mut prunes = Vec::new();
         // With --target only part of the manifests is loaded: what it does not
@@ -1088,6 +1091,95 @@ impl Engine {
             };
         }
         change
+    }
+
+    /// The module's `refreshWhen`: resource `index`, unchanged itself, is
+    /// updated with `refresh` when one of its dependencies changes that way.
+    fn plan_refresh(
+        &self,
+        index: usize,
+        changes: &mut [ResourceChange],
+        observations: &Observations,
+    ) {
+        let resource = &self.resources[index];
+        let Some(module) = self.modules.get(&resource.kind) else {
+            return;
+        };
+        let Some(condition) = &module.refresh_when else {
+            return;
+        };
+        if changes[index].action != Action::NoOp || changes[index].blocked.is_some() {
+            return;
+        }
+        let Some(Ok(observation)) = observations.get(&resource.target) else {
+            return;
+        };
+        let rows = observation
+            .rows
+            .get(&(resource.kind.clone(), resource.database.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let causes: Vec<String> = resource
+            .dependencies
+            .iter()
+            .map(|&dependency| &changes[dependency])
+            .filter(|dependency| dependency.action != Action::NoOp && dependency.blocked.is_none())
+            .filter(|dependency| {
+                resource.items.iter().any(|item| {
+                    let context = json!({
+                        "dependency": {
+                            "kind": dependency.kind,
+                            "address": dependency.address,
+                            "action": dependency.action.name(),
+                            "changed": dependency
+                                .items
+                                .iter()
+                                .flat_map(|item| item.changes.iter().map(|change| change.field.as_str()))
+                                .collect::<BTreeSet<_>>(),
+                        },
+                        "desired": item.fields,
+                    });
+                    self.templates
+                        .evaluate_condition(condition, &context)
+                        .unwrap_or(false)
+                })
+            })
+            .map(|dependency| dependency.address.clone())
+            .collect();
+        if causes.is_empty() {
+            return;
+        }
+        let item_diff = ItemDiff {
+            action: Some(Action::Update),
+            changes: vec![crate::model::plan::FieldChange {
+                field: "refresh".into(),
+                before: Value::Null,
+                after: json!(format!("after {}", causes.join(", "))),
+                added: Vec::new(),
+                removed: Vec::new(),
+                text_diff: None,
+                forces_replace: None,
+            }],
+            cannot_change: Vec::new(),
+        };
+        let change = &mut changes[index];
+        change.items = resource
+            .items
+            .iter()
+            .map(|item| {
+                let observed = find_row(rows, &item.identity).filter(|row| module.row_exists(row));
+                self.plan_item(
+                    module,
+                    resource,
+                    item,
+                    observed,
+                    &item_diff,
+                    &observation.facts,
+                )
+            })
+            .collect();
+        change.action = Action::Update;
+        change.drift = DriftStatus::Pending;
     }
 
     fn plan_item(

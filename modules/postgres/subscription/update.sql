@@ -16,6 +16,9 @@ ALTER SUBSCRIPTION {{ name|ident }} SET PUBLICATION {{ desired.publications|iden
 {% if "enabled" in changed and not desired.enabled %}
 ALTER SUBSCRIPTION {{ name|ident }} DISABLE;
 {% endif %}
+{% if "refresh" in changed %}
+ALTER SUBSCRIPTION {{ name|ident }} REFRESH PUBLICATION;
+{% endif %}
 {% if "comment" in changed %}
 COMMENT ON SUBSCRIPTION {{ name|ident }} IS {% include "templates/postgres/comment.sql" %};
 {% endif %}
