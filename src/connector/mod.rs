@@ -35,6 +35,13 @@ impl Endpoint {
     }
 
     /// Template folder of the engine-wide scripts (lock, ledger) for this endpoint.
+    /// Check what the server says about itself against the manifests.
+    pub fn check_facts(&self, facts: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        match self {
+            Endpoint::Postgres(endpoint) => endpoint.check_facts(facts),
+        }
+    }
+
     pub fn template_folder(&self) -> &'static str {
         match self {
             Endpoint::Postgres(_) => "templates/postgres",

@@ -25,6 +25,9 @@ pub struct PostgresEndpoint {
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
     pub application_name: String,
+    /// The major version the manifest declares (`spec.version`), checked
+    /// against the server's when it is read.
+    pub declared_major: Option<u64>,
 }
 
 /// How many times a transient failure is tried, and the first pause.
@@ -32,6 +35,32 @@ const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 impl PostgresEndpoint {
+    /// Refuse a server whose major version is not the declared one: the
+    /// manifests describe another server than the one that answers (an
+    /// upgrade not reflected in git, or a port pointing elsewhere).
+    pub fn check_facts(&self, facts: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let (Some(declared), Some(number)) = (
+            self.declared_major,
+            facts
+                .get("server_version_num")
+                .and_then(serde_json::Value::as_u64),
+        ) else {
+            return Ok(());
+        };
+        let running = number / 10_000;
+        if running != declared {
+            let release = facts
+                .get("server_version")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{} is declared as PostgreSQL {declared} (spec.version) but runs {release}: correct spec.version, or check that the port reaches the right server",
+                self.describe()
+            );
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "PostgresInstance {} ({}:{}, user {})",

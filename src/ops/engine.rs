@@ -370,6 +370,7 @@ impl Engine {
         let session = endpoint.connect(None).await?;
         let folder = endpoint.template_folder();
         let facts = self.server_facts(endpoint, &session).await?;
+        endpoint.check_facts(&facts)?;
         let existing = databases_of(&facts);
         let mut observation = TargetObservation {
             facts,

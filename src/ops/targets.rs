@@ -116,6 +116,7 @@ fn postgres_endpoint(
         connect_timeout: Duration::from_secs(number("connectTimeoutSeconds", 10)),
         statement_timeout: Duration::from_secs(number("statementTimeoutSeconds", 60)),
         application_name: text("applicationName").unwrap_or_else(|| "fleetform".into()),
+        declared_major: spec.get("version").and_then(Value::as_u64),
     })
 }
 

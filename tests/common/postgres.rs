@@ -14,7 +14,22 @@ use std::time::{Duration, Instant};
 /// The superuser's password of every test server.
 pub const SUPERUSER_PASSWORD: &str = "fleetform-test-superuser";
 
+/// The server programs: `FLEETFORM_TEST_PG_BIN` (tests/run.sh points it at
+/// other PostgreSQL releases for a second pass), else Debian's.
 fn binaries() -> PathBuf {
+    if let Some(directory) = std::env::var_os("FLEETFORM_TEST_PG_BIN") {
+        let directory = PathBuf::from(directory);
+        assert!(
+            directory.join("initdb").exists(),
+            "FLEETFORM_TEST_PG_BIN={} has no initdb",
+            directory.display()
+        );
+        return directory;
+    }
+    debian_binaries()
+}
+
+fn debian_binaries() -> PathBuf {
     for version in ["15", "16", "17"] {
         let directory = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
         if directory.join("initdb").exists() {
@@ -24,6 +39,38 @@ fn binaries() -> PathBuf {
     panic!(
         "PostgreSQL server programs not found under /usr/lib/postgresql/*/bin: run tests/run.sh, which installs postgresql-15"
     );
+}
+
+/// psql: the one beside the server programs, else Debian's (a newer server
+/// speaks to an older psql for everything the tests do).
+fn psql_program() -> PathBuf {
+    let beside = binaries().join("psql");
+    if beside.exists() {
+        beside
+    } else {
+        debian_binaries().join("psql")
+    }
+}
+
+/// The major version of the server programs (`postgres --version`).
+pub fn major_version() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let output = run(
+            {
+                let mut command = Command::new(binaries().join("postgres"));
+                command.arg("--version");
+                command
+            },
+            "postgres --version",
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.split_whitespace()
+            .last()
+            .and_then(|release| release.split('.').next())
+            .and_then(|major| major.parse().ok())
+            .unwrap_or_else(|| panic!("cannot read a version from `{text}`"))
+    })
 }
 
 fn is_root() -> bool {
@@ -192,7 +239,7 @@ impl PostgresServer {
 
     /// A psql command (not started), for tests that hold a session open.
     pub fn psql_command(&self, database: &str, sql: &str) -> Command {
-        let mut command = Command::new(binaries().join("psql"));
+        let mut command = Command::new(psql_program());
         command
             .args([
                 "-h",
