@@ -1331,6 +1331,37 @@ fn custom_sql_tests_sets_and_watches_its_drift_query() {
     fleet.expect(&["drift"], 3);
     fleet.expect(&["apply", "--auto-approve"], 0);
     fleet.expect(&["plan"], 0);
+
+    // An `unset` script added later (nothing to change live: recorded by the
+    // next apply of the instance), then the resource leaves the manifests:
+    // pruned by its own script.
+    fleet.write(
+        &[
+            database("appdb", "  comment: the app\n"),
+            custom_sql(
+                "audit-table",
+                "  database: appdb\n  test: SELECT to_regclass('public.audit') IS NOT NULL;\n  set: CREATE TABLE IF NOT EXISTS public.audit (id bigint, note text)\n  unset: DROP TABLE public.audit\n",
+            ),
+        ]
+        .concat(),
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.write(&database("appdb", "  comment: the app\n"));
+    let listed = fleet.expect(&["plan"], 0);
+    assert!(
+        listed.contains("PostgresCustomSql appdb/audit-table@pg-test (created by fleetform: deleted only with --prune)"),
+        "{listed}"
+    );
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(pruned.contains("| DROP TABLE public.audit"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet
+            .server
+            .psql_on("appdb", "SELECT to_regclass('public.audit') IS NULL"),
+        "t"
+    );
+    fleet.expect(&["plan", "--prune"], 0);
 }
 
 fn grant(name: &str, body: &str) -> String {
@@ -2059,6 +2090,7 @@ fn hostile_identifiers_in_every_database_module() {
     let grantee = "数据库 reader; --";
     let schema_name = "sch\"ema; DROP SCHEMA public; --";
     let publication = "pub'; DROP PUBLICATION x; --";
+    let prefix = "%m [%p] it's; -- \"q\" \\ ü ";
     let quoted = |text: &str| serde_json::to_string(text).unwrap();
     let manifests = [
         role("owner", &format!("  name: {}\n", quoted(owner))),
@@ -2071,6 +2103,7 @@ fn hostile_identifiers_in_every_database_module() {
         grant("odd-tables", &format!("  role: {}\n  objectType: table\n  schema: {}\n  privileges: [SELECT]\n", quoted(grantee), quoted(schema_name))),
         default_privileges("odd-defaults", &format!("  owner: {}\n  schema: {}\n  objectType: table\n  role: {}\n  privileges: [SELECT]\n", quoted(owner), quoted(schema_name), quoted(grantee))),
         format!("---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: odd-publication}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n  name: {}\n  operations: [insert]\n  comment: {}\n", quoted(publication), quoted(owner)),
+        settings("odd-settings", &format!("  parameters:\n    log_line_prefix: {}\n", quoted(prefix))),
         // The user's own SQL is run as written: quotes, dollar quotes,
         // semicolons and a trailing comment in each query.
         format!(
@@ -2168,6 +2201,7 @@ fn hostile_identifiers_in_every_database_module() {
         ),
         "1"
     );
+    assert_eq!(fleet.server.psql("SHOW log_line_prefix"), prefix.trim_end());
     check(
         format!("SELECT \"{}\".note()", schema_name.replace('"', "\"\"")),
         "it's; done",

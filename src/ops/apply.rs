@@ -257,6 +257,52 @@ pub async fn apply(
         }
     }
 
+    // The ledger is the ownership of kinds without a marker: an unchanged
+    // resource whose spec differs from the one recorded (a field that
+    // changes nothing live, such as a custom SQL's `unset`) is recorded
+    // again, so that a later prune acts on what the manifests say now.
+    for change in &fresh.resource_changes {
+        let Some(Ok(observation)) = observations.get(&change.target) else {
+            continue;
+        };
+        let Some(module) = engine.modules.get(&change.kind) else {
+            continue;
+        };
+        let ledger_owned = module
+            .ownership
+            .as_ref()
+            .is_some_and(|ownership| ownership.ledger);
+        if !ledger_owned
+            || change.action != Action::NoOp
+            || change.blocked.is_some()
+            || change.prune
+        {
+            continue;
+        }
+        let Some(index) = position.get(change.address.as_str()) else {
+            continue;
+        };
+        let current = crate::ops::engine::recorded_spec(module, &engine.resources[*index].spec);
+        let Some(entry) = observation.ledger.get(&change.address) else {
+            continue;
+        };
+        if entry.spec.as_ref() == Some(&current) {
+            continue;
+        }
+        let outcome = ResourceOutcome {
+            address: change.address.clone(),
+            action: Action::NoOp,
+            outcome: Outcome::Converged,
+            message: Some("unchanged; the spec recorded again".into()),
+            seconds: 0.0,
+        };
+        let observed = Some((
+            change.observed_fingerprint.clone(),
+            change.observed_items.clone(),
+        ));
+        record_outcome(&engine, change, &outcome, observed, &run_id, &mut report).await;
+    }
+
     // 4. Converge: dependency order, independent resources in parallel,
     // prune deletions last (in the order the plan lists them).
     let mut finished: BTreeMap<String, Outcome> = report
