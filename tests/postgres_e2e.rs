@@ -274,6 +274,68 @@ fn adding_a_parameter_or_a_field_is_pending_not_drift() {
 }
 
 #[test]
+fn settings_that_leave_the_manifests_are_reset_with_prune() {
+    let with = |parameters: &str| settings("tuning", &format!("  parameters:\n{parameters}"));
+    let fleet = Fleet::new(&with(
+        "    work_mem: 24MB\n    log_min_duration_statement: 250ms\n    statement_timeout: 30s\n",
+    ));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    // Set by hand with ALTER SYSTEM: not fleetform's.
+    fleet
+        .server
+        .psql("ALTER SYSTEM SET maintenance_work_mem = '96MB'");
+    let auto_conf = || {
+        fleet.server.psql(
+            "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_file_settings WHERE sourcefile LIKE '%auto.conf'",
+        )
+    };
+    assert_eq!(
+        auto_conf(),
+        "log_min_duration_statement=250ms,maintenance_work_mem=96MB,statement_timeout=30s,work_mem=24MB"
+    );
+
+    // work_mem leaves the manifests; another change is applied without
+    // --prune: work_mem stays fleetform's, listed, untouched.
+    fleet.write(&with(
+        "    log_min_duration_statement: 500ms\n    statement_timeout: 30s\n",
+    ));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let listed = fleet.expect(&["plan"], 0);
+    assert!(
+        listed.contains(
+            "PostgresSettings work_mem@pg-test (created by fleetform: deleted only with --prune)"
+        ),
+        "{listed}"
+    );
+    assert!(!listed.contains("maintenance_work_mem@"), "{listed}");
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(
+        pruned.contains("ALTER SYSTEM RESET \"work_mem\";"),
+        "{pruned}"
+    );
+    assert!(!pruned.contains("maintenance_work_mem"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        auto_conf(),
+        "log_min_duration_statement=500ms,maintenance_work_mem=96MB,statement_timeout=30s"
+    );
+    assert_eq!(fleet.server.psql("SHOW work_mem"), "4MB");
+    fleet.expect(&["plan", "--prune"], 0);
+
+    // The whole object leaves the manifests: its parameters are reset.
+    fleet.write(&role("someone", ""));
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(
+        pruned.contains("- PostgresSettings/tuning@pg-test"),
+        "{pruned}"
+    );
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(auto_conf(), "maintenance_work_mem=96MB");
+    assert_eq!(fleet.server.psql("SHOW statement_timeout"), "0");
+    fleet.expect(&["plan", "--prune"], 0);
+}
+
+#[test]
 fn list_parameters_are_written_as_lists() {
     let fleet = Fleet::new(&settings(
         "paths",

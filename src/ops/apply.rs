@@ -100,7 +100,22 @@ impl ApplyReport {
 struct Work {
     approved: ResourceChange,
     resource: DesiredResource,
+    /// Items fleetform applied that the manifests dropped, which the
+    /// approved plan resets (`--prune`), as a stand-in resource.
+    removed: Option<DesiredResource>,
     dependencies: Vec<String>,
+}
+
+impl Work {
+    /// What discovery must cover beyond the manifests for this work.
+    fn discovery_extra(&self, engine: &Engine) -> Vec<DesiredResource> {
+        engine
+            .discovery_extra(&self.resource)
+            .iter()
+            .chain(&self.removed)
+            .cloned()
+            .collect()
+    }
 }
 
 /// Verification re-reads at most this many times (a reload takes effect
@@ -235,9 +250,25 @@ pub async fn apply(
             .iter()
             .map(|index| engine.resources[*index].address.clone())
             .collect();
+        let removed = match observations.get(&change.target) {
+            Some(Ok(observation))
+                if current
+                    .items
+                    .iter()
+                    .any(|item| item.action == Action::Delete) =>
+            {
+                observation
+                    .removed
+                    .iter()
+                    .find(|removed| removed.address == change.address && !change.prune)
+                    .cloned()
+            }
+            _ => None,
+        };
         queue.push(Work {
             approved: (*current).clone(),
             resource,
+            removed,
             dependencies,
         });
     }
@@ -283,10 +314,22 @@ pub async fn apply(
             continue;
         };
         let current = crate::ops::engine::recorded_spec(module, &engine.resources[*index].spec);
-        let Some(entry) = observation.ledger.get(&change.address) else {
+        let Some(mut recorded) = observation
+            .ledger
+            .get(&change.address)
+            .and_then(|entry| entry.spec.clone())
+        else {
             continue;
         };
-        if entry.spec.as_ref() == Some(&current) {
+        // Items still owned after the manifests dropped them are carried in
+        // the recorded spec: not a difference.
+        if let Some(field) = &module.items
+            && let (Some(Value::Object(kept)), Some(Value::Object(now))) =
+                (recorded.get_mut(field), current.get(field))
+        {
+            kept.retain(|name, _| now.contains_key(name));
+        }
+        if recorded == current {
             continue;
         }
         let outcome = ResourceOutcome {
@@ -584,7 +627,7 @@ async fn converge(
             &work.resource.target,
             work.resource.database.as_deref(),
             facts,
-            engine.discovery_extra(&work.resource),
+            &work.discovery_extra(engine),
         )
         .await?;
     let to_prune: BTreeSet<&str> = if work.approved.prune {
@@ -637,35 +680,51 @@ async fn converge(
             continue;
         }
         changed_any = true;
-        tracing::info!(
-            resource = %work.resource.address,
-            item = %item.identity,
-            action = item_diff.action.unwrap_or(Action::NoOp).name(),
-            "converging"
-        );
-        let scripts = engine.render_item(
+        run_item(
+            engine,
+            &mut session,
             module,
             &work.resource,
             item,
             observed,
             &item_diff,
             facts,
-            crate::ops::engine::RenderMode::Execute,
-        )?;
-        for (script, transaction) in scripts {
-            session
-                .execute(&script, transaction)
-                .await
-                .with_context(|| {
-                    format!(
-                        "{} of {}",
-                        item_diff.action.unwrap_or(Action::NoOp).name(),
-                        item.identity
-                    )
-                })?;
+        )
+        .await?;
+    }
+    // Items the manifests dropped, reset as the approved plan says.
+    if let Some(removed) = &work.removed {
+        let approved_deletions: BTreeSet<&str> = work
+            .approved
+            .items
+            .iter()
+            .filter(|item| item.action == Action::Delete)
+            .map(|item| item.identity.as_str())
+            .collect();
+        let delete = crate::ops::diff::ItemDiff {
+            action: Some(Action::Delete),
+            ..Default::default()
+        };
+        for item in engine.prune_remaining(module, removed, &rows, facts) {
+            if !approved_deletions.contains(item.identity.as_str()) {
+                continue;
+            }
+            changed_any = true;
+            let observed = find_row(&rows, &item.identity);
+            run_item(
+                engine,
+                &mut session,
+                module,
+                removed,
+                item,
+                observed,
+                &delete,
+                facts,
+            )
+            .await?;
         }
     }
-    if changed_any && !work.approved.prune {
+    if changed_any {
         if let Some((script, transaction)) = engine.render_after(module, &work.resource, facts)? {
             session
                 .execute(&script, transaction)
@@ -674,6 +733,43 @@ async fn converge(
         }
     }
     verify(engine, &session, work, module, facts, false).await
+}
+
+/// Render one item's action for the server and run it.
+#[allow(clippy::too_many_arguments)]
+async fn run_item(
+    engine: &Engine,
+    session: &mut Session,
+    module: &crate::modules::Module,
+    resource: &DesiredResource,
+    item: &crate::ops::diff::DesiredItem,
+    observed: Option<&serde_json::Map<String, Value>>,
+    item_diff: &crate::ops::diff::ItemDiff,
+    facts: &serde_json::Map<String, Value>,
+) -> Result<()> {
+    let action = item_diff.action.unwrap_or(Action::NoOp);
+    tracing::info!(
+        resource = %resource.address,
+        item = %item.identity,
+        action = action.name(),
+        "converging"
+    );
+    let scripts = engine.render_item(
+        module,
+        resource,
+        item,
+        observed,
+        item_diff,
+        facts,
+        crate::ops::engine::RenderMode::Execute,
+    )?;
+    for (script, transaction) in scripts {
+        session
+            .execute(&script, transaction)
+            .await
+            .with_context(|| format!("{} of {}", action.name(), item.identity))?;
+    }
+    Ok(())
 }
 
 /// Re-discover the resource until its diff is empty, at most
@@ -697,7 +793,7 @@ async fn verify(
                 &work.resource.target,
                 work.resource.database.as_deref(),
                 facts,
-                engine.discovery_extra(&work.resource),
+                &work.discovery_extra(engine),
             )
             .await?;
         let waits_for_restart = !work.approved.prune
@@ -736,9 +832,36 @@ async fn verify(
                 .insert((module.kind.clone(), work.resource.database.clone()), rows);
             let observations: Observations =
                 BTreeMap::from([(work.resource.target.clone(), Ok(observation))]);
+            let rows = match observations.get(&work.resource.target) {
+                Some(Ok(observation)) => observation
+                    .rows
+                    .get(&(module.kind.clone(), work.resource.database.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
             let replanned = engine.plan_resource(&work.resource, &observations);
-            let difference =
-                (replanned.action != Action::NoOp).then(|| replanned.changed_fields().join(", "));
+            let mut differences = Vec::new();
+            if replanned.action != Action::NoOp {
+                differences.push(replanned.changed_fields().join(", "));
+            }
+            // Dropped items this apply reset must be gone.
+            if let Some(removed) = &work.removed {
+                let still_set: Vec<&str> = engine
+                    .prune_remaining(module, removed, &rows, facts)
+                    .into_iter()
+                    .filter(|item| {
+                        work.approved.items.iter().any(|approved| {
+                            approved.identity == item.identity && approved.action == Action::Delete
+                        })
+                    })
+                    .map(|item| item.identity.as_str())
+                    .collect();
+                if !still_set.is_empty() {
+                    differences.push(format!("{} still set", still_set.join(", ")));
+                }
+            }
+            let difference = (!differences.is_empty()).then(|| differences.join("; "));
             (
                 replanned.observed_fingerprint,
                 replanned.observed_items,
@@ -918,6 +1041,27 @@ async fn record_outcome(
         .zip(engine.modules.get(&change.kind))
         .map(|(resource, module)| crate::ops::engine::recorded_spec(module, &resource.spec));
     context.insert("spec".into(), json!(spec.map(|spec| spec.to_string())));
+    // Kinds with items keep owning the items they applied and the manifests
+    // dropped, until a prune resets them (`dropped_items`).
+    let carry_items = engine
+        .modules
+        .get(&change.kind)
+        .filter(|module| {
+            module
+                .ownership
+                .as_ref()
+                .is_some_and(|ownership| ownership.ledger)
+        })
+        .and_then(|module| module.items.clone())
+        .filter(|_| !change.prune);
+    let dropped_items: Vec<&str> = change
+        .items
+        .iter()
+        .filter(|item| item.action == Action::Delete && outcome.outcome == Outcome::Converged)
+        .map(|item| item.identity.as_str())
+        .collect();
+    context.insert("carry_items".into(), json!(carry_items));
+    context.insert("dropped_items".into(), json!(dropped_items));
     context.insert("action".into(), json!(change.action.name()));
     context.insert("result".into(), json!(outcome.outcome.name()));
     context.insert(

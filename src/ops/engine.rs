@@ -95,6 +95,10 @@ pub struct TargetObservation {
     /// Resources of ledger-owned kinds that the ledger says were applied
     /// here and that left the manifests, with the spec recorded then.
     pub orphans: Vec<DesiredResource>,
+    /// For resources of the manifests whose kind has items (settings): the
+    /// items the ledger says were applied and the manifests dropped, as a
+    /// stand-in resource of the same address holding only those items.
+    pub removed: Vec<DesiredResource>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -407,8 +411,15 @@ impl Engine {
             .map(|entry| (entry.resource.clone(), entry))
             .collect();
         observation.orphans = self.orphans(target, &observation.ledger);
+        observation.removed = self.removed_items(target, &observation.ledger);
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
-        for (module, database) in self.modules_for(target, &existing, &observation.orphans) {
+        let beyond_manifests: Vec<DesiredResource> = observation
+            .orphans
+            .iter()
+            .chain(&observation.removed)
+            .cloned()
+            .collect();
+        for (module, database) in self.modules_for(target, &existing, &beyond_manifests) {
             // The maintenance session for instance-wide kinds, one session per
             // database for the others. A database that does not exist yet
             // (apply creates it first) holds nothing: its rows stay unknown.
@@ -426,7 +437,7 @@ impl Engine {
                 None => &session,
             };
             let place = database.as_deref();
-            let orphans = &observation.orphans;
+            let orphans = &beyond_manifests;
             let rows = self
                 .discover_module(
                     scope_session,
@@ -525,6 +536,64 @@ impl Engine {
             }
         }
         orphans
+    }
+
+    /// Items of the manifests' resources (of ledger-owned kinds with items)
+    /// that the ledger's last spec has and the manifests no longer do.
+    fn removed_items(
+        &self,
+        target: &str,
+        ledger: &BTreeMap<String, LedgerEntry>,
+    ) -> Vec<DesiredResource> {
+        let mut removed = Vec::new();
+        for resource in self
+            .resources
+            .iter()
+            .filter(|resource| resource.target == target)
+        {
+            let Some(module) = self.modules.get(&resource.kind) else {
+                continue;
+            };
+            let (Some(items_field), true) = (
+                &module.items,
+                module
+                    .ownership
+                    .as_ref()
+                    .is_some_and(|ownership| ownership.ledger),
+            ) else {
+                continue;
+            };
+            let Some(recorded) = ledger
+                .get(&resource.address)
+                .and_then(|entry| entry.spec.as_ref())
+            else {
+                continue;
+            };
+            let current = resource.spec.get(items_field).and_then(Value::as_object);
+            let dropped: Map<String, Value> = recorded
+                .get(items_field)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| current.is_none_or(|current| !current.contains_key(*name)))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            if dropped.is_empty() {
+                continue;
+            }
+            let mut spec = recorded.clone();
+            spec[items_field.as_str()] = Value::Object(dropped);
+            if let Ok(items) = desired_items(module, &spec, "", &self.settings, &self.templates) {
+                removed.push(DesiredResource {
+                    items,
+                    spec,
+                    dependencies: Vec::new(),
+                    blocked: None,
+                    ..resource.clone()
+                });
+            }
+        }
+        removed
     }
 
     /// The items of a resource being pruned that still hold something to
@@ -821,6 +890,26 @@ impl Engine {
             let Ok(observation) = observation else {
                 continue;
             };
+            // Items of the manifests' resources that fleetform applied and
+            // the manifests dropped: listed until pruned.
+            for removed in observation.removed.iter().filter(|_| !self.settings.prune) {
+                let (Some(module), Some(rows)) = (
+                    self.modules.get(&removed.kind),
+                    observation
+                        .rows
+                        .get(&(removed.kind.clone(), removed.database.clone())),
+                ) else {
+                    continue;
+                };
+                for item in self.prune_remaining(module, removed, rows, &observation.facts) {
+                    unmanaged.push(UnmanagedObject {
+                        kind: removed.kind.clone(),
+                        target: target.clone(),
+                        identity: item.identity.clone(),
+                        owned: true,
+                    });
+                }
+            }
             for orphan in &observation.orphans {
                 let Some(module) = self.modules.get(&orphan.kind) else {
                     continue;
@@ -1046,6 +1135,30 @@ impl Engine {
             );
             change.action = change.action.combine(planned.action);
             change.items.push(planned);
+        }
+        // Items fleetform applied that the manifests dropped: reset with --prune.
+        if self.settings.prune
+            && let Some(removed) = observation
+                .removed
+                .iter()
+                .find(|removed| removed.address == resource.address)
+        {
+            let delete = ItemDiff {
+                action: Some(Action::Delete),
+                ..ItemDiff::default()
+            };
+            for item in self.prune_remaining(module, removed, rows, &observation.facts) {
+                let row = find_row(rows, &item.identity);
+                change.items.push(self.plan_item(
+                    module,
+                    removed,
+                    item,
+                    row,
+                    &delete,
+                    &observation.facts,
+                ));
+                change.action = change.action.combine(Action::Update);
+            }
         }
         change.observed_fingerprint = diff::fingerprint(&json!(observed_items));
         change.observed_items = observed_items;

@@ -23,7 +23,15 @@ FROM (
               several literals, compared element by element. #}
            s.name IN ('shared_preload_libraries', 'session_preload_libraries',
                       'local_preload_libraries', 'search_path', 'temp_tablespaces',
-                      'unix_socket_directories') AS "isList"
+                      'unix_socket_directories') AS "isList",
+           {# Written with ALTER SYSTEM (what a prune resets); unknown without
+              superuser. #}
+{% if is_superuser %}
+           EXISTS (SELECT 1 FROM pg_file_settings fs
+                   WHERE fs.name = s.name AND fs.sourcefile LIKE '%/postgresql.auto.conf') AS "inAutoConf"
+{% else %}
+           NULL::boolean AS "inAutoConf"
+{% endif %}
     FROM pg_settings s
 {% if is_superuser %}
     LEFT JOIN LATERAL (
