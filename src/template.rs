@@ -343,10 +343,10 @@ fn literal_of(dialect: Dialect, value: &Value) -> Result<String, Error> {
     }
 }
 
-/// `value is matching("^[a-z0-9_]+$")`: the whole string against a regular
+/// `value is matching("[a-z0-9_]+")`: the whole string against a regular
 /// expression (module conditions: is this name a valid slot name?).
 fn matching_test(value: &Value, pattern: &str) -> Result<bool, Error> {
-    let expression = regex::Regex::new(pattern)
+    let expression = regex::Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|error| invalid(format!("`{pattern}` is not a regular expression: {error}")))?;
     Ok(value.as_str().is_some_and(|text| expression.is_match(text)))
 }

@@ -322,6 +322,32 @@ fn settings_that_leave_the_manifests_are_reset_with_prune() {
     assert_eq!(fleet.server.psql("SHOW work_mem"), "4MB");
     fleet.expect(&["plan", "--prune"], 0);
 
+    // A parameter that moves to another PostgresSettings object is the
+    // other object's now: not reset.
+    let logging = settings(
+        "logging",
+        "  parameters:\n    log_min_duration_statement: 500ms\n",
+    );
+    fleet.write(&(with("    statement_timeout: 30s\n") + &logging));
+    let moved = fleet.expect(&["plan", "--prune"], 0);
+    assert!(!moved.contains("RESET"), "{moved}");
+
+    // A dropped parameter someone else resets is no longer fleetform's: set
+    // again by hand later, it is left alone.
+    fleet.write(&(with("    statement_timeout: 30s\n    temp_buffers: 16MB\n") + &logging));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.write(&(with("    statement_timeout: 31s\n") + &logging));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql("ALTER SYSTEM RESET temp_buffers");
+    fleet.write(&(with("    statement_timeout: 32s\n") + &logging));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql("ALTER SYSTEM SET temp_buffers = '24MB'");
+    let later = fleet.expect(&["plan", "--prune"], 0);
+    assert!(!later.contains("temp_buffers"), "{later}");
+    fleet.write(&(with("    statement_timeout: 30s\n") + &logging));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql("ALTER SYSTEM RESET temp_buffers");
+
     // The whole object leaves the manifests: its parameters are reset.
     fleet.write(&role("someone", ""));
     let pruned = fleet.expect(&["plan", "--prune"], 2);
@@ -329,8 +355,12 @@ fn settings_that_leave_the_manifests_are_reset_with_prune() {
         pruned.contains("- PostgresSettings/tuning@pg-test"),
         "{pruned}"
     );
+    fleet.write(&(role("someone", "") + &logging));
     fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
-    assert_eq!(auto_conf(), "maintenance_work_mem=96MB");
+    assert_eq!(
+        auto_conf(),
+        "log_min_duration_statement=500ms,maintenance_work_mem=96MB"
+    );
     assert_eq!(fleet.server.psql("SHOW statement_timeout"), "0");
     fleet.expect(&["plan", "--prune"], 0);
 }
@@ -688,6 +718,7 @@ fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() 
         role("owner", "  name: app_owner\n"),
         role("reader", ""),
         role("writer", ""),
+        role("auditors", ""),
         database("appdb", "  owner: app_owner\n"),
     ]
     .concat();
@@ -697,11 +728,20 @@ fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() 
             "  role: reader\n  objectType: function\n  schema: app\n  objects: [total]\n  privileges: [EXECUTE]\n",
         )
     };
+    // The same privilege under a new name, as a routine grant naming the
+    // signature in its own words: the old grant's prune leaves it alone.
+    let routines = |name: &str| {
+        grant(
+            name,
+            "  role: reader\n  objectType: routine\n  schema: app\n  objects: [\"total(int4)\"]\n  privileges: [EXECUTE]\n",
+        )
+    };
     let dropped = [
         grant("reader-tables", "  role: reader\n  objectType: table\n  schema: app\n  privileges: [SELECT, INSERT]\n"),
         grant("public-connect", "  role: PUBLIC\n  objectType: database\n  privileges: [CONNECT]\n"),
         default_privileges("reader-future", "  owner: app_owner\n  role: reader\n  objectType: table\n  schema: app\n  privileges: [SELECT]\n"),
         membership("writer-in-reader", "  group: reader\n  role: writer\n"),
+        membership("reader-in-auditors", "  group: auditors\n  role: reader\n"),
         slot("standby_1"),
     ]
     .concat();
@@ -745,8 +785,14 @@ fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() 
         .server
         .psql("SELECT pg_create_physical_replication_slot('handmade')");
 
-    // The resources leave the manifests; the function grant only changes its name.
-    fleet.write(&(kept.clone() + &functions("reader-routines")));
+    // The resources leave the manifests; the function grant only changes its
+    // name; the reader's membership in auditors moves into its memberOf.
+    let kept = kept.replace(
+        "kind: PostgresRole\nmetadata: {name: reader}\nspec:\n  on: {instances: [pg-test]}\n",
+        "kind: PostgresRole\nmetadata: {name: reader}\nspec:\n  on: {instances: [pg-test]}\n  memberOf: [auditors]\n",
+    );
+    assert!(kept.contains("memberOf: [auditors]"), "{kept}");
+    fleet.write(&(kept.clone() + &routines("reader-routines")));
     let listed = fleet.expect(&["plan"], 0);
     for owned in [
         "PostgresGrant appdb/reader-tables@pg-test (created by fleetform: deleted only with --prune)",
@@ -770,6 +816,7 @@ fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() 
     // The grant that changed its name is the new one's now; the hand-made
     // privilege and slot are nobody's.
     assert!(!pruned.contains("FUNCTION"), "{pruned}");
+    assert!(!pruned.contains("REVOKE \"auditors\""), "{pruned}");
     assert!(!pruned.contains("UPDATE"), "{pruned}");
     // Listed once, as the prune, not also as someone else's privilege.
     assert!(!pruned.contains("appdb/reader: INSERT, SELECT"), "{pruned}");
@@ -779,6 +826,38 @@ fn grants_memberships_default_privileges_and_slots_are_pruned_from_the_ledger() 
     // Pruned is recorded: nothing is left to prune, and nothing is listed as fleetform's.
     let after = fleet.expect(&["plan", "--prune"], 0);
     assert!(!after.contains("created by fleetform"), "{after}");
+
+    // A grant that names another grantee moves the privilege: revoked from
+    // the old one as part of the update, no --prune needed. (Applied first:
+    // only what fleetform applied is fleetform's.)
+    fleet.write(
+        &(kept.clone()
+            + &routines("reader-routines")
+                .replace("[EXECUTE]\n", "[EXECUTE]\n  withGrantOption: true\n")),
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.write(
+        &(kept.clone() + &routines("reader-routines").replace("role: reader", "role: writer")),
+    );
+    let moved = fleet.expect(&["plan"], 2);
+    assert!(
+        moved.contains(
+            "REVOKE EXECUTE ON ROUTINE \"app\".\"total\"(\"pg_catalog\".\"int4\") FROM \"reader\";"
+        ) && moved.contains(
+            "GRANT EXECUTE ON ROUTINE \"app\".\"total\"(\"pg_catalog\".\"int4\") TO \"writer\";"
+        ),
+        "{moved}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT string_agg(a.grantee::regrole::text, ',' ORDER BY 1) FROM pg_proc p, aclexplode(p.proacl) a
+             WHERE p.oid = 'app.total(int)'::regprocedure AND a.grantee <> 0 AND a.grantee <> p.proowner"
+        ),
+        "writer"
+    );
+    fleet.expect(&["plan", "--prune"], 0);
 }
 
 #[test]
@@ -1394,21 +1473,27 @@ fn custom_sql_tests_sets_and_watches_its_drift_query() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     fleet.expect(&["plan"], 0);
 
-    // An `unset` script added later (nothing to change live: recorded by the
-    // next apply of the instance), then the resource leaves the manifests:
-    // pruned by its own script.
+    // An `unset` script added later changes nothing live: the plan records
+    // it in the ledger; then the resource leaves the manifests: pruned by
+    // its own script.
     fleet.write(
         &[
-            database("appdb", "  comment: the app\n"),
+            database("appdb", ""),
             custom_sql(
                 "audit-table",
-                "  database: appdb\n  test: SELECT to_regclass('public.audit') IS NOT NULL;\n  set: CREATE TABLE IF NOT EXISTS public.audit (id bigint, note text)\n  unset: DROP TABLE public.audit\n",
+                "  database: appdb\n  test: SELECT to_regclass('public.audit') IS NOT NULL;\n  set: |\n    CREATE TABLE IF NOT EXISTS public.audit (id bigint, note text);\n    ALTER TABLE public.audit DROP COLUMN IF EXISTS extra;\n  drift: SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'audit'\n  unset: DROP TABLE public.audit\n",
             ),
         ]
         .concat(),
     );
+    let recorded = fleet.expect(&["plan"], 2);
+    assert!(
+        recorded.contains("nothing changes on the server") && !recorded.contains("CREATE TABLE"),
+        "{recorded}"
+    );
     fleet.expect(&["apply", "--auto-approve"], 0);
-    fleet.write(&database("appdb", "  comment: the app\n"));
+    fleet.expect(&["plan"], 0);
+    fleet.write(&database("appdb", ""));
     let listed = fleet.expect(&["plan"], 0);
     assert!(
         listed.contains("PostgresCustomSql appdb/audit-table@pg-test (created by fleetform: deleted only with --prune)"),

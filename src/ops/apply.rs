@@ -258,10 +258,10 @@ pub async fn apply(
                     .any(|item| item.action == Action::Delete) =>
             {
                 observation
-                    .removed
+                    .superseded
                     .iter()
-                    .find(|removed| removed.address == change.address && !change.prune)
-                    .cloned()
+                    .find(|superseded| superseded.of == change.address && !change.prune)
+                    .map(|superseded| superseded.resource.clone())
             }
             _ => None,
         };
@@ -288,62 +288,85 @@ pub async fn apply(
         }
     }
 
-    // The ledger is the ownership of kinds without a marker: an unchanged
-    // resource whose spec differs from the one recorded (a field that
-    // changes nothing live, such as a custom SQL's `unset`) is recorded
-    // again, so that a later prune acts on what the manifests say now.
-    for change in &fresh.resource_changes {
-        let Some(Ok(observation)) = observations.get(&change.target) else {
+    // Ledger bookkeeping on the targets this apply read again: what the
+    // ledger says fleetform applied but nothing of which is left (dropped or
+    // reset by someone else) is no longer fleetform's; recorded so, a later
+    // object of the same name is never taken for fleetform's.
+    for (target, observation) in &observations {
+        let Ok(observation) = observation else {
             continue;
         };
-        let Some(module) = engine.modules.get(&change.kind) else {
-            continue;
+        let gone = |resource: &DesiredResource| {
+            let module = engine.modules.get(&resource.kind)?;
+            let rows = observation
+                .rows
+                .get(&(resource.kind.clone(), resource.database.clone()))?;
+            let remaining = engine.prune_remaining(module, resource, rows, &observation.facts);
+            let gone: Vec<String> = resource
+                .items
+                .iter()
+                .filter(|item| !remaining.iter().any(|left| left.identity == item.identity))
+                .map(|item| item.identity.clone())
+                .collect();
+            Some(gone)
         };
-        let ledger_owned = module
-            .ownership
-            .as_ref()
-            .is_some_and(|ownership| ownership.ledger);
-        if !ledger_owned
-            || change.action != Action::NoOp
-            || change.blocked.is_some()
-            || change.prune
+        let mut bookkeeping = Vec::new();
+        // An orphan is gone when none of its objects exists any more (an
+        // orphan whose objects another resource covers stays fleetform's).
+        for orphan in &observation.orphans {
+            let Some(module) = engine.modules.get(&orphan.kind) else {
+                continue;
+            };
+            let rows = observation
+                .rows
+                .get(&(orphan.kind.clone(), orphan.database.clone()));
+            let exists = rows.is_none_or(|rows| {
+                orphan.items.iter().any(|item| {
+                    find_row(rows, &item.identity).is_some_and(|row| module.row_exists(row))
+                })
+            });
+            if !exists {
+                bookkeeping.push(ledger_note(orphan, Action::Delete, Vec::new(), true));
+            }
+        }
+        for superseded in observation
+            .superseded
+            .iter()
+            .filter(|superseded| superseded.needs_prune)
         {
-            continue;
+            let Some(gone) = gone(&superseded.resource).filter(|gone| !gone.is_empty()) else {
+                continue;
+            };
+            let Some(index) = position.get(superseded.of.as_str()) else {
+                continue;
+            };
+            bookkeeping.push(ledger_note(
+                &engine.resources[*index],
+                Action::NoOp,
+                gone,
+                false,
+            ));
         }
-        let Some(index) = position.get(change.address.as_str()) else {
-            continue;
-        };
-        let current = crate::ops::engine::recorded_spec(module, &engine.resources[*index].spec);
-        let Some(mut recorded) = observation
-            .ledger
-            .get(&change.address)
-            .and_then(|entry| entry.spec.clone())
-        else {
-            continue;
-        };
-        // Items still owned after the manifests dropped them are carried in
-        // the recorded spec: not a difference.
-        if let Some(field) = &module.items
-            && let (Some(Value::Object(kept)), Some(Value::Object(now))) =
-                (recorded.get_mut(field), current.get(field))
-        {
-            kept.retain(|name, _| now.contains_key(name));
+        for (mut change, message) in bookkeeping {
+            // A row of a resource of the manifests keeps its fingerprints:
+            // drift is still told from pending against it.
+            let observed = fresh_by_address.get(change.address.as_str()).map(|fresh| {
+                change.desired_fingerprint = fresh.desired_fingerprint.clone();
+                (
+                    fresh.observed_fingerprint.clone(),
+                    fresh.observed_items.clone(),
+                )
+            });
+            let outcome = ResourceOutcome {
+                address: change.address.clone(),
+                action: change.action,
+                outcome: Outcome::Converged,
+                message: Some(message),
+                seconds: 0.0,
+            };
+            tracing::info!(resource = %change.address, target = %target, "ledger: no longer fleetform's");
+            record_outcome(&engine, &change, &outcome, observed, &run_id, &mut report).await;
         }
-        if recorded == current {
-            continue;
-        }
-        let outcome = ResourceOutcome {
-            address: change.address.clone(),
-            action: Action::NoOp,
-            outcome: Outcome::Converged,
-            message: Some("unchanged; the spec recorded again".into()),
-            seconds: 0.0,
-        };
-        let observed = Some((
-            change.observed_fingerprint.clone(),
-            change.observed_items.clone(),
-        ));
-        record_outcome(&engine, change, &outcome, observed, &run_id, &mut report).await;
     }
 
     // 4. Converge: dependency order, independent resources in parallel,
@@ -733,6 +756,50 @@ async fn converge(
         }
     }
     verify(engine, &session, work, module, facts, false).await
+}
+
+/// A ledger row that changes nothing live: `resource` (or, with `dropped`,
+/// some of its items) is no longer fleetform's.
+fn ledger_note(
+    resource: &DesiredResource,
+    action: Action,
+    dropped: Vec<String>,
+    prune: bool,
+) -> (ResourceChange, String) {
+    let message = if dropped.is_empty() {
+        "nothing of it is left on the server: no longer fleetform's".to_string()
+    } else {
+        format!(
+            "{} no longer set: no longer fleetform's",
+            dropped.join(", ")
+        )
+    };
+    let change = ResourceChange {
+        address: resource.address.clone(),
+        kind: resource.kind.clone(),
+        target: resource.target.clone(),
+        database: resource.database.clone(),
+        action,
+        items: dropped
+            .into_iter()
+            .map(|identity| crate::model::plan::ItemChange {
+                identity,
+                action: Action::Delete,
+                changes: Vec::new(),
+                risks: Vec::new(),
+                script: String::new(),
+            })
+            .collect(),
+        observed_fingerprint: String::new(),
+        observed_items: BTreeMap::new(),
+        desired_fingerprint: String::new(),
+        drift: crate::model::plan::DriftStatus::InSync,
+        blocked: None,
+        after_script: String::new(),
+        restart_script: String::new(),
+        prune,
+    };
+    (change, message)
 }
 
 /// Render one item's action for the server and run it.

@@ -26,6 +26,9 @@ use crate::schemas::{SchemaCatalog, Targets};
 use crate::secrets::SecretRef;
 use crate::template::{self, Templates};
 
+/// No resources beyond the manifests.
+static NO_EXTRA: Vec<DesiredResource> = Vec::new();
+
 /// The last line of the comment of every object fleetform creates.
 pub const OWNERSHIP_MARKER: &str = "[managed by fleetform]";
 
@@ -95,10 +98,22 @@ pub struct TargetObservation {
     /// Resources of ledger-owned kinds that the ledger says were applied
     /// here and that left the manifests, with the spec recorded then.
     pub orphans: Vec<DesiredResource>,
-    /// For resources of the manifests whose kind has items (settings): the
-    /// items the ledger says were applied and the manifests dropped, as a
-    /// stand-in resource of the same address holding only those items.
-    pub removed: Vec<DesiredResource>,
+    /// What the manifests' resources superseded (see `Engine::superseded`).
+    pub superseded: Vec<Superseded>,
+}
+
+/// What a resource of the manifests no longer manages but its previous
+/// definition (the spec the ledger recorded) applied.
+#[derive(Clone, Debug)]
+pub struct Superseded {
+    /// The address of the resource of the manifests.
+    pub of: String,
+    /// A stand-in with the recorded spec and the superseded items only.
+    pub resource: DesiredResource,
+    /// Items dropped from a kind with items: deleted with --prune only.
+    /// Otherwise the resource now manages something else, and its update
+    /// undoes what the previous definition applied.
+    pub needs_prune: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -411,12 +426,17 @@ impl Engine {
             .map(|entry| (entry.resource.clone(), entry))
             .collect();
         observation.orphans = self.orphans(target, &observation.ledger);
-        observation.removed = self.removed_items(target, &observation.ledger);
+        observation.superseded = self.superseded(target, &observation.ledger);
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
         let beyond_manifests: Vec<DesiredResource> = observation
             .orphans
             .iter()
-            .chain(&observation.removed)
+            .chain(
+                observation
+                    .superseded
+                    .iter()
+                    .map(|superseded| &superseded.resource),
+            )
             .cloned()
             .collect();
         for (module, database) in self.modules_for(target, &existing, &beyond_manifests) {
@@ -437,8 +457,11 @@ impl Engine {
                 None => &session,
             };
             let place = database.as_deref();
-            let orphans = &beyond_manifests;
-            let rows = self
+            let in_scope = |extra: &DesiredResource| {
+                extra.kind == module.kind && extra.database.as_deref() == place
+            };
+            let mut orphans = &beyond_manifests;
+            let rows = match self
                 .discover_module(
                     scope_session,
                     module,
@@ -447,7 +470,35 @@ impl Engine {
                     &observation.facts,
                     orphans,
                 )
-                .await?;
+                .await
+            {
+                Ok(rows) => rows,
+                // What the ledger recorded (a custom SQL query of an old
+                // commit) must not stop the plan: without it, and not pruned.
+                Err(error) if beyond_manifests.iter().any(in_scope) => {
+                    tracing::warn!(
+                        target = %target,
+                        kind = %module.kind,
+                        error = %format!("{error:#}"),
+                        "discovering what left the manifests failed; it is neither listed nor pruned"
+                    );
+                    observation.orphans.retain(|orphan| !in_scope(orphan));
+                    observation
+                        .superseded
+                        .retain(|superseded| !in_scope(&superseded.resource));
+                    orphans = &NO_EXTRA;
+                    self.discover_module(
+                        scope_session,
+                        module,
+                        target,
+                        place,
+                        &observation.facts,
+                        orphans,
+                    )
+                    .await?
+                }
+                Err(error) => return Err(error),
+            };
             let inventory = self
                 .inventory(
                     scope_session,
@@ -478,9 +529,44 @@ impl Engine {
         Ok(observation)
     }
 
+    /// Identities the manifests' resources claim on `target`: (kind,
+    /// database, identity).
+    fn claims(&self, target: &str) -> BTreeSet<(String, Option<String>, String)> {
+        self.resources
+            .iter()
+            .filter(|resource| resource.target == target)
+            .flat_map(|resource| {
+                resource.items.iter().map(|item| {
+                    (
+                        resource.kind.clone(),
+                        resource.database.clone(),
+                        item.identity.clone(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The ledger-owned module of `kind`, if fleetform still owns what a
+    /// resource recorded with `spec` applied (`ownership.when`).
+    fn ledger_module(&self, kind: &str, spec: &Value) -> Option<&Module> {
+        let module = self.modules.get(kind)?;
+        let ownership = module
+            .ownership
+            .as_ref()
+            .filter(|ownership| ownership.ledger)?;
+        let owned = ownership.when.as_ref().is_none_or(|condition| {
+            self.templates
+                .evaluate_condition(condition, &json!({ "spec": spec }))
+                .unwrap_or(false)
+        });
+        owned.then_some(module)
+    }
+
     /// Resources of ledger-owned kinds that the ledger of `target` says were
     /// applied and that are no longer in the manifests, rebuilt from the spec
-    /// recorded then. None with --target: the manifests are only partly loaded.
+    /// recorded then, without the items a resource of the manifests now
+    /// claims. None with --target: the manifests are only partly loaded.
     fn orphans(
         &self,
         target: &str,
@@ -494,6 +580,7 @@ impl Engine {
             .iter()
             .map(|resource| resource.address.as_str())
             .collect();
+        let claims = self.claims(target);
         let mut orphans = Vec::new();
         for entry in ledger.values() {
             if entry.action == Action::Delete.name() || managed.contains(entry.resource.as_str()) {
@@ -502,32 +589,37 @@ impl Engine {
             let (Some(kind), Some(spec)) = (&entry.kind, &entry.spec) else {
                 continue;
             };
-            let Some(module) = self.modules.get(kind) else {
+            let Some(module) = self.ledger_module(kind, spec) else {
                 continue;
             };
-            if !module
-                .ownership
-                .as_ref()
-                .is_some_and(|ownership| ownership.ledger)
-            {
-                continue;
-            }
             let name = entry
                 .resource
                 .strip_prefix(&format!("{kind}/"))
                 .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
                 .unwrap_or(&entry.resource);
             match desired_items(module, spec, name, &self.settings, &self.templates) {
-                Ok(items) => orphans.push(DesiredResource {
-                    address: entry.resource.clone(),
-                    kind: kind.clone(),
-                    target: target.to_string(),
-                    database: entry.database.clone(),
-                    spec: spec.clone(),
-                    items,
-                    dependencies: Vec::new(),
-                    blocked: None,
-                }),
+                Ok(mut items) => {
+                    items.retain(|item| {
+                        !claims.contains(&(
+                            kind.clone(),
+                            entry.database.clone(),
+                            item.identity.clone(),
+                        ))
+                    });
+                    if items.is_empty() {
+                        continue;
+                    }
+                    orphans.push(DesiredResource {
+                        address: entry.resource.clone(),
+                        kind: kind.clone(),
+                        target: target.to_string(),
+                        database: entry.database.clone(),
+                        spec: spec.clone(),
+                        items,
+                        dependencies: Vec::new(),
+                        blocked: None,
+                    })
+                }
                 Err(error) => tracing::warn!(
                     resource = %entry.resource,
                     error = %format!("{error:#}"),
@@ -538,62 +630,123 @@ impl Engine {
         orphans
     }
 
-    /// Items of the manifests' resources (of ledger-owned kinds with items)
-    /// that the ledger's last spec has and the manifests no longer do.
-    fn removed_items(
-        &self,
-        target: &str,
-        ledger: &BTreeMap<String, LedgerEntry>,
-    ) -> Vec<DesiredResource> {
-        let mut removed = Vec::new();
+    /// What the manifests' resources of ledger-owned kinds superseded on
+    /// `target`: for kinds with items, the items the recorded spec has and
+    /// the manifests dropped (reset with --prune, owned until then); for the
+    /// others, the previous definition when it managed something else (its
+    /// `ownership.key`, database or identities differ), undone by the update.
+    /// Items another resource of the manifests claims are left to it.
+    fn superseded(&self, target: &str, ledger: &BTreeMap<String, LedgerEntry>) -> Vec<Superseded> {
+        let claims = self.claims(target);
+        let mut superseded = Vec::new();
         for resource in self
             .resources
             .iter()
-            .filter(|resource| resource.target == target)
+            .filter(|resource| resource.target == target && resource.blocked.is_none())
         {
-            let Some(module) = self.modules.get(&resource.kind) else {
+            let Some(entry) = ledger.get(&resource.address) else {
                 continue;
             };
-            let (Some(items_field), true) = (
-                &module.items,
-                module
-                    .ownership
-                    .as_ref()
-                    .is_some_and(|ownership| ownership.ledger),
-            ) else {
+            let Some(recorded) = entry.spec.as_ref() else {
                 continue;
             };
-            let Some(recorded) = ledger
-                .get(&resource.address)
-                .and_then(|entry| entry.spec.as_ref())
+            let Some(module) = self.ledger_module(&resource.kind, recorded) else {
+                continue;
+            };
+            let claimed = |identity: &str| {
+                claims.contains(&(
+                    resource.kind.clone(),
+                    entry.database.clone(),
+                    identity.to_string(),
+                ))
+            };
+            let name = resource
+                .address
+                .strip_prefix(&format!("{}/", resource.kind))
+                .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
+                .unwrap_or(&resource.address);
+            let (spec, needs_prune) = match &module.items {
+                Some(items_field) => {
+                    let dropped: Map<String, Value> = recorded
+                        .get(items_field)
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(identity, _)| !claimed(identity))
+                        .map(|(identity, value)| (identity.clone(), value.clone()))
+                        .collect();
+                    if dropped.is_empty() {
+                        continue;
+                    }
+                    let mut spec = recorded.clone();
+                    spec[items_field.as_str()] = Value::Object(dropped);
+                    (spec, true)
+                }
+                None => {
+                    let key = |spec: &Value| {
+                        let identities =
+                            desired_items(module, spec, name, &self.settings, &self.templates)
+                                .map(|items| {
+                                    items
+                                        .into_iter()
+                                        .map(|item| item.identity)
+                                        .collect::<Vec<_>>()
+                                })
+                                .unwrap_or_default();
+                        let declared = module
+                            .ownership
+                            .as_ref()
+                            .and_then(|ownership| ownership.key.as_ref())
+                            .and_then(|key| {
+                                self.templates
+                                    .evaluate_text(key, &json!({ "spec": spec }))
+                                    .ok()
+                            });
+                        (spec.get("database").cloned(), identities, declared)
+                    };
+                    if key(recorded) == key(&recorded_spec(module, &resource.spec)) {
+                        continue;
+                    }
+                    (recorded.clone(), false)
+                }
+            };
+            let Ok(mut items) = desired_items(module, &spec, name, &self.settings, &self.templates)
             else {
                 continue;
             };
-            let current = resource.spec.get(items_field).and_then(Value::as_object);
-            let dropped: Map<String, Value> = recorded
-                .get(items_field)
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter(|(name, _)| current.is_none_or(|current| !current.contains_key(*name)))
-                .map(|(name, value)| (name.clone(), value.clone()))
+            let current: BTreeSet<&str> = resource
+                .items
+                .iter()
+                .map(|item| item.identity.as_str())
                 .collect();
-            if dropped.is_empty() {
+            items.retain(|item| {
+                needs_prune || !claimed(&item.identity) || current.contains(item.identity.as_str())
+            });
+            for item in &mut items {
+                // The same name as the current item: told apart in discovery and the plan.
+                if current.contains(item.identity.as_str()) {
+                    item.identity = format!("{} (before)", item.identity);
+                }
+            }
+            if items.is_empty() {
                 continue;
             }
-            let mut spec = recorded.clone();
-            spec[items_field.as_str()] = Value::Object(dropped);
-            if let Ok(items) = desired_items(module, &spec, "", &self.settings, &self.templates) {
-                removed.push(DesiredResource {
-                    items,
+            superseded.push(Superseded {
+                of: resource.address.clone(),
+                resource: DesiredResource {
+                    address: format!("{}#before", resource.address),
+                    kind: resource.kind.clone(),
+                    target: target.to_string(),
+                    database: entry.database.clone(),
                     spec,
+                    items,
                     dependencies: Vec::new(),
                     blocked: None,
-                    ..resource.clone()
-                });
-            }
+                },
+                needs_prune,
+            });
         }
-        removed
+        superseded
     }
 
     /// The items of a resource being pruned that still hold something to
@@ -729,8 +882,17 @@ impl Engine {
                     && resource.blocked.is_none()
             })
             .flat_map(|resource| {
-                resource.items.iter().map(|item| {
-                    json!({"identity": item.identity, "spec": redact_spec(module, &resource.spec)})
+                let orphan = !self
+                    .resources
+                    .iter()
+                    .any(|candidate| candidate.address == resource.address);
+                resource.items.iter().map(move |item| {
+                    json!({
+                        "identity": item.identity,
+                        "spec": redact_spec(module, &resource.spec),
+                        // Not in the manifests: being pruned, or superseded.
+                        "orphan": orphan,
+                    })
                 })
             })
             .collect();
@@ -892,7 +1054,12 @@ impl Engine {
             };
             // Items of the manifests' resources that fleetform applied and
             // the manifests dropped: listed until pruned.
-            for removed in observation.removed.iter().filter(|_| !self.settings.prune) {
+            for removed in observation
+                .superseded
+                .iter()
+                .filter(|superseded| superseded.needs_prune && !self.settings.prune)
+                .map(|superseded| &superseded.resource)
+            {
                 let (Some(module), Some(rows)) = (
                     self.modules.get(&removed.kind),
                     observation
@@ -1136,12 +1303,14 @@ impl Engine {
             change.action = change.action.combine(planned.action);
             change.items.push(planned);
         }
-        // Items fleetform applied that the manifests dropped: reset with --prune.
-        if self.settings.prune
-            && let Some(removed) = observation
-                .removed
-                .iter()
-                .find(|removed| removed.address == resource.address)
+        // What the previous definition applied and this one does not manage:
+        // undone by this update (dropped items of kinds with items: with --prune).
+        if let Some(removed) = observation
+            .superseded
+            .iter()
+            .find(|superseded| superseded.of == resource.address)
+            .filter(|superseded| !superseded.needs_prune || self.settings.prune)
+            .map(|superseded| &superseded.resource)
         {
             let delete = ItemDiff {
                 action: Some(Action::Delete),
@@ -1158,6 +1327,45 @@ impl Engine {
                     &observation.facts,
                 ));
                 change.action = change.action.combine(Action::Update);
+            }
+        }
+        // Nothing to change live, but the ledger (the ownership of kinds
+        // without a marker) records another spec: record this one, so that a
+        // later prune acts on what the manifests say now.
+        if change.action == Action::NoOp
+            && let Some(recorded) = observation
+                .ledger
+                .get(&resource.address)
+                .and_then(|entry| entry.spec.as_ref())
+        {
+            let current = recorded_spec(module, &resource.spec);
+            let owned = self.ledger_module(&resource.kind, &current).is_some()
+                || self.ledger_module(&resource.kind, recorded).is_some();
+            let mut recorded = recorded.clone();
+            // Dropped items still owned are carried in the recorded spec.
+            if let Some(field) = &module.items
+                && let (Some(Value::Object(kept)), Some(Value::Object(now))) =
+                    (recorded.get_mut(field), current.get(field))
+            {
+                kept.retain(|name, _| now.contains_key(name));
+            }
+            if owned && recorded != current {
+                change.action = Action::Update;
+                change.items.push(ItemChange {
+                    identity: "(ledger)".into(),
+                    action: Action::Update,
+                    changes: vec![crate::model::plan::FieldChange {
+                        field: "spec".into(),
+                        before: json!("as recorded at the last apply"),
+                        after: json!("as the manifests say now (nothing changes on the server)"),
+                        added: Vec::new(),
+                        removed: Vec::new(),
+                        text_diff: None,
+                        forces_replace: None,
+                    }],
+                    risks: Vec::new(),
+                    script: String::new(),
+                });
             }
         }
         change.observed_fingerprint = diff::fingerprint(&json!(observed_items));
@@ -1421,6 +1629,22 @@ impl Engine {
                 .map(|other| redact_spec(module, &other.spec))
                 .collect();
             context.insert("others".into(), Value::Array(others));
+            // Every resource of the manifests on the target, for kinds that
+            // another kind may also manage (memberships in a role's memberOf).
+            let related: Vec<Value> = self
+                .resources
+                .iter()
+                .filter(|other| other.target == resource.target)
+                .filter_map(|other| {
+                    let other_module = self.modules.get(&other.kind)?;
+                    Some(json!({
+                        "kind": other.kind,
+                        "identities": other.items.iter().map(|item| &item.identity).collect::<Vec<_>>(),
+                        "spec": redact_spec(other_module, &other.spec),
+                    }))
+                })
+                .collect();
+            context.insert("related".into(), Value::Array(related));
         }
         // Owned before this action: marked, or (ledger-owned kinds) applied
         // by fleetform, which is all a template of theirs is ever asked to change.

@@ -55,6 +55,8 @@ SELECT json_build_array(
         SELECT p.proname || '(' || oidvectortypes(p.proargtypes) || ')', p.proowner, p.proacl,
                json_build_object(
                    'name', p.proname,
+                   'oid', p.oid,
+                   'kind', p.prokind,
                    'arguments', (SELECT coalesce(json_agg(json_build_array(tn.nspname, t.typname) ORDER BY a.position), '[]'::json)
                                  FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY a(type_oid, position)
                                  JOIN pg_type t ON t.oid = a.type_oid
@@ -117,6 +119,33 @@ SELECT json_build_array(
         'unsupported', {{ type == "parameter" and server_version_num < 150000 }},
         'acl', coalesce((SELECT json_object_agg(h.name, h.privileges) FROM held h), '{}'::json),
         'defaults', coalesce((SELECT json_object_agg(h.name, h.defaults) FROM held h), '{}'::json),
+{% if item.orphan %}
+        {# Objects a grant of the manifests to the same grantee covers: a
+           prune of this one leaves them to it. Routines are matched by oid. #}
+        'covered', coalesce((SELECT json_agg(h.name) FROM held h WHERE false
+{% for other in wanted if not other.orphan and other.spec.role == spec.role
+                           and other.spec.schema | default(none) == spec.schema | default(none)
+                           and (other.spec.objectType == type
+                                or (other.spec.objectType in routine_kinds and type in routine_kinds)) %}
+{% set other_objects = other.spec.objects | default([]) %}
+            OR ({% if other.spec.objectType == "function" %}(h.signature ->> 'kind') <> 'p' AND {% elif other.spec.objectType == "procedure" %}(h.signature ->> 'kind') = 'p' AND {% endif %}
+{% if not other_objects %}
+                true
+{% else %}
+                (h.name = ANY (ARRAY[{{ other_objects|literal_list }}]::text[])
+{% if type in routine_kinds %}
+                 OR (h.signature ->> 'name') = ANY (ARRAY[{{ other_objects|literal_list }}]::text[])
+                 OR (h.signature ->> 'oid')::oid IN (
+                        SELECT to_regprocedure(quote_ident({{ spec.schema }}) || '.' || o)::oid
+                        FROM unnest(ARRAY[{{ other_objects|literal_list }}]::text[]) o
+                        WHERE strpos(o, '(') > 0)
+{% endif %}
+                )
+{% endif %}
+            )
+{% endfor %}
+        ), '[]'::json),
+{% endif %}
         'signatures', coalesce((SELECT json_object_agg(h.name, h.signature) FROM held h WHERE h.signature IS NOT NULL), '{}'::json),
         {# The set every object holds; per object when they differ. #}
         'privileges', CASE WHEN (SELECT count(DISTINCT h.privileges::text) FROM held h) > 1

@@ -1,8 +1,9 @@
 {# Per object: grant what the manifest adds, revoke what it does not list.
    Privilege names come from the manifest (schema-checked) or the server and
    go through keyword_list, which only lets capital words through.
-   A prune (the grant left the manifests) returns each object the manifests'
-   other grants do not cover to what the grantee holds by default. #}
+   A prune (the grant left the manifests, or the objects its previous
+   definition covered) returns each object no grant of the manifests covers
+   (discovery's `covered`) to what the grantee holds by default. #}
 {% if not observed %}
 -- The database does not exist yet: apply grants on the objects it finds there
 -- when it reaches this resource (the plan can only show them once it exists).
@@ -12,15 +13,7 @@
 {% set grantee %}{% if spec.role == "PUBLIC" %}PUBLIC{% else %}{{ spec.role|ident }}{% endif %}{% endset %}
 {% for object, held in observed.acl|items %}
 {% set type = spec.objectType %}
-{% set scope = namespace(covered=false) %}
-{% for other in others | default([]) if deleting and other.role == spec.role and other.objectType == type
-                                        and other.schema | default(none) == spec.schema | default(none) %}
-{% if not other.objects or object in other.objects
-      or (object in observed.signatures and observed.signatures[object].name in other.objects) %}
-{% set scope.covered = true %}
-{% endif %}
-{% endfor %}
-{% if not scope.covered %}
+{% if not (deleting and object in (observed.covered | default([]))) %}
 {% if deleting %}
 {% set wanted_privileges = observed.defaults[object] %}
 {% else %}

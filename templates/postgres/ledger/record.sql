@@ -11,7 +11,7 @@ VALUES
      {{ spec }}::jsonb || jsonb_build_object({{ carry_items }},
          (coalesce((SELECT l.spec -> {{ carry_items }} FROM fleetform.ledger l
                     WHERE l.resource = {{ resource }} AND l.environment = {{ environment }}
-                      AND l.result = 'converged' AND l.spec IS NOT NULL
+                      AND l.result = 'converged'
                     ORDER BY l.id DESC LIMIT 1), '{}'::jsonb)
           - ARRAY[{{ dropped_items|literal_list }}]::text[])
          || ({{ spec }}::jsonb -> {{ carry_items }})));
