@@ -248,14 +248,16 @@ fn schema_lists_prints_and_exports() {
 #[test]
 fn help_lists_only_commands_that_exist() {
     let help = stdout(&fleetform(&["--help"], &common::repository_root()));
-    for command in ["validate", "plan", "apply", "drift", "graph", "schema"] {
+    for command in [
+        "validate", "plan", "apply", "drift", "import", "discover", "graph", "schema",
+    ] {
         assert!(
             help.lines()
                 .any(|line| line.trim_start().starts_with(command)),
             "{help}"
         );
     }
-    for missing in ["discover", "status"] {
+    for missing in ["status"] {
         assert!(
             !help
                 .lines()

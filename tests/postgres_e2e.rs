@@ -366,6 +366,69 @@ fn settings_that_leave_the_manifests_are_reset_with_prune() {
 }
 
 #[test]
+fn a_snapshot_plans_offline_and_apply_refuses_it() {
+    let fleet = Fleet::new(
+        &[
+            role(
+                "app",
+                "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+            ),
+            database("appdb", "  owner: app\n"),
+        ]
+        .concat(),
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql("ALTER DATABASE appdb CONNECTION LIMIT 5");
+    let snapshot = fleet.repository.path().join("snapshot.json");
+    let recorded = fleet.expect(&["discover", "--out", snapshot.to_str().unwrap()], 0);
+    assert!(recorded.contains("wrote"), "{recorded}");
+    let text = std::fs::read_to_string(&snapshot).unwrap();
+    assert!(
+        !text.contains(APP_PASSWORD) && !text.contains("SCRAM-SHA-256$"),
+        "{text}"
+    );
+    assert!(text.contains("\"unreadable\""), "{text}");
+
+    // The instance now reads the snapshot; its port reaches nothing.
+    let inventory = fleet
+        .repository
+        .path()
+        .join("environments/test/inventory.yaml");
+    let declared = std::fs::read_to_string(&inventory).unwrap();
+    std::fs::write(
+        &inventory,
+        declared.replace(
+            &format!("port: {},", fleet.server.port),
+            "port: 1, snapshot: snapshot.json,",
+        ),
+    )
+    .unwrap();
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(
+        plan.contains("connectionLimit: 5 -> -1") && plan.contains("CONNECTION LIMIT -1"),
+        "{plan}"
+    );
+    assert!(plan.contains("password is not in the snapshot"), "{plan}");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresDatabase/appdb@pg-test"),
+        "{drift}"
+    );
+    let refused = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(
+        refused.contains("pg-test is read from the snapshot")
+            && refused.contains("plan and drift only"),
+        "{refused}"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT datconnlimit FROM pg_database WHERE datname = 'appdb'"),
+        "5"
+    );
+}
+
+#[test]
 fn list_parameters_are_written_as_lists() {
     let fleet = Fleet::new(&settings(
         "paths",

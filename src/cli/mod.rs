@@ -1,6 +1,7 @@
 //! The command line: flags per command, each command one call into `ops`.
 
 mod apply;
+mod discover;
 mod drift;
 mod graph;
 mod import;
@@ -67,6 +68,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Report drift (read-only). Exit 0: in sync; 2: pending changes only; 3: drift; 1: error.
     Drift(drift::DriftArgs),
+    /// Read the live state and write it as a snapshot (JSON, never a secret) that
+    /// instances can plan from offline (`spec.snapshot`). Exit 0, or 1 when a target could not be read.
+    Discover(discover::DiscoverArgs),
     /// Read an existing PostgreSQL instance and write manifests for what it holds,
     /// so that the next plan is empty (how a team brings a server under management).
     Import(import::ImportArgs),
@@ -138,6 +142,7 @@ pub fn run(cli: Cli, output: &mut Output) -> Result<u8> {
     match cli.command {
         Command::Validate(arguments) => validate::run(arguments, output),
         Command::Plan(arguments) => plan::run(arguments, output),
+        Command::Discover(arguments) => discover::run(arguments, output),
         Command::Apply(arguments) => apply::run(arguments, output),
         Command::Drift(arguments) => drift::run(arguments, output),
         Command::Import(arguments) => import::run(arguments, output),

@@ -1001,6 +1001,12 @@ fn folder_of(engine: &Engine, target: &str) -> &'static str {
 /// Take the apply lock of `target` (waiting at most the lock timeout) and
 /// prepare its ledger; the returned session holds the lock.
 async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Result<Session> {
+    if let Some(path) = engine.snapshots.get(target) {
+        anyhow::bail!(
+            "{target} is read from the snapshot {} (spec.snapshot): plan and drift only; remove spec.snapshot to apply",
+            path.display()
+        );
+    }
     let endpoint = engine
         .endpoints
         .get(target)

@@ -34,6 +34,8 @@ pub struct ItemDiff {
     pub changes: Vec<FieldChange>,
     /// A fixed field differs: the message says which and why.
     pub cannot_change: Vec<String>,
+    /// Fields the observation does not hold (a snapshot's secrets): not compared.
+    pub unreadable: Vec<String>,
 }
 
 impl ItemDiff {
@@ -67,6 +69,14 @@ pub fn diff_item(
         let Some(wanted) = desired.fields.get(field) else {
             continue;
         };
+        let unreadable = observed
+            .get(crate::ops::snapshot::UNREADABLE)
+            .and_then(Value::as_array)
+            .is_some_and(|fields| fields.iter().any(|name| name.as_str() == Some(field)));
+        if unreadable {
+            diff.unreadable.push(field.clone());
+            continue;
+        }
         let current = observed.get(field).unwrap_or(&Value::Null);
         let secret = desired.secrets.get(field).map(String::as_str);
         if values_match(rule.compare, wanted, secret, current, observed) {

@@ -77,6 +77,8 @@ pub struct Engine {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// How to reach each instance's operating system (for restarts).
     pub hosts: BTreeMap<String, crate::ops::targets::HostAccess>,
+    /// Instances read from a discovery snapshot instead of over the network.
+    pub snapshots: BTreeMap<String, PathBuf>,
     pub resources: Vec<DesiredResource>,
     /// (kind, metadata.name) of every manifest object, for names that must
     /// not clash (import).
@@ -116,7 +118,7 @@ pub struct Superseded {
     pub needs_prune: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 pub struct LedgerEntry {
     pub resource: String,
     pub action: String,
@@ -153,6 +155,7 @@ impl Engine {
         let endpoints =
             crate::ops::targets::resolve_endpoints(fleet, catalog, &settings.repository_root)?;
         let hosts = crate::ops::targets::resolve_hosts(fleet, catalog);
+        let snapshots = crate::ops::targets::resolve_snapshots(fleet, &settings.repository_root);
         let keep = if settings.only.is_empty() {
             None
         } else {
@@ -236,6 +239,7 @@ impl Engine {
             templates,
             endpoints,
             hosts,
+            snapshots,
             resources,
             manifest_names: fleet
                 .manifests
@@ -257,6 +261,7 @@ impl Engine {
             .collect();
         if self.settings.only.is_empty() {
             targets.extend(self.endpoints.keys().cloned());
+            targets.extend(self.snapshots.keys().cloned());
         }
         targets
     }
@@ -381,6 +386,9 @@ impl Engine {
     }
 
     pub async fn discover_target(&self, target: &str) -> Result<TargetObservation> {
+        if let Some(path) = self.snapshots.get(target) {
+            return self.snapshot_observation(target, path);
+        }
         let endpoint = self
             .endpoints
             .get(target)
@@ -526,6 +534,34 @@ impl Engine {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "discovered"
         );
+        Ok(observation)
+    }
+
+    /// `target` as its discovery snapshot recorded it.
+    fn snapshot_observation(
+        &self,
+        target: &str,
+        path: &std::path::Path,
+    ) -> Result<TargetObservation> {
+        let snapshot = crate::ops::snapshot::Snapshot::read(path)?;
+        let recorded = snapshot.targets.get(target).with_context(|| {
+            format!(
+                "the snapshot {} has no target {target} (it records {})",
+                path.display(),
+                snapshot
+                    .targets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let mut observation = recorded
+            .observation()
+            .with_context(|| format!("the snapshot {}", path.display()))?;
+        observation.orphans = self.orphans(target, &observation.ledger);
+        observation.superseded = self.superseded(target, &observation.ledger);
+        tracing::info!(target = %target, snapshot = %path.display(), "read from a snapshot");
         Ok(observation)
     }
 
@@ -1483,6 +1519,7 @@ impl Engine {
                 forces_replace: None,
             }],
             cannot_change: Vec::new(),
+            unreadable: Vec::new(),
         };
         let change = &mut changes[index];
         change.items = resource
@@ -1522,7 +1559,16 @@ impl Engine {
             "observed": observed.map(|row| redact_row(module, row)),
             "changed": changed,
         });
-        let mut risks = Vec::new();
+        let mut risks: Vec<Risk> = item_diff
+            .unreadable
+            .iter()
+            .map(|field| Risk {
+                mark: crate::modules::RiskMark::Unverified,
+                message: format!(
+                    "{field} is not in the snapshot (a snapshot never holds secrets): not compared"
+                ),
+            })
+            .collect();
         for rule in &module.risks {
             match self.templates.evaluate_condition(&rule.when, &risk_context) {
                 Ok(true) => risks.push(Risk {

@@ -14,6 +14,7 @@ pub mod load;
 pub mod reference_docs;
 pub mod rules;
 pub mod settings;
+pub mod snapshot;
 pub mod targets;
 pub mod validate;
 

@@ -120,6 +120,24 @@ fn postgres_endpoint(
     })
 }
 
+/// Instances that name a discovery snapshot (`spec.snapshot`, relative to
+/// the repository root): read from it instead of over the network.
+pub fn resolve_snapshots(
+    fleet: &ValidatedFleet,
+    repository_root: &Path,
+) -> BTreeMap<String, std::path::PathBuf> {
+    fleet
+        .manifests
+        .objects
+        .iter()
+        .filter(|object| matches!(object.kind.as_str(), "PostgresInstance" | "SqlInstance"))
+        .filter_map(|object| {
+            let path = object.spec_str("snapshot")?;
+            Some((object.name.clone(), repository_root.join(path)))
+        })
+        .collect()
+}
+
 /// How fleetform reaches the operating system an instance runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostAccess {

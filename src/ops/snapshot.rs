@@ -1,0 +1,195 @@
+//! Discovery snapshots: what discovery read on each target, written by
+//! `fleetform discover --out`, and read back instead of connecting when an
+//! instance names one (`spec.snapshot`). Plans and drift reports then work
+//! without network access; apply refuses such targets.
+//!
+//! A snapshot never holds a secret: sensitive fields are written as null
+//! and listed in the row's `unreadable`, which the diff treats like a value
+//! it could not read (not compared, marked unverified by the module).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::modules::ModuleCatalog;
+use crate::ops::engine::{LedgerEntry, Observations, Row, TargetObservation};
+
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// The row field listing sensitive fields a snapshot left out.
+pub const UNREADABLE: &str = "unreadable";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format_version: u32,
+    pub fleetform_version: String,
+    pub environment: String,
+    pub created_at: String,
+    pub targets: BTreeMap<String, TargetSnapshot>,
+}
+
+/// One target's discovery.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TargetSnapshot {
+    /// Server facts (`server_version_num`, databases...).
+    pub facts: Map<String, Value>,
+    /// Discovered rows per kind and database (null: instance-wide).
+    pub scopes: Vec<ScopeRows>,
+    /// Related live things no manifest manages, per kind and database.
+    #[serde(default)]
+    pub inventory: Vec<ScopeInventory>,
+    #[serde(default)]
+    pub ledger_exists: bool,
+    /// The ledger's last converged entry per resource.
+    #[serde(default)]
+    pub ledger: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScopeRows {
+    pub kind: String,
+    #[serde(default)]
+    pub database: Option<String>,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScopeInventory {
+    pub kind: String,
+    #[serde(default)]
+    pub database: Option<String>,
+    pub identities: Vec<String>,
+}
+
+impl Snapshot {
+    /// The snapshot of `observations` (targets that could not be read are
+    /// left out), with every sensitive field removed.
+    pub fn record(
+        environment: &str,
+        created_at: String,
+        observations: &Observations,
+        modules: &ModuleCatalog,
+    ) -> Snapshot {
+        let targets = observations
+            .iter()
+            .filter_map(|(target, observation)| {
+                let observation = observation.as_ref().ok()?;
+                Some((target.clone(), TargetSnapshot::record(observation, modules)))
+            })
+            .collect();
+        Snapshot {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            fleetform_version: env!("CARGO_PKG_VERSION").to_string(),
+            environment: environment.to_string(),
+            created_at,
+            targets,
+        }
+    }
+
+    /// Read a snapshot file, naming it in every error.
+    pub fn read(path: &Path) -> Result<Snapshot> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the snapshot {}", path.display()))?;
+        let snapshot: Snapshot = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a fleetform discovery snapshot", path.display()))?;
+        if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
+            bail!(
+                "{} has snapshot format {}; this fleetform reads format {SNAPSHOT_FORMAT_VERSION}: record it again with `fleetform discover --out`",
+                path.display(),
+                snapshot.format_version
+            );
+        }
+        Ok(snapshot)
+    }
+}
+
+impl TargetSnapshot {
+    fn record(observation: &TargetObservation, modules: &ModuleCatalog) -> TargetSnapshot {
+        let scopes = observation
+            .rows
+            .iter()
+            .map(|((kind, database), rows)| ScopeRows {
+                kind: kind.clone(),
+                database: database.clone(),
+                rows: rows
+                    .iter()
+                    .map(|row| without_secrets(kind, row, modules))
+                    .collect(),
+            })
+            .collect();
+        let inventory = observation
+            .inventory
+            .iter()
+            .map(|((kind, database), identities)| ScopeInventory {
+                kind: kind.clone(),
+                database: database.clone(),
+                identities: identities.clone(),
+            })
+            .collect();
+        TargetSnapshot {
+            facts: observation.facts.clone(),
+            scopes,
+            inventory,
+            ledger_exists: observation.ledger_exists,
+            ledger: observation
+                .ledger
+                .values()
+                .filter_map(|entry| serde_json::to_value(entry).ok())
+                .collect(),
+        }
+    }
+
+    /// The observation this snapshot recorded (orphans and superseded
+    /// definitions are computed from its ledger by the engine).
+    pub fn observation(&self) -> Result<TargetObservation> {
+        let mut observation = TargetObservation {
+            facts: self.facts.clone(),
+            ledger_exists: self.ledger_exists,
+            ..TargetObservation::default()
+        };
+        for scope in &self.scopes {
+            observation.rows.insert(
+                (scope.kind.clone(), scope.database.clone()),
+                scope.rows.clone(),
+            );
+        }
+        for scope in &self.inventory {
+            observation.inventory.insert(
+                (scope.kind.clone(), scope.database.clone()),
+                scope.identities.clone(),
+            );
+        }
+        for entry in &self.ledger {
+            let entry: LedgerEntry = serde_json::from_value(entry.clone())
+                .context("a ledger entry of the snapshot has an unexpected shape")?;
+            observation.ledger.insert(entry.resource.clone(), entry);
+        }
+        Ok(observation)
+    }
+}
+
+/// `row` with the module's sensitive fields set to null and listed in
+/// `unreadable`.
+fn without_secrets(kind: &str, row: &Row, modules: &ModuleCatalog) -> Row {
+    let Some(module) = modules.get(kind) else {
+        return row.clone();
+    };
+    let mut row = row.clone();
+    let mut unreadable = Vec::new();
+    for (field, rule) in &module.fields {
+        if rule.sensitive
+            && let Some(value) = row.get_mut(field)
+            && !value.is_null()
+        {
+            *value = Value::Null;
+            unreadable.push(Value::String(field.clone()));
+        }
+    }
+    if !unreadable.is_empty() {
+        row.insert(UNREADABLE.into(), Value::Array(unreadable));
+    }
+    row
+}
