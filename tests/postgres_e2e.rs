@@ -429,6 +429,56 @@ fn a_snapshot_plans_offline_and_apply_refuses_it() {
 }
 
 #[test]
+fn a_slot_whose_fixed_fields_change_is_replaced_only_when_named() {
+    let slot = |body: &str| {
+        format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresReplicationSlot\nmetadata: {{name: cdc_orders}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+        )
+    };
+    let server = PostgresServer::start_with(&["wal_level=logical"]);
+    let fleet = Fleet::with_connection(server, "", &slot("  type: physical\n"));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect(&["plan"], 0);
+    let kind = || {
+        fleet.server.psql(
+            "SELECT slot_type || ':' || coalesce(plugin, '-') FROM pg_replication_slots WHERE slot_name = 'cdc_orders'",
+        )
+    };
+    assert_eq!(kind(), "physical:-");
+    fleet.write(&slot(
+        "  type: logical\n  plugin: pgoutput\n  database: postgres\n",
+    ));
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("--replace PostgresReplicationSlot/cdc_orders@pg-test"),
+        "{refused}"
+    );
+    let replace = fleet.expect(
+        &[
+            "plan",
+            "--replace",
+            "PostgresReplicationSlot/cdc_orders@pg-test",
+        ],
+        2,
+    );
+    assert!(
+        replace.contains("pg_drop_replication_slot") && replace.contains("[destructive]"),
+        "{replace}"
+    );
+    fleet.expect(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "PostgresReplicationSlot/cdc_orders@pg-test",
+        ],
+        0,
+    );
+    assert_eq!(kind(), "logical:pgoutput");
+    fleet.expect(&["plan"], 0);
+}
+
+#[test]
 fn list_parameters_are_written_as_lists() {
     let fleet = Fleet::new(&settings(
         "paths",
