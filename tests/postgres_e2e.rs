@@ -1134,34 +1134,12 @@ fn unreachable_and_misconfigured_instances_are_errors_naming_the_instance() {
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it (PEM).
-fn certificates(ca_name: &str) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
-    let ca_certificate = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let mut server_params =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
-    server_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "localhost");
-    let server_certificate = server_params.signed_by(&server_key, &issuer).unwrap();
-    (
-        ca_certificate.pem(),
-        server_certificate.pem(),
-        server_key.serialize_pem(),
-    )
-}
 
 #[test]
 fn tls_modes_encrypt_and_verify_as_libpq_does() {
-    let (ca, certificate, key) = certificates("fleetform test CA");
-    let (other_ca, _, _) = certificates("some other CA");
+    let made = common::tls::certificates("fleetform test CA");
+    let (ca, certificate, key) = (made.ca_pem, made.server_pem, made.server_key_pem);
+    let other_ca = common::tls::certificates("some other CA").ca_pem;
     // The server accepts TLS connections only.
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("server.crt"), certificate).unwrap();

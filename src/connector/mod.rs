@@ -8,6 +8,7 @@
 
 pub mod postgres;
 pub mod shell;
+pub mod sqlserver;
 pub mod tls;
 
 use anyhow::Result;

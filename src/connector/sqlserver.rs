@@ -1,0 +1,466 @@
+//! The SQL Server connector (tiberius over tokio, TLS with rustls).
+//!
+//! Encryption follows the Encrypt keyword of Microsoft's drivers: `strict`
+//! (TDS 8.0: TLS before anything else, the certificate always verified),
+//! `mandatory` (the whole session encrypted), `optional` (the login packet
+//! only, unless the server insists) and `off`. The certificate is verified
+//! against `caFile`, else the system's trust store, unless
+//! `trustServerCertificate` (never with `strict`).
+//!
+//! Discovery queries return one JSON document (`FOR JSON PATH`), which SQL
+//! Server splits over rows of one column: the session joins them. Scripts are
+//! batches separated by `GO` lines, as in sqlcmd. Connections that fail for a
+//! transient reason (a reset, a failover in progress, a deadlock victim) are
+//! tried again a bounded number of times with a growing pause.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use crate::secrets::SecretRef;
+
+/// The Encrypt setting of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encrypt {
+    Strict,
+    Mandatory,
+    Optional,
+    Off,
+}
+
+impl Encrypt {
+    pub fn parse(text: &str) -> Result<Encrypt> {
+        match text {
+            "strict" => Ok(Encrypt::Strict),
+            "mandatory" => Ok(Encrypt::Mandatory),
+            "optional" => Ok(Encrypt::Optional),
+            "off" => Ok(Encrypt::Off),
+            other => Err(anyhow!(
+                "encrypt `{other}` is not strict, mandatory, optional or off"
+            )),
+        }
+    }
+
+    fn level(self) -> EncryptionLevel {
+        match self {
+            Encrypt::Strict => EncryptionLevel::Strict,
+            Encrypt::Mandatory => EncryptionLevel::Required,
+            // Encrypt=Optional: TLS for the login packet, the rest as the
+            // server wants.
+            Encrypt::Optional => EncryptionLevel::Off,
+            Encrypt::Off => EncryptionLevel::NotSupported,
+        }
+    }
+}
+
+/// How the connection logs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authentication {
+    /// A SQL Server login and its password.
+    Sql,
+    /// Windows authentication (Kerberos or NTLM).
+    Windows,
+}
+
+#[derive(Clone, Debug)]
+pub struct SqlServerEndpoint {
+    /// The SqlInstance's name, used in every message.
+    pub instance: String,
+    pub host: String,
+    /// The TCP port; none for a named instance found through SQL Server Browser.
+    pub port: Option<u16>,
+    /// The instance name behind SQL Server Browser (a dynamic port).
+    pub instance_name: Option<String>,
+    pub authentication: Authentication,
+    pub user: Option<String>,
+    pub password: Option<SecretRef>,
+    pub database: String,
+    pub encrypt: Encrypt,
+    pub trust_server_certificate: bool,
+    pub ca_file: Option<PathBuf>,
+    pub host_name_in_certificate: Option<String>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub application_name: String,
+}
+
+/// How many times a transient failure is tried, and the first pause.
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Server errors worth trying again: a deadlock victim, and the codes Azure
+/// SQL and availability groups return while a database moves or recovers.
+const TRANSIENT_CODES: &[u32] = &[
+    1205, 4060, 4221, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 10053, 10054, 10060,
+    233, 64,
+];
+
+/// A failure, and whether trying again may help.
+struct Failure {
+    error: anyhow::Error,
+    transient: bool,
+}
+
+impl Failure {
+    fn permanent(error: anyhow::Error) -> Failure {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+}
+
+pub type SqlServerClient = Client<Compat<TcpStream>>;
+
+pub struct SqlServerSession {
+    client: SqlServerClient,
+    instance: String,
+    statement_timeout: Duration,
+}
+
+impl SqlServerEndpoint {
+    pub fn describe(&self) -> String {
+        let address = match (&self.instance_name, self.port) {
+            (Some(name), _) => format!("{}\\{}", self.host, name),
+            (None, Some(port)) => format!("{}:{}", self.host, port),
+            (None, None) => format!("{}:1433", self.host),
+        };
+        let login = match (&self.authentication, &self.user) {
+            (Authentication::Sql, Some(user)) => format!("login {user}"),
+            (Authentication::Windows, Some(user)) => format!("Windows user {user}"),
+            _ => "Windows authentication".to_string(),
+        };
+        format!("SqlInstance {} ({address}, {login})", self.instance)
+    }
+
+    /// Open a session; `database` picks another database of the instance.
+    pub async fn connect(&self, database: Option<&str>) -> Result<SqlServerSession> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tracing::debug!(instance = %self.instance, host = %self.host, attempt, "connecting");
+            match self.connect_once(database).await {
+                Ok(session) => return Ok(session),
+                Err(failure) if attempt < ATTEMPTS && failure.transient => {
+                    let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::warn!(
+                        instance = %self.instance,
+                        attempt,
+                        pause_ms = pause.as_millis() as u64,
+                        error = %format!("{:#}", failure.error),
+                        "transient connection failure, trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+                Err(failure) => {
+                    return Err(failure.error)
+                        .with_context(|| format!("cannot connect to {}", self.describe()));
+                }
+            }
+        }
+    }
+
+    /// The tiberius configuration (no IO but reading the password).
+    fn config(&self, database: Option<&str>) -> Result<Config> {
+        let mut config = Config::new();
+        config.host(&self.host);
+        if let Some(port) = self.port {
+            config.port(port);
+        }
+        if let Some(name) = &self.instance_name {
+            config.instance_name(name);
+        }
+        config.database(database.unwrap_or(&self.database));
+        config.application_name(&self.application_name);
+        config.encryption(self.encrypt.level());
+        config.handshake_timeout(Some(self.connect_timeout));
+        config.command_timeout(Some(self.statement_timeout));
+        // Strict mode always verifies the certificate.
+        if self.trust_server_certificate && self.encrypt != Encrypt::Strict {
+            config.trust_cert();
+        } else if let Some(ca_file) = &self.ca_file {
+            config.trust_cert_ca(ca_file.display().to_string());
+        }
+        if let Some(name) = &self.host_name_in_certificate {
+            config.hostname_in_certificate(name);
+        }
+        match self.authentication {
+            Authentication::Sql => {
+                let user = self.user.as_deref().with_context(|| {
+                    format!(
+                        "{} uses SQL authentication but has no user",
+                        self.describe()
+                    )
+                })?;
+                let password = match &self.password {
+                    Some(secret) => secret
+                        .resolve()
+                        .with_context(|| format!("the password of {}", self.describe()))?,
+                    None => anyhow::bail!(
+                        "{} uses SQL authentication but has no password",
+                        self.describe()
+                    ),
+                };
+                config.authentication(AuthMethod::sql_server(user, password));
+            }
+            Authentication::Windows => anyhow::bail!(
+                "{}: Windows authentication is not available in this build on this platform (NTLM on Unix waits for the sspi crate to build beside the PostgreSQL client, Kerberos for GSSAPI support); connect with `authentication: sql` meanwhile",
+                self.describe()
+            ),
+        }
+        Ok(config)
+    }
+
+    async fn connect_once(&self, database: Option<&str>) -> Result<SqlServerSession, Failure> {
+        let config = self.config(database).map_err(Failure::permanent)?;
+        let deadline = self.connect_timeout;
+        let tcp = match &self.instance_name {
+            Some(_) if self.port.is_none() => {
+                use tiberius::SqlBrowser;
+                tokio::time::timeout(deadline, TcpStream::connect_named(&config))
+                    .await
+                    .map_err(|_| self.timed_out("SQL Server Browser (UDP 1434) and the instance"))?
+                    .map_err(|error| self.describe_driver_error(error))?
+            }
+            _ => tokio::time::timeout(deadline, TcpStream::connect(config.get_addr()))
+                .await
+                .map_err(|_| self.timed_out("the port"))?
+                .map_err(|error| self.describe_socket_error(error))?,
+        };
+        tcp.set_nodelay(true)
+            .map_err(|error| Failure::permanent(error.into()))?;
+        // The TLS handshake and the login, bounded too: a port that accepts
+        // and never answers must not hang fleetform.
+        let client = tokio::time::timeout(deadline, Client::connect(config, tcp.compat_write()))
+            .await
+            .map_err(|_| self.timed_out("the login"))?
+            .map_err(|error| self.describe_driver_error(error))?;
+        Ok(SqlServerSession {
+            client,
+            instance: self.instance.clone(),
+            statement_timeout: self.statement_timeout,
+        })
+    }
+
+    fn timed_out(&self, what: &str) -> Failure {
+        Failure {
+            error: anyhow!(
+                "no answer from {what} within {} s (connectTimeoutSeconds): a firewall dropping packets, or something else listening there",
+                self.connect_timeout.as_secs()
+            ),
+            transient: true,
+        }
+    }
+
+    fn describe_socket_error(&self, error: std::io::Error) -> Failure {
+        use std::io::ErrorKind;
+        let (message, transient) = match error.kind() {
+            ErrorKind::ConnectionRefused => (
+                format!(
+                    "connection refused: nothing listens there ({error}); is the instance running, TCP/IP enabled, the port right?"
+                ),
+                false,
+            ),
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::TimedOut => {
+                (format!("the connection broke: {error}"), true)
+            }
+            _ => (format!("cannot reach the instance: {error}"), false),
+        };
+        Failure {
+            error: anyhow!(message),
+            transient,
+        }
+    }
+
+    fn describe_driver_error(&self, error: tiberius::error::Error) -> Failure {
+        use tiberius::error::Error as Driver;
+        match &error {
+            Driver::Server(token) if token.code() == 18456 => Failure::permanent(anyhow!(
+                "login failed ({}): a wrong password, a disabled or missing login, or an instance that does not accept SQL authentication (mixed mode)",
+                token.message()
+            )),
+            Driver::Server(token) => Failure {
+                transient: TRANSIENT_CODES.contains(&token.code()),
+                error: anyhow!("SQL Server error {}: {}", token.code(), token.message()),
+            },
+            Driver::Tls(message) => {
+                Failure::permanent(anyhow!("TLS failed: {message}; {}", self.tls_hint(message)))
+            }
+            Driver::Io {
+                kind: std::io::ErrorKind::TimedOut,
+                ..
+            } => self.timed_out("the login"),
+            Driver::Io { kind, message } => Failure {
+                transient: matches!(
+                    kind,
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::UnexpectedEof
+                ),
+                error: anyhow!("the connection failed: {message}"),
+            },
+            Driver::Routing { host, port } => Failure::permanent(anyhow!(
+                "the server redirects to {host}:{port} (Azure SQL gateway routing), which fleetform does not follow"
+            )),
+            _ => Failure::permanent(anyhow!("{error}")),
+        }
+    }
+
+    fn tls_hint(&self, message: &str) -> String {
+        let lower = message.to_lowercase();
+        if lower.contains("unknownissuer") || lower.contains("certificate") {
+            if self.encrypt == Encrypt::Strict {
+                "the server's certificate is not trusted: give the CA in caFile (strict mode always verifies)".into()
+            } else {
+                "the server's certificate is not trusted: give the CA in caFile, or (test systems only) trustServerCertificate: true".into()
+            }
+        } else if lower.contains("name") {
+            "the certificate is for another name: connect by that name, or set hostNameInCertificate".into()
+        } else {
+            "check encrypt (strict needs SQL Server 2022 with a certificate configured)".into()
+        }
+    }
+}
+
+impl SqlServerSession {
+    /// Run a query that returns one JSON document (`FOR JSON`, possibly split
+    /// over several rows of its first column).
+    pub async fn query_json(&mut self, script: &str) -> Result<Value> {
+        let timeout = self.statement_timeout;
+        self.query_json_within(script, timeout).await
+    }
+
+    pub async fn query_json_within(&mut self, script: &str, timeout: Duration) -> Result<Value> {
+        let instance = self.instance.clone();
+        let rows = tokio::time::timeout(timeout, async {
+            self.client
+                .simple_query(script)
+                .await?
+                .into_first_result()
+                .await
+        })
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{instance}: the query did not finish within {} s",
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|error| anyhow!("{instance}: {error}"))?;
+        let text: String = rows
+            .iter()
+            .filter_map(|row| row.get::<&str, _>(0))
+            .collect();
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("{instance}: the query did not return JSON"))
+    }
+
+    /// Run a script: batches separated by `GO` lines, in one transaction when
+    /// `transaction` is true (XACT_ABORT: any error rolls everything back).
+    pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
+        let batches = split_batches(script);
+        if transaction {
+            self.run_batch("SET XACT_ABORT ON; BEGIN TRANSACTION;")
+                .await?;
+        }
+        for batch in &batches {
+            if let Err(error) = self.run_batch(batch).await {
+                if transaction {
+                    let _ = self
+                        .run_batch("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;")
+                        .await;
+                }
+                return Err(error);
+            }
+        }
+        if transaction {
+            self.run_batch("COMMIT TRANSACTION;").await?;
+        }
+        Ok(())
+    }
+
+    async fn run_batch(&mut self, batch: &str) -> Result<()> {
+        let timeout = self.statement_timeout;
+        let instance = self.instance.clone();
+        tokio::time::timeout(timeout, async {
+            self.client.simple_query(batch).await?.into_results().await
+        })
+        .await
+        .map_err(|_| {
+            anyhow!(
+                "{instance}: the script did not finish within {} s",
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|error| anyhow!("{instance}: {error}"))?;
+        Ok(())
+    }
+}
+
+/// Split a script into batches at lines holding only `GO` (any case), as
+/// sqlcmd does; empty batches are dropped.
+pub fn split_batches(script: &str) -> Vec<String> {
+    let mut batches = Vec::new();
+    let mut current = String::new();
+    for line in script.lines() {
+        if line.trim().eq_ignore_ascii_case("go") {
+            if !current.trim().is_empty() {
+                batches.push(std::mem::take(&mut current));
+            }
+            current.clear();
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    if !current.trim().is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_split_at_go_lines_only() {
+        let script = "CREATE LOGIN [go] WITH PASSWORD = N'go';\nGO\n  go  \nSELECT 'GO';\nGo\n";
+        assert_eq!(
+            split_batches(script),
+            vec![
+                "CREATE LOGIN [go] WITH PASSWORD = N'go';\n".to_string(),
+                "SELECT 'GO';\n".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn encrypt_settings_map_to_the_drivers_levels() {
+        assert_eq!(
+            Encrypt::parse("strict").unwrap().level(),
+            EncryptionLevel::Strict
+        );
+        assert_eq!(
+            Encrypt::parse("mandatory").unwrap().level(),
+            EncryptionLevel::Required
+        );
+        assert_eq!(
+            Encrypt::parse("optional").unwrap().level(),
+            EncryptionLevel::Off
+        );
+        assert_eq!(
+            Encrypt::parse("off").unwrap().level(),
+            EncryptionLevel::NotSupported
+        );
+        assert!(Encrypt::parse("yes").is_err());
+    }
+}
