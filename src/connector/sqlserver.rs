@@ -406,18 +406,62 @@ impl SqlServerSession {
 }
 
 /// Split a script into batches at lines holding only `GO` (any case), as
-/// sqlcmd does; empty batches are dropped.
+/// sqlcmd does, except inside a string, a bracketed identifier or a block
+/// comment (a value that holds a `GO` line stays in its batch); empty batches
+/// are dropped.
 pub fn split_batches(script: &str) -> Vec<String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Code,
+        Text,
+        Identifier,
+        Comment,
+    }
+    let mut state = State::Code;
     let mut batches = Vec::new();
     let mut current = String::new();
-    for line in script.lines() {
-        if line.trim().eq_ignore_ascii_case("go") {
+    for line in script.split_inclusive('\n') {
+        if state == State::Code && line.trim().eq_ignore_ascii_case("go") {
             if !current.trim().is_empty() {
                 batches.push(std::mem::take(&mut current));
             }
             current.clear();
-        } else {
-            current.push_str(line);
+            continue;
+        }
+        let mut characters = line.chars().peekable();
+        while let Some(character) = characters.next() {
+            state = match (state, character) {
+                (State::Code, '\'') => State::Text,
+                (State::Code, '[') => State::Identifier,
+                (State::Code, '/') if characters.peek() == Some(&'*') => {
+                    characters.next();
+                    State::Comment
+                }
+                // A line comment ends with the line: nothing in it counts.
+                (State::Code, '-') if characters.peek() == Some(&'-') => {
+                    for _ in characters.by_ref() {}
+                    State::Code
+                }
+                // A doubled quote or bracket stays inside.
+                (State::Text, '\'') if characters.peek() == Some(&'\'') => {
+                    characters.next();
+                    State::Text
+                }
+                (State::Text, '\'') => State::Code,
+                (State::Identifier, ']') if characters.peek() == Some(&']') => {
+                    characters.next();
+                    State::Identifier
+                }
+                (State::Identifier, ']') => State::Code,
+                (State::Comment, '*') if characters.peek() == Some(&'/') => {
+                    characters.next();
+                    State::Code
+                }
+                (state, _) => state,
+            };
+        }
+        current.push_str(line);
+        if !line.ends_with('\n') {
             current.push('\n');
         }
     }
@@ -430,6 +474,19 @@ pub fn split_batches(script: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_go_line_inside_a_string_identifier_or_comment_does_not_split() {
+        let script = "SELECT N'one\nGO\ntwo', [a\ngo\n]]b];\n/* x\nGO\n*/ SELECT 1; -- it's\nGO\nSELECT 2;\n";
+        assert_eq!(
+            split_batches(script),
+            vec![
+                "SELECT N'one\nGO\ntwo', [a\ngo\n]]b];\n/* x\nGO\n*/ SELECT 1; -- it's\n"
+                    .to_string(),
+                "SELECT 2;\n".to_string()
+            ]
+        );
+    }
 
     #[test]
     fn batches_split_at_go_lines_only() {

@@ -1,0 +1,141 @@
+//! T-SQL that fleetform renders, parsed by a real T-SQL grammar (grammars-v4,
+//! built by scripts/tsql-grammar.sh): hostile values stay one literal or one
+//! identifier and a statement stays one statement. This checks the text we
+//! generate against the language's grammar; no SQL Server runs here.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use fleetform::connector::sqlserver::split_batches;
+use fleetform::template::Templates;
+
+#[derive(Debug, serde::Deserialize)]
+struct Checked {
+    ok: bool,
+    statements: usize,
+    errors: Vec<String>,
+}
+
+/// The checker's class path, built once per test process.
+fn class_path() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tsql-grammar.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("bash runs");
+        assert!(
+            output.status.success(),
+            "scripts/tsql-grammar.sh failed: the T-SQL checks need Java 17 and the pinned grammar downloads"
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    })
+}
+
+/// Parse each script; one result per script, in order.
+fn check(scripts: &[String]) -> Vec<Checked> {
+    for script in scripts {
+        assert!(!script.contains('\0'), "a script holds a NUL: {script:?}");
+    }
+    let mut child = Command::new("java")
+        .args(["-cp", class_path(), "TsqlCheck"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("java runs");
+    let input: String = scripts.iter().map(|script| format!("{script}\0")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let results: Vec<Checked> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(results.len(), scripts.len(), "one result per script");
+    results
+}
+
+fn render(template: &str, value: &str) -> String {
+    let templates = Templates::from_files(vec![("t.tsql".to_string(), template.to_string())])
+        .expect("templates compile");
+    templates
+        .render("t.tsql", &serde_json::json!({ "value": value }))
+        .expect("renders")
+}
+
+/// The injection corpus of tests/injection.rs, and SQL Server's longest
+/// identifier (128 characters).
+fn hostile_values() -> Vec<String> {
+    let mut values: Vec<String> = [
+        "x]; DROP DATABASE y;--",
+        "x'; DROP TABLE t;--",
+        "x\"; DROP ROLE postgres;--",
+        "a\\'; SELECT 1;--",
+        "$(Remove-Item C:\\ -Recurse -Force)",
+        "a\u{2019}; Stop-Computer; \u{2018}",
+        "$$; DROP SCHEMA public; $$",
+        "/* open comment",
+        "-- line comment",
+        "line\nbreak'\r\n; GO\nDROP DATABASE y",
+        "x\nGO\nDROP LOGIN [sa] --",
+        "N'nested'",
+        "]]]'''\"\"\"",
+        "ünïcødé ☃ 数据库",
+    ]
+    .iter()
+    .map(|value| value.to_string())
+    .collect();
+    values.push("l".repeat(128));
+    values
+}
+
+#[test]
+fn the_checker_rejects_broken_statements() {
+    let broken = [
+        "CREATE LOGIN WITH PASSWORD;",
+        "CREATE LOGIN [unclosed WITH PASSWORD = N'x';",
+        "SELECT N'unclosed;",
+        "ALTER DATABASE [x] SET RECOVERY;",
+    ];
+    let results = check(&broken.map(String::from));
+    for (script, result) in broken.iter().zip(&results) {
+        assert!(!result.ok, "{script} parsed, but is not T-SQL");
+        assert!(!result.errors.is_empty(), "{script}: no error reported");
+    }
+}
+
+#[test]
+fn hostile_values_stay_one_literal_or_one_identifier() {
+    let templates = [
+        "SELECT {{ value }} AS {{ value|ident }};",
+        "CREATE LOGIN {{ value|ident }} WITH PASSWORD = {{ value }}, CHECK_POLICY = ON;",
+        "ALTER SERVER ROLE [sysadmin] ADD MEMBER {{ value|ident }};",
+        "IF NOT EXISTS (SELECT 1 FROM sys.server_principals WHERE name = {{ value }}) BEGIN CREATE LOGIN {{ value|ident }} WITH PASSWORD = {{ value }}; END;",
+        "ALTER DATABASE {{ value|ident }} SET RECOVERY FULL WITH NO_WAIT;",
+    ];
+    let mut scripts = Vec::new();
+    for template in templates {
+        for value in hostile_values() {
+            scripts.push(render(template, &value));
+        }
+    }
+    let results = check(&scripts);
+    for (script, result) in scripts.iter().zip(&results) {
+        assert!(result.ok, "does not parse: {script}\n{:?}", result.errors);
+        assert_eq!(result.statements, 1, "not one statement: {script}");
+        // The executor's batch splitter keeps it in one batch too.
+        assert_eq!(
+            split_batches(script).len(),
+            1,
+            "split into batches: {script}"
+        );
+    }
+}
