@@ -31,6 +31,7 @@ fn endpoint(port: u16, encrypt: Encrypt) -> SqlServerEndpoint {
         connect_timeout: Duration::from_secs(2),
         statement_timeout: Duration::from_secs(5),
         application_name: "fleetform-test".into(),
+        declared_version: None,
     }
 }
 

@@ -139,3 +139,96 @@ fn hostile_values_stay_one_literal_or_one_identifier() {
         );
     }
 }
+
+/// The engine-wide scripts of SQL Server (facts, lock, ledger), rendered as
+/// the engine renders them: each parses, and hostile values in them change
+/// nothing in their statements (the same count as with plain values).
+#[test]
+fn the_engine_scripts_for_sql_server_parse() {
+    let templates = Templates::embedded().expect("embedded templates");
+    let render_all = |text: &str| -> Vec<(String, String)> {
+        let base = serde_json::json!({
+            "target": "sql-a", "marker": "[managed by fleetform]", "lock_key": 7380987362153459314i64,
+            "environment": text, "lock_timeout_ms": 300000, "ledger_exists": true,
+        });
+        let record = |carry: bool, dropped: &[&str]| {
+            serde_json::json!({
+                "environment": text, "run_id": "1a2b-3c", "commit": null, "actor": text,
+                "resource": "SqlConfiguration/tuning@sql-a", "action": "update", "result": "converged",
+                "desired_fingerprint": "f1", "observed_fingerprint": "f2",
+                "observed_items": "{\"maxDop\":\"x\"}", "message": text, "script": "EXEC sp_configure;",
+                "kind": "SqlConfiguration", "database": null,
+                "spec": "{\"options\":{\"maxDegreeOfParallelism\":8}}",
+                "carry_items": if carry { serde_json::json!("options") } else { serde_json::Value::Null },
+                "dropped_items": dropped,
+            })
+        };
+        let mut scripts = Vec::new();
+        for name in [
+            "server",
+            "session",
+            "lock_try",
+            "lock_wait",
+            "lock_release",
+            "ledger/exists",
+            "ledger/prepare",
+            "ledger/latest",
+        ] {
+            let script = templates
+                .render(&format!("templates/sqlserver/{name}.tsql"), &base)
+                .unwrap_or_else(|error| panic!("{name}: {error:#}"));
+            scripts.push((name.to_string(), script));
+        }
+        let mut no_ledger = base.clone();
+        no_ledger["ledger_exists"] = serde_json::json!(false);
+        scripts.push((
+            "ledger/latest without a ledger".into(),
+            templates
+                .render("templates/sqlserver/ledger/latest.tsql", &no_ledger)
+                .unwrap(),
+        ));
+        for (label, context) in [
+            ("ledger/record", record(false, &[])),
+            ("ledger/record carrying items", record(true, &[])),
+            (
+                "ledger/record carrying items, some reset",
+                record(true, &["xpCmdshell", text]),
+            ),
+        ] {
+            scripts.push((
+                label.into(),
+                templates
+                    .render("templates/sqlserver/ledger/record.tsql", &context)
+                    .unwrap(),
+            ));
+        }
+        scripts
+    };
+    let plain = render_all("prod");
+    let hostile = render_all("x'; DROP TABLE msdb.fleetform.ledger; --]");
+    let texts: Vec<String> = plain
+        .iter()
+        .chain(&hostile)
+        .map(|(_, script)| script.clone())
+        .collect();
+    let results = check(&texts);
+    let (plain_results, hostile_results) = results.split_at(plain.len());
+    for (((label, script), plain), hostile) in plain.iter().zip(plain_results).zip(hostile_results)
+    {
+        assert!(
+            plain.ok,
+            "{label} does not parse:\n{script}\n{:?}",
+            plain.errors
+        );
+        assert!(
+            hostile.ok,
+            "{label} with hostile values does not parse: {:?}",
+            hostile.errors
+        );
+        assert!(plain.statements >= 1, "{label}: no statement");
+        assert_eq!(
+            plain.statements, hostile.statements,
+            "{label}: hostile values changed the statements"
+        );
+    }
+}

@@ -3,8 +3,8 @@
 //! The engine opens a `Session` on an `Endpoint`, runs rendered discovery
 //! queries that return one JSON value, and runs rendered scripts. It never
 //! looks inside: which protocol, which TLS, which retries is the connector's
-//! business. Only PostgreSQL exists so far; SQL Server (tiberius) and the
-//! shell/PowerShell connectors plug in as further variants.
+//! business. PostgreSQL (tokio-postgres) and SQL Server (tiberius) exist;
+//! the shell connector runs local restarts.
 
 pub mod postgres;
 pub mod shell;
@@ -19,12 +19,22 @@ use crate::template::Dialect;
 #[derive(Clone, Debug)]
 pub enum Endpoint {
     Postgres(postgres::PostgresEndpoint),
+    SqlServer(sqlserver::SqlServerEndpoint),
 }
 
 impl Endpoint {
     pub fn dialect(&self) -> Dialect {
         match self {
             Endpoint::Postgres(_) => Dialect::Postgres,
+            Endpoint::SqlServer(_) => Dialect::TransactSql,
+        }
+    }
+
+    /// The engine of the modules that manage what this endpoint reaches.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Endpoint::Postgres(_) => "postgres",
+            Endpoint::SqlServer(_) => "sqlserver",
         }
     }
 
@@ -32,21 +42,34 @@ impl Endpoint {
     pub fn describe(&self) -> String {
         match self {
             Endpoint::Postgres(endpoint) => endpoint.describe(),
+            Endpoint::SqlServer(endpoint) => endpoint.describe(),
         }
     }
 
-    /// Template folder of the engine-wide scripts (lock, ledger) for this endpoint.
     /// Check what the server says about itself against the manifests.
     pub fn check_facts(&self, facts: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
         match self {
             Endpoint::Postgres(endpoint) => endpoint.check_facts(facts),
+            Endpoint::SqlServer(endpoint) => endpoint.check_facts(facts),
         }
     }
 
+    /// Template folder of the engine-wide scripts (lock, ledger) for this endpoint.
     pub fn template_folder(&self) -> &'static str {
         match self {
             Endpoint::Postgres(_) => "templates/postgres",
+            Endpoint::SqlServer(_) => "templates/sqlserver",
         }
+    }
+
+    /// The engine-wide script `name` (`server`, `lock_try`, `ledger/record`...)
+    /// in this endpoint's folder and language.
+    pub fn script(&self, name: &str) -> String {
+        let extension = match self {
+            Endpoint::Postgres(_) => "sql",
+            Endpoint::SqlServer(_) => "tsql",
+        };
+        format!("{}/{name}.{extension}", self.template_folder())
     }
 
     /// Open a session; `database` picks another database of the same server.
@@ -55,12 +78,16 @@ impl Endpoint {
             Endpoint::Postgres(endpoint) => {
                 Ok(Session::Postgres(endpoint.connect(database).await?))
             }
+            Endpoint::SqlServer(endpoint) => Ok(Session::SqlServer(Box::new(
+                endpoint.connect(database).await?,
+            ))),
         }
     }
 }
 
 pub enum Session {
     Postgres(postgres::PostgresSession),
+    SqlServer(Box<sqlserver::SqlServerSession>),
 }
 
 impl Session {
@@ -68,6 +95,7 @@ impl Session {
     pub async fn query_json(&self, script: &str) -> Result<Value> {
         match self {
             Session::Postgres(session) => session.query_json(script).await,
+            Session::SqlServer(session) => session.query_json(script).await,
         }
     }
 
@@ -79,6 +107,7 @@ impl Session {
     ) -> Result<Value> {
         match self {
             Session::Postgres(session) => session.query_json_within(script, timeout).await,
+            Session::SqlServer(session) => session.query_json_within(script, timeout).await,
         }
     }
 
@@ -86,6 +115,7 @@ impl Session {
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
         match self {
             Session::Postgres(session) => session.execute(script, transaction).await,
+            Session::SqlServer(session) => session.execute(script, transaction).await,
         }
     }
 }

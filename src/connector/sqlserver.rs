@@ -87,6 +87,8 @@ pub struct SqlServerEndpoint {
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
     pub application_name: String,
+    /// The SQL Server release the manifest declares (`spec.version`: 2019...).
+    pub declared_version: Option<u64>,
 }
 
 /// How many times a transient failure is tried, and the first pause.
@@ -118,12 +120,42 @@ impl Failure {
 pub type SqlServerClient = Client<Compat<TcpStream>>;
 
 pub struct SqlServerSession {
-    client: SqlServerClient,
+    /// One request at a time on a TDS connection.
+    client: tokio::sync::Mutex<SqlServerClient>,
     instance: String,
     statement_timeout: Duration,
 }
 
 impl SqlServerEndpoint {
+    /// Refuse a server whose major version is not the declared one.
+    pub fn check_facts(&self, facts: &serde_json::Map<String, Value>) -> Result<()> {
+        let (Some(declared), Some(running)) = (
+            self.declared_version,
+            facts.get("product_major_version").and_then(Value::as_u64),
+        ) else {
+            return Ok(());
+        };
+        let expected = match declared {
+            2016 => 13,
+            2017 => 14,
+            2019 => 15,
+            2022 => 16,
+            2025 => 17,
+            _ => return Ok(()),
+        };
+        if running != expected {
+            let release = facts
+                .get("product_version")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{} is declared as SQL Server {declared} (spec.version) but runs {release} (major version {running}): correct spec.version, or check that the address reaches the right instance",
+                self.describe()
+            );
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         let address = match (&self.instance_name, self.port) {
             (Some(name), _) => format!("{}\\{}", self.host, name),
@@ -241,7 +273,7 @@ impl SqlServerEndpoint {
             .map_err(|_| self.timed_out("the login"))?
             .map_err(|error| self.describe_driver_error(error))?;
         Ok(SqlServerSession {
-            client,
+            client: tokio::sync::Mutex::new(client),
             instance: self.instance.clone(),
             statement_timeout: self.statement_timeout,
         })
@@ -330,19 +362,16 @@ impl SqlServerEndpoint {
 impl SqlServerSession {
     /// Run a query that returns one JSON document (`FOR JSON`, possibly split
     /// over several rows of its first column).
-    pub async fn query_json(&mut self, script: &str) -> Result<Value> {
+    pub async fn query_json(&self, script: &str) -> Result<Value> {
         let timeout = self.statement_timeout;
         self.query_json_within(script, timeout).await
     }
 
-    pub async fn query_json_within(&mut self, script: &str, timeout: Duration) -> Result<Value> {
+    pub async fn query_json_within(&self, script: &str, timeout: Duration) -> Result<Value> {
         let instance = self.instance.clone();
         let rows = tokio::time::timeout(timeout, async {
-            self.client
-                .simple_query(script)
-                .await?
-                .into_first_result()
-                .await
+            let mut client = self.client.lock().await;
+            client.simple_query(script).await?.into_first_result().await
         })
         .await
         .map_err(|_| {
@@ -391,7 +420,8 @@ impl SqlServerSession {
         let timeout = self.statement_timeout;
         let instance = self.instance.clone();
         tokio::time::timeout(timeout, async {
-            self.client.simple_query(batch).await?.into_results().await
+            let mut client = self.client.lock().await;
+            client.simple_query(batch).await?.into_results().await
         })
         .await
         .map_err(|_| {

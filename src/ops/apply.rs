@@ -608,10 +608,10 @@ pub async fn apply(
     // 6. Release the locks (closing the sessions would too).
     for (target, session) in locks {
         let context = Value::Object(engine.base_context(&target, &Default::default()));
-        if let Ok(script) = engine.templates.render(
-            &format!("{}/lock_release.sql", folder_of(&engine, &target)),
-            &context,
-        ) {
+        if let Ok(script) = engine
+            .templates
+            .render(&script_of(&engine, &target, "lock_release"), &context)
+        {
             let _ = session.query_json(&script).await;
         }
     }
@@ -991,11 +991,13 @@ async fn restart(
     Ok(())
 }
 
-fn folder_of(engine: &Engine, target: &str) -> &'static str {
+fn script_of(engine: &Engine, target: &str, name: &str) -> String {
     engine
         .endpoints
         .get(target)
-        .map_or("templates/postgres", |endpoint| endpoint.template_folder())
+        .map_or(format!("templates/postgres/{name}.sql"), |endpoint| {
+            endpoint.script(name)
+        })
 }
 
 /// Take the apply lock of `target` (waiting at most the lock timeout) and
@@ -1011,14 +1013,13 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
         .endpoints
         .get(target)
         .with_context(|| format!("no instance {target}"))?;
-    let folder = endpoint.template_folder();
     let mut session = endpoint.connect(None).await?;
     let context = Value::Object(engine.base_context(target, &Default::default()));
     let tried = session
         .query_json(
             &engine
                 .templates
-                .render(&format!("{folder}/lock_try.sql"), &context)?,
+                .render(&endpoint.script("lock_try"), &context)?,
         )
         .await?;
     if tried.get("acquired").and_then(Value::as_bool) != Some(true) {
@@ -1028,7 +1029,7 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
         ));
         let timeout_ms = engine.settings.lock_timeout.as_millis() as u64;
         let set = engine.templates.render(
-            &format!("{folder}/session.sql"),
+            &endpoint.script("session"),
             &json!({"statement_timeout_ms": timeout_ms + 5_000, "lock_timeout_ms": timeout_ms}),
         )?;
         session.execute(&set, false).await?;
@@ -1036,7 +1037,7 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
             .query_json_within(
                 &engine
                     .templates
-                    .render(&format!("{folder}/lock_wait.sql"), &context)?,
+                    .render(&endpoint.script("lock_wait"), &context)?,
                 engine.settings.lock_timeout + Duration::from_secs(5),
             )
             .await
@@ -1051,7 +1052,7 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
         .execute(
             &engine
                 .templates
-                .render(&format!("{folder}/ledger/prepare.sql"), &context)?,
+                .render(&endpoint.script("ledger/prepare"), &context)?,
             true,
         )
         .await
@@ -1151,10 +1152,9 @@ async fn record_outcome(
     context.insert("script".into(), json!(script));
     let attempt = async {
         let endpoint = engine.endpoints.get(target).context("no endpoint")?;
-        let rendered = engine.templates.render(
-            &format!("{}/ledger/record.sql", endpoint.template_folder()),
-            &Value::Object(context),
-        )?;
+        let rendered = engine
+            .templates
+            .render(&endpoint.script("ledger/record"), &Value::Object(context))?;
         let mut session = endpoint.connect(None).await?;
         session.execute(&rendered, true).await
     };

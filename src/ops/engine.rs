@@ -260,8 +260,26 @@ impl Engine {
             .map(|resource| resource.target.clone())
             .collect();
         if self.settings.only.is_empty() {
-            targets.extend(self.endpoints.keys().cloned());
-            targets.extend(self.snapshots.keys().cloned());
+            // Instances of an engine no module manages yet are not read.
+            let managed = |target: &String| {
+                self.endpoints.get(target).is_none_or(|endpoint| {
+                    self.modules
+                        .iter()
+                        .any(|module| module.engine == endpoint.engine())
+                })
+            };
+            targets.extend(
+                self.endpoints
+                    .keys()
+                    .filter(|target| managed(target))
+                    .cloned(),
+            );
+            targets.extend(
+                self.snapshots
+                    .keys()
+                    .filter(|target| managed(target))
+                    .cloned(),
+            );
         }
         targets
     }
@@ -395,7 +413,6 @@ impl Engine {
             .with_context(|| format!("no instance {target} in the environment"))?;
         let started = std::time::Instant::now();
         let session = endpoint.connect(None).await?;
-        let folder = endpoint.template_folder();
         let facts = self.server_facts(endpoint, &session).await?;
         endpoint.check_facts(&facts)?;
         let existing = databases_of(&facts);
@@ -406,7 +423,7 @@ impl Engine {
         let mut context = self.base_context(target, &observation.facts);
         let exists = session
             .query_json(&self.templates.render(
-                &format!("{folder}/ledger/exists.sql"),
+                &endpoint.script("ledger/exists"),
                 &Value::Object(context.clone()),
             )?)
             .await
@@ -417,10 +434,11 @@ impl Engine {
             .unwrap_or(false);
         context.insert("ledger_exists".into(), json!(observation.ledger_exists));
         let entries = session
-            .query_json(&self.templates.render(
-                &format!("{folder}/ledger/latest.sql"),
-                &Value::Object(context),
-            )?)
+            .query_json(
+                &self
+                    .templates
+                    .render(&endpoint.script("ledger/latest"), &Value::Object(context))?,
+            )
             .await
             .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
         let entries: Vec<LedgerEntry> = serde_json::from_value(entries).with_context(|| {
@@ -974,10 +992,9 @@ impl Engine {
         endpoint: &Endpoint,
         session: &Session,
     ) -> Result<Map<String, Value>> {
-        let script = self.templates.render(
-            &format!("{}/server.sql", endpoint.template_folder()),
-            &json!({}),
-        )?;
+        let script = self
+            .templates
+            .render(&endpoint.script("server"), &json!({}))?;
         let facts = session
             .query_json(&script)
             .await
@@ -1883,6 +1900,7 @@ impl Engine {
 }
 
 /// The databases that accept connections, from the server facts.
+/// Names, or objects with a `name` (SQL Server's `FOR JSON PATH`).
 pub fn databases_of(facts: &Map<String, Value>) -> BTreeSet<String> {
     facts
         .get("databases")
@@ -1890,7 +1908,7 @@ pub fn databases_of(facts: &Map<String, Value>) -> BTreeSet<String> {
         .map(|names| {
             names
                 .iter()
-                .filter_map(Value::as_str)
+                .filter_map(|entry| entry.as_str().or_else(|| entry.get("name")?.as_str()))
                 .map(str::to_string)
                 .collect()
         })

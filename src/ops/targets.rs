@@ -51,7 +51,130 @@ pub fn resolve_endpoints(
         .with_context(|| format!("PostgresInstance {} ({})", object.name, object.file))?;
         endpoints.insert(object.name.clone(), Endpoint::Postgres(endpoint));
     }
+    let defaults = fleet
+        .manifests
+        .environment
+        .connection_defaults
+        .get("sqlserver")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let connection_schema = catalog
+        .kind("SqlInstance")
+        .and_then(|info| catalog.file(&info.file))
+        .and_then(|schema| schema.pointer("/$defs/connection/properties"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    for object in &fleet.manifests.objects {
+        if object.kind != "SqlInstance" {
+            continue;
+        }
+        let endpoint = sqlserver_endpoint(
+            fleet,
+            object,
+            &defaults,
+            &connection_schema,
+            repository_root,
+        )
+        .with_context(|| format!("SqlInstance {} ({})", object.name, object.file))?;
+        endpoints.insert(object.name.clone(), Endpoint::SqlServer(endpoint));
+    }
     Ok(endpoints)
+}
+
+/// A setting of an instance's connection: its own, else the environment's
+/// default, else the schema's default.
+fn connection_setting(
+    connection: &Value,
+    defaults: &Value,
+    connection_schema: &Value,
+    field: &str,
+) -> Option<Value> {
+    connection
+        .get(field)
+        .or_else(|| defaults.get(field))
+        .or_else(|| {
+            connection_schema
+                .get(field)
+                .and_then(|node| node.get("default"))
+        })
+        .cloned()
+}
+
+/// The host of the Server object an instance names.
+fn server_host(fleet: &ValidatedFleet, spec: &Value) -> Option<String> {
+    spec.get("server")
+        .and_then(Value::as_str)
+        .and_then(|server| {
+            fleet
+                .manifests
+                .objects
+                .iter()
+                .find(|candidate| candidate.kind == "Server" && candidate.name == server)
+        })
+        .and_then(|server| server.spec_str("host"))
+        .map(str::to_string)
+}
+
+fn sqlserver_endpoint(
+    fleet: &ValidatedFleet,
+    object: &crate::model::ManifestObject,
+    defaults: &Value,
+    connection_schema: &Value,
+    repository_root: &Path,
+) -> Result<crate::connector::sqlserver::SqlServerEndpoint> {
+    use crate::connector::sqlserver::{Authentication, Encrypt, SqlServerEndpoint};
+    let spec = object.spec();
+    let connection = spec.get("connection").cloned().unwrap_or(Value::Null);
+    let setting = |field: &str| connection_setting(&connection, defaults, connection_schema, field);
+    let text = |field: &str| setting(field).and_then(|value| value.as_str().map(str::to_string));
+    let seconds = |field: &str, fallback: u64| {
+        Duration::from_secs(
+            setting(field)
+                .and_then(|value| value.as_u64())
+                .unwrap_or(fallback),
+        )
+    };
+    let host = text("host")
+        .or_else(|| server_host(fleet, spec))
+        .context("no host: give the Server a host or the instance a connection.host")?;
+    let instance_name = spec
+        .get("instanceName")
+        .and_then(Value::as_str)
+        .filter(|name| !name.eq_ignore_ascii_case("MSSQLSERVER"))
+        .map(str::to_string);
+    // A fixed port wins; `dynamic` (a named instance) goes through SQL Server Browser.
+    let port = match spec.get("port") {
+        Some(Value::Number(number)) => number.as_u64().and_then(|port| u16::try_from(port).ok()),
+        Some(Value::String(text)) if text == "dynamic" => None,
+        _ => Some(1433),
+    };
+    let authentication = match text("authentication").as_deref() {
+        Some("sql") => Authentication::Sql,
+        _ => Authentication::Windows,
+    };
+    let password = setting("password")
+        .map(|reference| SecretRef::from_manifest(&reference, repository_root))
+        .transpose()?;
+    Ok(SqlServerEndpoint {
+        instance: object.name.clone(),
+        host,
+        port,
+        instance_name,
+        authentication,
+        user: text("user"),
+        password,
+        database: "master".into(),
+        encrypt: Encrypt::parse(&text("encrypt").unwrap_or_else(|| "mandatory".into()))?,
+        trust_server_certificate: setting("trustServerCertificate")
+            .and_then(|value| value.as_bool())
+            .unwrap_or(false),
+        ca_file: text("caFile").map(|path| repository_root.join(path)),
+        host_name_in_certificate: text("hostNameInCertificate"),
+        connect_timeout: seconds("connectTimeoutSeconds", 15),
+        statement_timeout: seconds("commandTimeoutSeconds", 600),
+        application_name: "fleetform".into(),
+        declared_version: spec.get("version").and_then(Value::as_u64),
+    })
 }
 
 fn postgres_endpoint(
@@ -63,38 +186,15 @@ fn postgres_endpoint(
 ) -> Result<PostgresEndpoint> {
     let spec = object.spec();
     let connection = spec.get("connection").cloned().unwrap_or(Value::Null);
-    // The instance's own setting, else the environment's, else the schema's default.
-    let setting = |field: &str| -> Option<Value> {
-        connection
-            .get(field)
-            .or_else(|| defaults.get(field))
-            .or_else(|| {
-                connection_schema
-                    .get(field)
-                    .and_then(|node| node.get("default"))
-            })
-            .cloned()
-    };
+    let setting = |field: &str| connection_setting(&connection, defaults, connection_schema, field);
     let text = |field: &str| setting(field).and_then(|value| value.as_str().map(str::to_string));
     let number = |field: &str, fallback: u64| {
         setting(field)
             .and_then(|value| value.as_u64())
             .unwrap_or(fallback)
     };
-    let server_host = spec
-        .get("server")
-        .and_then(Value::as_str)
-        .and_then(|server| {
-            fleet
-                .manifests
-                .objects
-                .iter()
-                .find(|candidate| candidate.kind == "Server" && candidate.name == server)
-        })
-        .and_then(|server| server.spec_str("host"))
-        .map(str::to_string);
     let host = text("host")
-        .or(server_host)
+        .or_else(|| server_host(fleet, spec))
         .context("no host: give the Server a host or the instance a connection.host")?;
     let password = setting("password")
         .map(|reference| SecretRef::from_manifest(&reference, repository_root))
