@@ -11,10 +11,67 @@ pub mod shell;
 pub mod sqlserver;
 pub mod tls;
 
-use anyhow::Result;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::template::Dialect;
+
+/// A connection failure, and whether trying again may help.
+pub(crate) struct Failure {
+    pub error: anyhow::Error,
+    pub transient: bool,
+}
+
+impl Failure {
+    pub fn permanent(error: anyhow::Error) -> Failure {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+}
+
+/// How many times a transient connection failure is tried, and the first pause.
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Connect with `attempt`, trying again after a growing pause while the
+/// failure is transient, at most `ATTEMPTS` times; errors name `described`.
+pub(crate) async fn connect_with_retries<T, F, Fut>(
+    instance: &str,
+    described: &str,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    let mut tried = 0;
+    loop {
+        tried += 1;
+        tracing::debug!(instance = %instance, attempt = tried, "connecting");
+        match attempt().await {
+            Ok(connected) => return Ok(connected),
+            Err(failure) if tried < ATTEMPTS && failure.transient => {
+                let pause = FIRST_BACKOFF * 2u32.pow(tried - 1);
+                tracing::warn!(
+                    instance = %instance,
+                    attempt = tried,
+                    pause_ms = pause.as_millis() as u64,
+                    error = %format!("{:#}", failure.error),
+                    "transient connection failure, trying again"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            Err(failure) => {
+                return Err(failure.error)
+                    .with_context(|| format!("cannot connect to {described}"));
+            }
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Endpoint {

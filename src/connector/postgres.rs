@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 
+use super::Failure;
 use super::tls::{SslMode, client_config};
 use crate::secrets::SecretRef;
 
@@ -29,10 +30,6 @@ pub struct PostgresEndpoint {
     /// against the server's when it is read.
     pub declared_major: Option<u64>,
 }
-
-/// How many times a transient failure is tried, and the first pause.
-const ATTEMPTS: u32 = 3;
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 impl PostgresEndpoint {
     /// Refuse a server whose major version is not the declared one: the
@@ -71,29 +68,10 @@ impl PostgresEndpoint {
     /// A session to `database` (the endpoint's own database when None),
     /// retried with backoff on transient failures.
     pub async fn connect(&self, database: Option<&str>) -> Result<PostgresSession> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            tracing::debug!(instance = %self.instance, host = %self.host, port = self.port, attempt, "connecting");
-            match self.connect_once(database).await {
-                Ok(session) => return Ok(session),
-                Err(error) if attempt < ATTEMPTS && error.transient => {
-                    let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-                    tracing::warn!(
-                        instance = %self.instance,
-                        attempt,
-                        pause_ms = pause.as_millis() as u64,
-                        error = %format!("{:#}", error.error),
-                        "transient connection failure, trying again"
-                    );
-                    tokio::time::sleep(pause).await;
-                }
-                Err(error) => {
-                    return Err(error.error)
-                        .with_context(|| format!("cannot connect to {}", self.describe()));
-                }
-            }
-        }
+        super::connect_with_retries(&self.instance, &self.describe(), || {
+            self.connect_once(database)
+        })
+        .await
     }
 
     async fn connect_once(&self, database: Option<&str>) -> Result<PostgresSession, Failure> {
@@ -220,19 +198,7 @@ fn timed_out(instance: &str, timeout: Duration) -> anyhow::Error {
     )
 }
 
-struct Failure {
-    error: anyhow::Error,
-    transient: bool,
-}
-
 impl Failure {
-    fn permanent(error: anyhow::Error) -> Failure {
-        Failure {
-            error,
-            transient: false,
-        }
-    }
-
     fn from_postgres(error: tokio_postgres::Error) -> Failure {
         let transient = is_transient(&error);
         Failure {

@@ -22,6 +22,7 @@ use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
+use super::Failure;
 use crate::secrets::SecretRef;
 
 /// The Encrypt setting of a connection.
@@ -91,31 +92,12 @@ pub struct SqlServerEndpoint {
     pub declared_version: Option<u64>,
 }
 
-/// How many times a transient failure is tried, and the first pause.
-const ATTEMPTS: u32 = 3;
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-
 /// Server errors worth trying again: a deadlock victim, and the codes Azure
 /// SQL and availability groups return while a database moves or recovers.
 const TRANSIENT_CODES: &[u32] = &[
     1205, 4060, 4221, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 10053, 10054, 10060,
     233, 64,
 ];
-
-/// A failure, and whether trying again may help.
-struct Failure {
-    error: anyhow::Error,
-    transient: bool,
-}
-
-impl Failure {
-    fn permanent(error: anyhow::Error) -> Failure {
-        Failure {
-            error,
-            transient: false,
-        }
-    }
-}
 
 pub type SqlServerClient = Client<Compat<TcpStream>>;
 
@@ -172,29 +154,10 @@ impl SqlServerEndpoint {
 
     /// Open a session; `database` picks another database of the instance.
     pub async fn connect(&self, database: Option<&str>) -> Result<SqlServerSession> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            tracing::debug!(instance = %self.instance, host = %self.host, attempt, "connecting");
-            match self.connect_once(database).await {
-                Ok(session) => return Ok(session),
-                Err(failure) if attempt < ATTEMPTS && failure.transient => {
-                    let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-                    tracing::warn!(
-                        instance = %self.instance,
-                        attempt,
-                        pause_ms = pause.as_millis() as u64,
-                        error = %format!("{:#}", failure.error),
-                        "transient connection failure, trying again"
-                    );
-                    tokio::time::sleep(pause).await;
-                }
-                Err(failure) => {
-                    return Err(failure.error)
-                        .with_context(|| format!("cannot connect to {}", self.describe()));
-                }
-            }
-        }
+        super::connect_with_retries(&self.instance, &self.describe(), || {
+            self.connect_once(database)
+        })
+        .await
     }
 
     /// The tiberius configuration (no IO but reading the password).
