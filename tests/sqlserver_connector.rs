@@ -29,7 +29,7 @@ fn endpoint(port: u16, encrypt: Encrypt) -> SqlServerEndpoint {
         ca_file: None,
         host_name_in_certificate: None,
         connect_timeout: Duration::from_secs(2),
-        statement_timeout: Duration::from_secs(5),
+        statement_timeout: Some(Duration::from_secs(5)),
         application_name: "fleetform-test".into(),
         declared_version: None,
     }

@@ -86,7 +86,8 @@ pub struct SqlServerEndpoint {
     pub ca_file: Option<PathBuf>,
     pub host_name_in_certificate: Option<String>,
     pub connect_timeout: Duration,
-    pub statement_timeout: Duration,
+    /// How long one statement may run; none: without limit (commandTimeoutSeconds 0).
+    pub statement_timeout: Option<Duration>,
     pub application_name: String,
     /// The SQL Server release the manifest declares (`spec.version`: 2019...).
     pub declared_version: Option<u64>,
@@ -105,7 +106,7 @@ pub struct SqlServerSession {
     /// One request at a time on a TDS connection.
     client: tokio::sync::Mutex<SqlServerClient>,
     instance: String,
-    statement_timeout: Duration,
+    statement_timeout: Option<Duration>,
 }
 
 impl SqlServerEndpoint {
@@ -174,7 +175,7 @@ impl SqlServerEndpoint {
         config.application_name(&self.application_name);
         config.encryption(self.encrypt.level());
         config.handshake_timeout(Some(self.connect_timeout));
-        config.command_timeout(Some(self.statement_timeout));
+        config.command_timeout(self.statement_timeout);
         // Strict mode always verifies the certificate.
         if self.trust_server_certificate && self.encrypt != Encrypt::Strict {
             config.trust_cert();
@@ -326,23 +327,22 @@ impl SqlServerSession {
     /// Run a query that returns one JSON document (`FOR JSON`, possibly split
     /// over several rows of its first column).
     pub async fn query_json(&self, script: &str) -> Result<Value> {
-        let timeout = self.statement_timeout;
-        self.query_json_within(script, timeout).await
+        self.query_json_bounded(script, self.statement_timeout)
+            .await
     }
 
     pub async fn query_json_within(&self, script: &str, timeout: Duration) -> Result<Value> {
+        self.query_json_bounded(script, Some(timeout)).await
+    }
+
+    async fn query_json_bounded(&self, script: &str, timeout: Option<Duration>) -> Result<Value> {
         let instance = self.instance.clone();
-        let rows = tokio::time::timeout(timeout, async {
+        let rows = bounded(timeout, async {
             let mut client = self.client.lock().await;
             client.simple_query(script).await?.into_first_result().await
         })
         .await
-        .map_err(|_| {
-            anyhow!(
-                "{instance}: the query did not finish within {} s",
-                timeout.as_secs()
-            )
-        })?
+        .map_err(|seconds| anyhow!("{instance}: the query did not finish within {seconds} s"))?
         .map_err(|error| anyhow!("{instance}: {error}"))?;
         let text: String = rows
             .iter()
@@ -380,21 +380,29 @@ impl SqlServerSession {
     }
 
     async fn run_batch(&mut self, batch: &str) -> Result<()> {
-        let timeout = self.statement_timeout;
         let instance = self.instance.clone();
-        tokio::time::timeout(timeout, async {
+        bounded(self.statement_timeout, async {
             let mut client = self.client.lock().await;
             client.simple_query(batch).await?.into_results().await
         })
         .await
-        .map_err(|_| {
-            anyhow!(
-                "{instance}: the script did not finish within {} s",
-                timeout.as_secs()
-            )
-        })?
+        .map_err(|seconds| anyhow!("{instance}: the script did not finish within {seconds} s"))?
         .map_err(|error| anyhow!("{instance}: {error}"))?;
         Ok(())
+    }
+}
+
+/// `work`, given at most `timeout` (none: without limit); the error is the
+/// limit in seconds.
+async fn bounded<T>(
+    timeout: Option<Duration>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, u64> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| limit.as_secs()),
+        None => Ok(work.await),
     }
 }
 

@@ -171,7 +171,9 @@ fn sqlserver_endpoint(
         ca_file: text("caFile").map(|path| repository_root.join(path)),
         host_name_in_certificate: text("hostNameInCertificate"),
         connect_timeout: seconds("connectTimeoutSeconds", 15),
-        statement_timeout: seconds("commandTimeoutSeconds", 600),
+        // 0: without limit.
+        statement_timeout: Some(seconds("commandTimeoutSeconds", 600))
+            .filter(|limit| !limit.is_zero()),
         application_name: "fleetform".into(),
         declared_version: spec.get("version").and_then(Value::as_u64),
     })
