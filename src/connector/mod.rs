@@ -129,6 +129,18 @@ impl Endpoint {
         format!("{}/{name}.{extension}", self.template_folder())
     }
 
+    /// What to do when the ledger cannot be created.
+    pub fn ledger_hint(&self) -> &'static str {
+        match self {
+            Endpoint::Postgres(_) => {
+                "the ledger lives in the database fleetform connects to; grant CREATE on it to the connecting role, or create schema fleetform owned by that role"
+            }
+            Endpoint::SqlServer(_) => {
+                "the ledger lives in msdb (msdb.fleetform.ledger): the login needs a user in msdb with CREATE SCHEMA and CREATE TABLE, or a DBA creates schema fleetform there owned by that user"
+            }
+        }
+    }
+
     /// Open a session; `database` picks another database of the same server.
     pub async fn connect(&self, database: Option<&str>) -> Result<Session> {
         match self {

@@ -112,6 +112,16 @@ pub struct SqlServerSession {
 impl SqlServerEndpoint {
     /// Refuse a server whose major version is not the declared one.
     pub fn check_facts(&self, facts: &serde_json::Map<String, Value>) -> Result<()> {
+        // The instance that answered is the one the manifest names.
+        if let Some(answering) = facts.get("instance_name").and_then(Value::as_str) {
+            let declared = self.instance_name.as_deref().unwrap_or("MSSQLSERVER");
+            if !answering.eq_ignore_ascii_case(declared) {
+                anyhow::bail!(
+                    "{} is declared as instance {declared} but {answering} answered: check instanceName and port",
+                    self.describe()
+                );
+            }
+        }
         let (Some(declared), Some(running)) = (
             self.declared_version,
             facts.get("product_major_version").and_then(Value::as_u64),
@@ -175,7 +185,9 @@ impl SqlServerEndpoint {
         config.application_name(&self.application_name);
         config.encryption(self.encrypt.level());
         config.handshake_timeout(Some(self.connect_timeout));
-        config.command_timeout(self.statement_timeout);
+        // Statements are bounded by the session (which cancels them on the
+        // server), not per network round trip by the driver.
+        config.command_timeout(None);
         // Strict mode always verifies the certificate.
         if self.trust_server_certificate && self.encrypt != Encrypt::Strict {
             config.trust_cert();
@@ -214,6 +226,12 @@ impl SqlServerEndpoint {
 
     async fn connect_once(&self, database: Option<&str>) -> Result<SqlServerSession, Failure> {
         let config = self.config(database).map_err(Failure::permanent)?;
+        if self.encrypt == Encrypt::Off {
+            tracing::warn!(
+                instance = %self.instance,
+                "encrypt: off sends the login, password included, without TLS"
+            );
+        }
         let deadline = self.connect_timeout;
         let tcp = match &self.instance_name {
             Some(_) if self.port.is_none() => {
@@ -285,12 +303,23 @@ impl SqlServerEndpoint {
                 error: anyhow!("SQL Server error {}: {}", token.code(), token.message()),
             },
             Driver::Tls(message) => {
-                Failure::permanent(anyhow!("TLS failed: {message}; {}", self.tls_hint(message)))
+                // The driver's own advice names its API; ours names the settings.
+                let reason = message
+                    .split(". To connect anyway")
+                    .next()
+                    .unwrap_or(message);
+                Failure::permanent(anyhow!("TLS failed: {reason}; {}", self.tls_hint()))
             }
             Driver::Io {
                 kind: std::io::ErrorKind::TimedOut,
                 ..
             } => self.timed_out("the login"),
+            Driver::Io { kind, message } if self.encrypt == Encrypt::Strict => Failure {
+                transient: false,
+                error: anyhow!(
+                    "the connection failed: {message} ({kind:?}); strict encryption needs SQL Server 2022 or later with a certificate configured"
+                ),
+            },
             Driver::Io { kind, message } => Failure {
                 transient: matches!(
                     kind,
@@ -307,23 +336,51 @@ impl SqlServerEndpoint {
         }
     }
 
-    fn tls_hint(&self, message: &str) -> String {
-        let lower = message.to_lowercase();
-        if lower.contains("unknownissuer") || lower.contains("certificate") {
-            if self.encrypt == Encrypt::Strict {
-                "the server's certificate is not trusted: give the CA in caFile (strict mode always verifies)".into()
-            } else {
-                "the server's certificate is not trusted: give the CA in caFile, or (test systems only) trustServerCertificate: true".into()
-            }
-        } else if lower.contains("name") {
-            "the certificate is for another name: connect by that name, or set hostNameInCertificate".into()
+    fn tls_hint(&self) -> String {
+        let trust = if self.encrypt == Encrypt::Strict {
+            "give the CA that signed the server's certificate in caFile (strict always verifies)"
         } else {
-            "check encrypt (strict needs SQL Server 2022 with a certificate configured)".into()
-        }
+            "give the CA that signed the server's certificate in caFile, or (test systems only) trustServerCertificate: true"
+        };
+        format!(
+            "{trust}; when connecting by another name than the certificate's (an IP address, an alias), set hostNameInCertificate"
+        )
     }
 }
 
+/// How long cancelling a statement that ran out of time may take.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SqlServerSession {
+    /// `work`, given at most `timeout` (none: without limit). When time runs
+    /// out the server is told to stop (a TDS attention), so nothing keeps
+    /// running behind fleetform's back; the error is the limit in seconds.
+    async fn bounded<T>(
+        &self,
+        timeout: Option<Duration>,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, u64> {
+        let Some(limit) = timeout else {
+            return Ok(work.await);
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(done) => Ok(done),
+            Err(_) => {
+                let mut client = self.client.lock().await;
+                match tokio::time::timeout(CANCEL_TIMEOUT, client.cancel_query()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(instance = %self.instance, error = %error, "cancelling a statement failed")
+                    }
+                    Err(_) => {
+                        tracing::warn!(instance = %self.instance, "cancelling a statement did not finish")
+                    }
+                }
+                Err(limit.as_secs())
+            }
+        }
+    }
+
     /// Run a query that returns one JSON document (`FOR JSON`, possibly split
     /// over several rows of its first column).
     pub async fn query_json(&self, script: &str) -> Result<Value> {
@@ -337,13 +394,16 @@ impl SqlServerSession {
 
     async fn query_json_bounded(&self, script: &str, timeout: Option<Duration>) -> Result<Value> {
         let instance = self.instance.clone();
-        let rows = bounded(timeout, async {
-            let mut client = self.client.lock().await;
-            client.simple_query(script).await?.into_first_result().await
-        })
-        .await
-        .map_err(|seconds| anyhow!("{instance}: the query did not finish within {seconds} s"))?
-        .map_err(|error| anyhow!("{instance}: {error}"))?;
+        let rows = self
+            .bounded(timeout, async {
+                let mut client = self.client.lock().await;
+                client.simple_query(script).await?.into_first_result().await
+            })
+            .await
+            .map_err(|seconds| {
+                anyhow!("{instance}: the query did not finish within {seconds} s and was cancelled")
+            })?
+            .map_err(|error| anyhow!("{instance}: {error}"))?;
         let text: String = rows
             .iter()
             .filter_map(|row| row.get::<&str, _>(0))
@@ -381,28 +441,16 @@ impl SqlServerSession {
 
     async fn run_batch(&mut self, batch: &str) -> Result<()> {
         let instance = self.instance.clone();
-        bounded(self.statement_timeout, async {
+        self.bounded(self.statement_timeout, async {
             let mut client = self.client.lock().await;
             client.simple_query(batch).await?.into_results().await
         })
         .await
-        .map_err(|seconds| anyhow!("{instance}: the script did not finish within {seconds} s"))?
+        .map_err(|seconds| {
+            anyhow!("{instance}: the script did not finish within {seconds} s and was cancelled")
+        })?
         .map_err(|error| anyhow!("{instance}: {error}"))?;
         Ok(())
-    }
-}
-
-/// `work`, given at most `timeout` (none: without limit); the error is the
-/// limit in seconds.
-async fn bounded<T>(
-    timeout: Option<Duration>,
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, u64> {
-    match timeout {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| limit.as_secs()),
-        None => Ok(work.await),
     }
 }
 

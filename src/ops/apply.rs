@@ -1033,11 +1033,13 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
             &json!({"statement_timeout_ms": timeout_ms + 5_000, "lock_timeout_ms": timeout_ms}),
         )?;
         session.execute(&set, false).await?;
-        session
+        let mut wait_context = context.clone();
+        wait_context["lock_timeout_ms"] = json!(timeout_ms);
+        let waited = session
             .query_json_within(
                 &engine
                     .templates
-                    .render(&endpoint.script("lock_wait"), &context)?,
+                    .render(&endpoint.script("lock_wait"), &wait_context)?,
                 engine.settings.lock_timeout + Duration::from_secs(5),
             )
             .await
@@ -1047,6 +1049,12 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
                     engine.settings.lock_timeout.as_secs()
                 )
             })?;
+        if waited.get("acquired").and_then(Value::as_bool) != Some(true) {
+            anyhow::bail!(
+                "the apply lock on {target} was not released within {} s (another apply still converges it)",
+                engine.settings.lock_timeout.as_secs()
+            );
+        }
     }
     session
         .execute(
@@ -1056,7 +1064,12 @@ async fn lock_target(engine: &Engine, target: &str, output: &mut Output) -> Resu
             true,
         )
         .await
-        .with_context(|| format!("cannot create the ledger (schema fleetform) on {target}\nhint: the ledger lives in the database fleetform connects to; grant CREATE on it to the connecting role, or create schema fleetform owned by that role"))?;
+        .with_context(|| {
+            format!(
+                "cannot create the ledger (schema fleetform) on {target}\nhint: {}",
+                endpoint.ledger_hint()
+            )
+        })?;
     Ok(session)
 }
 

@@ -142,10 +142,12 @@ fn sqlserver_endpoint(
         .and_then(Value::as_str)
         .filter(|name| !name.eq_ignore_ascii_case("MSSQLSERVER"))
         .map(str::to_string);
-    // A fixed port wins; `dynamic` (a named instance) goes through SQL Server Browser.
+    // A fixed port wins; `dynamic`, or a named instance without a port, is
+    // found through SQL Server Browser; the default instance listens on 1433.
     let port = match spec.get("port") {
         Some(Value::Number(number)) => number.as_u64().and_then(|port| u16::try_from(port).ok()),
         Some(Value::String(text)) if text == "dynamic" => None,
+        _ if instance_name.is_some() => None,
         _ => Some(1433),
     };
     let authentication = match text("authentication").as_deref() {
