@@ -232,3 +232,12 @@ fn the_engine_scripts_for_sql_server_parse() {
         );
     }
 }
+
+#[test]
+fn the_connectors_own_statements_parse() {
+    use fleetform::connector::sqlserver::{BEGIN, COMMIT, OPEN_TRANSACTIONS, ROLLBACK};
+    let statements = [BEGIN, OPEN_TRANSACTIONS, ROLLBACK, COMMIT].map(String::from);
+    for (statement, result) in statements.iter().zip(check(&statements)) {
+        assert!(result.ok, "{statement}: {:?}", result.errors);
+    }
+}

@@ -348,6 +348,14 @@ impl SqlServerEndpoint {
     }
 }
 
+/// The connector's own statements around a script run in one transaction
+/// (parsed by tests/tsql_grammar.rs like every template).
+pub const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION;";
+pub const OPEN_TRANSACTIONS: &str =
+    "SELECT (SELECT @@TRANCOUNT AS [open] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER) AS transactions;";
+pub const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;";
+pub const COMMIT: &str = "COMMIT TRANSACTION;";
+
 /// How long cancelling a statement that ran out of time may take.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -420,21 +428,35 @@ impl SqlServerSession {
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
         let batches = split_batches(script);
         if transaction {
-            self.run_batch("SET XACT_ABORT ON; BEGIN TRANSACTION;")
-                .await?;
+            self.run_batch(BEGIN).await?;
         }
-        for batch in &batches {
-            if let Err(error) = self.run_batch(batch).await {
+        for (index, batch) in batches.iter().enumerate() {
+            let mut outcome = self.run_batch(batch).await;
+            // A batch that ended the transaction itself (a ROLLBACK in a
+            // CATCH) would leave the next batches to commit one by one.
+            if transaction && outcome.is_ok() {
+                let open = self
+                    .query_json(
+                        "SELECT (SELECT @@TRANCOUNT AS open FOR JSON PATH, WITHOUT_ARRAY_WRAPPER);",
+                    )
+                    .await?;
+                if open.get("open").and_then(Value::as_u64) == Some(0) {
+                    outcome = Err(anyhow!(
+                        "{}: batch {} of the script ended the transaction; the rest was not run",
+                        self.instance,
+                        index + 1
+                    ));
+                }
+            }
+            if let Err(error) = outcome {
                 if transaction {
-                    let _ = self
-                        .run_batch("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;")
-                        .await;
+                    let _ = self.run_batch(ROLLBACK).await;
                 }
                 return Err(error);
             }
         }
         if transaction {
-            self.run_batch("COMMIT TRANSACTION;").await?;
+            self.run_batch(COMMIT).await?;
         }
         Ok(())
     }
