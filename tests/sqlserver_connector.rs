@@ -162,3 +162,76 @@ fn strict_encryption_refuses_an_untrusted_certificate_and_accepts_its_ca() {
         "{after_handshake}"
     );
 }
+
+/// How SqlInstance objects become endpoints: the instance's connection, then
+/// the environment's defaults, then the schema's; a named instance without
+/// a port is found through SQL Server Browser.
+#[test]
+fn instances_resolve_to_endpoints_with_their_defaults() {
+    let files = std::collections::BTreeMap::from([
+        (
+            "environments/t/environment.yaml".to_string(),
+            "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: t}\nspec:\n  connectionDefaults:\n    sqlserver:\n      authentication: sql\n      user: fleetform\n      password: {fromEnv: SQL_PASSWORD}\n      encrypt: strict\n      connectTimeoutSeconds: 7\n".to_string(),
+        ),
+        (
+            "environments/t/inventory.yaml".to_string(),
+            "apiVersion: fleetform/v1\nkind: Server\nmetadata: {name: win-1}\nspec: {host: win1.corp.example.com, os: windows}\n\
+---\napiVersion: fleetform/v1\nkind: SqlInstance\nmetadata: {name: default-port}\nspec: {server: win-1, version: 2022}\n\
+---\napiVersion: fleetform/v1\nkind: SqlInstance\nmetadata: {name: named}\nspec: {server: win-1, instanceName: SALES, version: 2019}\n\
+---\napiVersion: fleetform/v1\nkind: SqlInstance\nmetadata: {name: fixed}\nspec: {server: win-1, instanceName: HR, port: 14330, connection: {host: hr.corp.example.com, encrypt: mandatory, caFile: ca/corp.pem, commandTimeoutSeconds: 0}}\n".to_string(),
+        ),
+    ]);
+    let check = common::check_memory(files, "t");
+    let fleet = check
+        .fleet
+        .unwrap_or_else(|| panic!("{:?}", check.diagnostics));
+    let root = std::path::Path::new("/repo");
+    let endpoints =
+        fleetform::ops::targets::resolve_endpoints(&fleet, &common::catalog(), root).unwrap();
+    let endpoint = |name: &str| match &endpoints[name] {
+        fleetform::connector::Endpoint::SqlServer(endpoint) => endpoint.clone(),
+        other => panic!("{name} is {other:?}"),
+    };
+    let default_port = endpoint("default-port");
+    assert_eq!(
+        (default_port.host.as_str(), default_port.port),
+        ("win1.corp.example.com", Some(1433))
+    );
+    assert_eq!(default_port.instance_name, None);
+    assert_eq!(default_port.encrypt, Encrypt::Strict);
+    assert_eq!(default_port.authentication, Authentication::Sql);
+    assert_eq!(default_port.user.as_deref(), Some("fleetform"));
+    assert_eq!(default_port.connect_timeout, Duration::from_secs(7));
+    assert_eq!(
+        default_port.statement_timeout,
+        Some(Duration::from_secs(600))
+    );
+    assert_eq!(default_port.declared_version, Some(2022));
+    assert!(
+        default_port
+            .describe()
+            .contains("win1.corp.example.com:1433, login fleetform")
+    );
+    let named = endpoint("named");
+    assert_eq!(
+        (named.port, named.instance_name.as_deref()),
+        (None, Some("SALES"))
+    );
+    assert!(named.describe().contains("win1.corp.example.com\\SALES"));
+    let fixed = endpoint("fixed");
+    assert_eq!(
+        (fixed.host.as_str(), fixed.port),
+        ("hr.corp.example.com", Some(14330))
+    );
+    assert_eq!(fixed.encrypt, Encrypt::Mandatory);
+    assert_eq!(
+        fixed.ca_file.as_deref(),
+        Some(root.join("ca/corp.pem").as_path())
+    );
+    assert_eq!(fixed.statement_timeout, None);
+    assert!(
+        fixed.describe().contains("(hr.corp.example.com:14330,"),
+        "{}",
+        fixed.describe()
+    );
+}

@@ -150,9 +150,11 @@ impl SqlServerEndpoint {
     }
 
     pub fn describe(&self) -> String {
-        let address = match (&self.instance_name, self.port) {
-            (Some(name), _) => format!("{}\\{}", self.host, name),
-            (None, Some(port)) => format!("{}:{}", self.host, port),
+        // Where fleetform connects: a fixed port, else the instance name
+        // SQL Server Browser resolves.
+        let address = match (self.port, &self.instance_name) {
+            (Some(port), _) => format!("{}:{}", self.host, port),
+            (None, Some(name)) => format!("{}\\{}", self.host, name),
             (None, None) => format!("{}:1433", self.host),
         };
         let login = match (&self.authentication, &self.user) {

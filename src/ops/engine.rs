@@ -26,9 +26,6 @@ use crate::schemas::{SchemaCatalog, Targets};
 use crate::secrets::SecretRef;
 use crate::template::{self, Templates};
 
-/// No resources beyond the manifests.
-static NO_EXTRA: Vec<DesiredResource> = Vec::new();
-
 /// The last line of the comment of every object fleetform creates.
 pub const OWNERSHIP_MARKER: &str = "[managed by fleetform]";
 
@@ -486,7 +483,7 @@ impl Engine {
             let in_scope = |extra: &DesiredResource| {
                 extra.kind == module.kind && extra.database.as_deref() == place
             };
-            let mut orphans = &beyond_manifests;
+            let mut orphans: &[DesiredResource] = &beyond_manifests;
             let rows = match self
                 .discover_module(
                     scope_session,
@@ -512,7 +509,7 @@ impl Engine {
                     observation
                         .superseded
                         .retain(|superseded| !in_scope(&superseded.resource));
-                    orphans = &NO_EXTRA;
+                    orphans = &[];
                     self.discover_module(
                         scope_session,
                         module,
