@@ -43,6 +43,19 @@ pub enum Compare {
     /// (a subscription's connection password): equal when identical. The
     /// value never leaves memory.
     Secret,
+    /// Desired: a password from a secret. Observed: a SQL Server login's
+    /// password hash (`0x0200` + salt + SHA-512, as PWDCOMPARE checks it).
+    /// Equal when the password hashes to it; the password is never read back.
+    SqlServerPassword,
+    /// SQL Server database files, matched by `logicalName`: a file is as
+    /// desired when it exists, is at least `sizeMB` and has the given growth
+    /// and maximum size. Files the manifest does not list are ignored.
+    DatabaseFiles,
+    /// Objects (or lists of objects matched by `name`, ignoring case): every
+    /// key the desired object gives equals the live one (strings ignoring
+    /// case); keys it leaves out, and live objects it does not name, are
+    /// not managed (Query Store settings, filegroups).
+    NamedSubset,
     /// Used only when creating; never compared.
     Never,
 }
@@ -77,6 +90,10 @@ pub struct FieldRule {
     /// test must be true).
     #[serde(default)]
     pub desired: Option<Value>,
+    /// An expression over `spec`: the field is managed only when it holds
+    /// (a login's password policy only for SQL logins).
+    #[serde(default)]
+    pub only: Option<String>,
 }
 
 /// A template reference: a file name, or a file and whether it runs in a transaction.
@@ -159,6 +176,9 @@ pub enum RiskMark {
     Disruptive,
     /// fleetform cannot check the result (missing privileges, an override).
     Unverified,
+    /// Something outside this change must happen first or next (a full
+    /// backup before an availability group can hold a database).
+    Prerequisite,
 }
 
 impl RiskMark {
@@ -169,6 +189,7 @@ impl RiskMark {
             RiskMark::DataMovement => "data movement",
             RiskMark::Disruptive => "disruptive",
             RiskMark::Unverified => "not verifiable",
+            RiskMark::Prerequisite => "prerequisite",
         }
     }
 }
@@ -206,6 +227,18 @@ pub struct CheckRule {
     /// (the objects that are missing).
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+/// A condition under which a resource is left to something else on this
+/// target (a database of an availability group on a secondary replica is
+/// seeded and changed through the group): planned as deferred, not an error.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeferRule {
+    /// Over `name`, `desired`, `observed`, `facts`, `spec` and `instance`.
+    pub when: String,
+    /// An expression over the same context: why, shown in the plan.
+    pub message: String,
 }
 
 /// When converging a resource leaves it waiting for the instance to restart.
@@ -280,9 +313,10 @@ struct ModuleFile {
     /// Or an expression over `spec` that names it (a membership: `group > role`).
     #[serde(default)]
     identity_from: Option<String>,
-    /// The spec field holding a map whose entries are the items (settings).
+    /// Where the items come from: the spec field holding a map whose entries
+    /// are the items (settings), or a list of sources.
     #[serde(default)]
-    items: Option<String>,
+    items: Option<ItemsFile>,
     discover: String,
     /// Template listing the live objects as `[{name, spec}]` for `fleetform import`.
     #[serde(default)]
@@ -311,6 +345,8 @@ struct ModuleFile {
     exists: Option<String>,
     #[serde(default)]
     checks: Vec<CheckRule>,
+    #[serde(default)]
+    defer: Vec<DeferRule>,
     /// Spec fields holding the user's own SQL, inserted into templates as
     /// written instead of as literals.
     #[serde(default)]
@@ -332,6 +368,33 @@ struct ModuleFile {
     serial: bool,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum ItemsFile {
+    Field(String),
+    Sources(Vec<ItemSource>),
+}
+
+/// One source of a module's items.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemSource {
+    /// A map in the spec (a dotted path such as `options.advanced`): each
+    /// entry is an item named by its key, its value in `field`.
+    #[serde(default)]
+    pub map: Option<String>,
+    /// Keys of the map that are not items (a nested map read by another source).
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// A spec field whose whole value is one item, named by the field and
+    /// holding the value under the field's own name (a list of trace flags).
+    #[serde(default)]
+    pub whole: Option<String>,
+    /// The module field holding a map entry's value (the first field when absent).
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
 /// A checked module.
 #[derive(Clone, Debug)]
 pub struct Module {
@@ -344,7 +407,11 @@ pub struct Module {
     pub directory: String,
     pub identity: Option<String>,
     pub identity_from: Option<String>,
+    /// The spec field holding a map of items, when that is the only source
+    /// (what the ledger's item bookkeeping works with).
     pub items: Option<String>,
+    /// Every source of items; empty for one item per resource.
+    pub item_sources: Vec<ItemSource>,
     pub discover: String,
     pub import: Option<String>,
     pub inventory: Option<String>,
@@ -358,6 +425,7 @@ pub struct Module {
     pub missing: Option<MissingRule>,
     pub exists: Option<String>,
     pub checks: Vec<CheckRule>,
+    pub defer: Vec<DeferRule>,
     pub sql: Vec<String>,
     pub reapply_when_changed: bool,
     pub refresh_when: Option<String>,
@@ -448,6 +516,43 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         "windows" => Dialect::PowerShell,
         other => bail!("engine `{other}` is not postgres, sqlserver or windows"),
     };
+    let (items, item_sources) = match file.items {
+        None => (None, Vec::new()),
+        Some(ItemsFile::Field(field)) => (
+            Some(field.clone()),
+            vec![ItemSource {
+                map: Some(field),
+                except: Vec::new(),
+                whole: None,
+                field: None,
+            }],
+        ),
+        Some(ItemsFile::Sources(sources)) => {
+            for source in &sources {
+                if source.map.is_some() == source.whole.is_some() {
+                    bail!("each source of items names either `map` or `whole`");
+                }
+                if let Some(field) = &source.field
+                    && !file.fields.contains_key(field)
+                {
+                    bail!("items name the field {field}, which is not among the fields");
+                }
+                if let Some(field) = &source.whole
+                    && !file.fields.contains_key(field)
+                {
+                    bail!("items name the field {field}, which is not among the fields");
+                }
+            }
+            if file
+                .ownership
+                .as_ref()
+                .is_some_and(|ownership| ownership.ledger)
+            {
+                bail!("a ledger-owned module takes its items from one map (`items: FIELD`)");
+            }
+            (None, sources)
+        }
+    };
     let mut fields = Vec::new();
     for (name, rule) in file.fields {
         let rule: FieldRule = if rule.is_null() {
@@ -480,7 +585,8 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         directory: directory.to_string(),
         identity: file.identity,
         identity_from: file.identity_from,
-        items: file.items,
+        items,
+        item_sources,
         discover: file.discover,
         import: file.import,
         inventory: file.inventory,
@@ -493,6 +599,7 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         missing: file.missing,
         exists: file.exists,
         checks: file.checks,
+        defer: file.defer,
         sql: file.sql,
         reapply_when_changed: file.reapply_when_changed,
         refresh_when: file.refresh_when,

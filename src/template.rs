@@ -187,6 +187,11 @@ impl Templates {
         environment.add_filter("ident_path", identifier_path_filter);
         environment.add_filter("keyword_list", keyword_list_filter);
         environment.add_filter("conninfo_quote", conninfo_quote_filter);
+        environment.add_filter("binary", binary_filter);
+        environment.add_filter("keyword", keyword_filter);
+        environment.add_filter("bare_name", bare_name_filter);
+        environment.add_filter("ipv4", ipv4_filter);
+        environment.add_filter("json_text", json_text_filter);
         environment.add_test("matching", matching_test);
         for (name, source) in files {
             if Dialect::of_file(&name).is_none() {
@@ -406,15 +411,83 @@ fn keyword_list_filter(value: &Value) -> Result<Value, Error> {
             .as_str()
             .ok_or_else(|| invalid(format!("keyword_list needs strings, got {}", item.kind())))?;
         let valid = !word.is_empty()
-            && word
-                .split(' ')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_uppercase()));
+            && word.split(' ').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            });
         if !valid {
             return Err(invalid(format!("{word:?} is not an SQL keyword")));
         }
         words.push(word.to_string());
     }
     Ok(Value::from_safe_string(words.join(", ")))
+}
+
+/// One keyword from a value (an enum of the schema such as `BULK_LOGGED`),
+/// written bare: capital words and underscores only, else an error.
+fn keyword_filter(value: &Value) -> Result<Value, Error> {
+    keyword_list_filter(&Value::from(vec![value.clone()]))
+}
+
+/// A name SQL Server takes only bare (a collation): letters, digits and
+/// underscores only, else an error.
+fn bare_name_filter(value: &Value) -> Result<Value, Error> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid(format!("bare_name needs a string, got {}", value.kind())))?;
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(invalid(format!(
+            "{text:?} is not a plain name (letters, digits, _)"
+        )));
+    }
+    Ok(Value::from_safe_string(text.to_string()))
+}
+
+/// An IPv4 address written bare (T-SQL's LISTENER_IP = (10.0.0.5)),
+/// after checking that it is one.
+fn ipv4_filter(value: &Value) -> Result<Value, Error> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid(format!("ipv4 needs a string, got {}", value.kind())))?;
+    let address: std::net::Ipv4Addr = text
+        .parse()
+        .map_err(|_| invalid(format!("{text:?} is not an IPv4 address")))?;
+    Ok(Value::from_safe_string(address.to_string()))
+}
+
+/// A value as JSON text: an ordinary string, so printed it becomes a
+/// literal of the dialect (discovery that hands the manifest's objects to
+/// the server and gets them back).
+fn json_text_filter(value: &Value) -> Result<Value, Error> {
+    serde_json::to_string(value)
+        .map(Value::from)
+        .map_err(|error| invalid(format!("json_text: {error}")))
+}
+
+/// A binary constant (`0x5B0A…`: a SQL Server SID or password hash),
+/// written bare after checking that it is nothing but hex digits. A secret's
+/// placeholder passes through (plans show `(sensitive)`).
+fn binary_filter(value: &Value) -> Result<Value, Error> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid(format!("binary needs a string, got {}", value.kind())))?;
+    if text == SENSITIVE_TOKEN {
+        return Ok(Value::from_safe_string(text.to_string()));
+    }
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))
+        .unwrap_or_default();
+    if digits.is_empty() || digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return Err(invalid(format!(
+            "{:?} is not a binary constant (0x and an even number of hex digits)",
+            text.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(Value::from_safe_string(format!(
+        "0x{}",
+        digits.to_ascii_uppercase()
+    )))
 }
 
 /// A libpq connection-string value: single-quoted, `\\` and `'` escaped with

@@ -105,6 +105,9 @@ pub enum Blocked {
     Unresolvable(String),
     /// The engine has no module for the kind (yet).
     NoModule(String),
+    /// Left to something else on the target (a database on an availability
+    /// group's secondary replica is seeded and changed through the group).
+    Deferred(String),
 }
 
 impl Blocked {
@@ -113,13 +116,14 @@ impl Blocked {
             Blocked::CannotChange(message)
             | Blocked::DiscoveryFailed(message)
             | Blocked::Unresolvable(message)
-            | Blocked::NoModule(message) => message,
+            | Blocked::NoModule(message)
+            | Blocked::Deferred(message) => message,
         }
     }
 
     /// Whether this makes the plan fail (exit 1).
     pub fn is_error(&self) -> bool {
-        !matches!(self, Blocked::NoModule(_))
+        !matches!(self, Blocked::NoModule(_) | Blocked::Deferred(_))
     }
 }
 

@@ -161,7 +161,7 @@ fn values_match(
         Compare::Timestamp => timestamps_equal(wanted, current),
         // Without the privilege to read verifiers the password cannot be
         // compared; the module marks such items "not verifiable".
-        Compare::ScramPassword | Compare::Secret
+        Compare::ScramPassword | Compare::Secret | Compare::SqlServerPassword
             if observed_row
                 .get("passwordReadable")
                 .and_then(Value::as_bool)
@@ -180,6 +180,13 @@ fn values_match(
             (None, _) => true,
             (Some(_), None) => false,
         },
+        Compare::SqlServerPassword => match (secret, current.as_str()) {
+            (Some(password), Some(hash)) => sql_server_password_matches(password, hash),
+            (None, _) => true,
+            (Some(_), None) => false,
+        },
+        Compare::DatabaseFiles => database_files_match(wanted, current),
+        Compare::NamedSubset => subset_matches(wanted, current),
         Compare::Privileges => privileges_match(wanted, observed_row),
         Compare::Secret => match secret {
             Some(secret) => current.as_str() == Some(secret),
@@ -303,6 +310,119 @@ pub fn password_matches(password: &str, user: &str, verifier: &str) -> bool {
         return postgres_protocol::password::md5(password.as_bytes(), user) == verifier;
     }
     false
+}
+
+/// Whether `password` is the one a SQL Server login's password hash
+/// (`0x0200`, 4 bytes of salt, SHA-512 of the UTF-16LE password followed by
+/// the salt: what PWDCOMPARE checks) was made from. Older `0x0100` (SHA-1)
+/// hashes never match, so the password is set again and the server stores
+/// it in the current form.
+pub fn sql_server_password_matches(password: &str, hash: &str) -> bool {
+    let Some(hex) = hash.strip_prefix("0x").or_else(|| hash.strip_prefix("0X")) else {
+        return false;
+    };
+    let Some(bytes) = decode_hex(hex) else {
+        return false;
+    };
+    let [0x02, 0x00, rest @ ..] = bytes.as_slice() else {
+        return false;
+    };
+    let (salt, digest) = rest.split_at(rest.len().min(4));
+    let mut hasher = sha2::Sha512::new();
+    let unicode: Vec<u8> = password.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    hasher.update(&unicode);
+    hasher.update(salt);
+    hasher.finalize().as_slice() == digest
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+/// Database files: every desired file exists (by logical name, ignoring
+/// case) in its filegroup, is at least `sizeMB` (files only grow), and has
+/// the desired growth and maximum size (none given: unlimited). Files the
+/// manifest does not list, and where a file lives, are not compared.
+fn database_files_match(wanted: &Value, current: &Value) -> bool {
+    let empty = Vec::new();
+    let current = current.as_array().unwrap_or(&empty);
+    wanted.as_array().unwrap_or(&empty).iter().all(|file| {
+        let name = file
+            .get("logicalName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(live) = current.iter().find(|live| {
+            live.get("logicalName")
+                .and_then(Value::as_str)
+                .is_some_and(|live| live.eq_ignore_ascii_case(name))
+        }) else {
+            return false;
+        };
+        let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_i64);
+        let purpose = file.get("purpose").and_then(Value::as_str);
+        let filegroup_matches = purpose == Some("log")
+            || file
+                .get("filegroup")
+                .and_then(Value::as_str)
+                .unwrap_or("PRIMARY")
+                .eq_ignore_ascii_case(
+                    live.get("filegroup")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
+        let size_matches = match number(file, "sizeMB") {
+            Some(size) => number(live, "sizeMB").is_some_and(|live| live >= size),
+            None => true,
+        };
+        let growth_matches = match (number(file, "growthMB"), number(file, "growthPercent")) {
+            (Some(megabytes), _) => {
+                number(live, "growthMB") == Some(megabytes)
+                    && number(live, "growthPercent").is_none()
+            }
+            (None, Some(percent)) => number(live, "growthPercent") == Some(percent),
+            (None, None) => true,
+        };
+        let max_matches = number(file, "maxSizeMB") == number(live, "maxSizeMB");
+        purpose == live.get("purpose").and_then(Value::as_str)
+            && filegroup_matches
+            && size_matches
+            && growth_matches
+            && max_matches
+    })
+}
+
+/// Every key of the desired object equals the live one's; a list's desired
+/// objects each match the live object of the same `name`.
+fn subset_matches(wanted: &Value, current: &Value) -> bool {
+    match (wanted, current) {
+        (Value::Object(wanted), Value::Object(current)) => wanted.iter().all(|(key, value)| {
+            let live = current.get(key).unwrap_or(&Value::Null);
+            match (value, live) {
+                (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+                _ => json_equal(value, live),
+            }
+        }),
+        (Value::Array(wanted), Value::Array(current)) => wanted.iter().all(|object| {
+            let name = object
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            current.iter().any(|live| {
+                live.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|live_name| live_name.eq_ignore_ascii_case(name))
+                    && subset_matches(object, live)
+            })
+        }),
+        (Value::Array(wanted), Value::Null) => wanted.is_empty(),
+        _ => json_equal(wanted, current),
+    }
 }
 
 type HmacSha256 = hmac::Hmac<Sha256>;

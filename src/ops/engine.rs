@@ -76,6 +76,8 @@ pub struct Engine {
     pub hosts: BTreeMap<String, crate::ops::targets::HostAccess>,
     /// Instances read from a discovery snapshot instead of over the network.
     pub snapshots: BTreeMap<String, PathBuf>,
+    /// Per instance, what templates see as `instance` (spec, disk folders, availability groups).
+    pub instances: BTreeMap<String, Value>,
     pub resources: Vec<DesiredResource>,
     /// (kind, metadata.name) of every manifest object, for names that must
     /// not clash (import).
@@ -153,6 +155,7 @@ impl Engine {
             crate::ops::targets::resolve_endpoints(fleet, catalog, &settings.repository_root)?;
         let hosts = crate::ops::targets::resolve_hosts(fleet, catalog);
         let snapshots = crate::ops::targets::resolve_snapshots(fleet, &settings.repository_root);
+        let instances = crate::ops::targets::resolve_instance_contexts(fleet, catalog);
         let keep = if settings.only.is_empty() {
             None
         } else {
@@ -198,7 +201,11 @@ impl Engine {
                     ))),
                 ),
                 Some(module) => {
-                    match desired_items(module, &spec, &object.name, &settings, &templates) {
+                    // A snapshot target is never written to and its rows hold
+                    // no secrets: a secret that cannot be read here is not needed.
+                    let offline = snapshots.contains_key(target);
+                    match desired_items(module, &spec, &object.name, &settings, &templates, offline)
+                    {
                         Ok(items) => (items, None),
                         Err(error) => (
                             Vec::new(),
@@ -237,6 +244,7 @@ impl Engine {
             endpoints,
             hosts,
             snapshots,
+            instances,
             resources,
             manifest_names: fleet
                 .manifests
@@ -373,6 +381,10 @@ impl Engine {
         context.insert("marker".into(), json!(OWNERSHIP_MARKER));
         context.insert("lock_key".into(), json!(LOCK_KEY));
         context.insert("environment".into(), json!(self.environment));
+        context.insert(
+            "instance".into(),
+            self.instances.get(target).cloned().unwrap_or(Value::Null),
+        );
         context
     }
 
@@ -648,7 +660,7 @@ impl Engine {
                 .strip_prefix(&format!("{kind}/"))
                 .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
                 .unwrap_or(&entry.resource);
-            match desired_items(module, spec, name, &self.settings, &self.templates) {
+            match desired_items(module, spec, name, &self.settings, &self.templates, false) {
                 Ok(mut items) => {
                     items.retain(|item| {
                         !claims.contains(&(
@@ -735,15 +747,21 @@ impl Engine {
                 }
                 None => {
                     let key = |spec: &Value| {
-                        let identities =
-                            desired_items(module, spec, name, &self.settings, &self.templates)
-                                .map(|items| {
-                                    items
-                                        .into_iter()
-                                        .map(|item| item.identity)
-                                        .collect::<Vec<_>>()
-                                })
-                                .unwrap_or_default();
+                        let identities = desired_items(
+                            module,
+                            spec,
+                            name,
+                            &self.settings,
+                            &self.templates,
+                            false,
+                        )
+                        .map(|items| {
+                            items
+                                .into_iter()
+                                .map(|item| item.identity)
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
                         let declared = module
                             .ownership
                             .as_ref()
@@ -761,7 +779,8 @@ impl Engine {
                     (recorded.clone(), false)
                 }
             };
-            let Ok(mut items) = desired_items(module, &spec, name, &self.settings, &self.templates)
+            let Ok(mut items) =
+                desired_items(module, &spec, name, &self.settings, &self.templates, false)
             else {
                 continue;
             };
@@ -1277,6 +1296,7 @@ impl Engine {
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
         let mut unknown = Vec::new();
+        let mut deferred = Vec::new();
         let mut observed_items = BTreeMap::new();
         for item in &resource.items {
             let candidate = find_row(rows, &item.identity);
@@ -1286,6 +1306,8 @@ impl Engine {
                     "desired": item.fields,
                     "observed": candidate.map(|row| redact_row(module, row)),
                     "facts": observation.facts,
+                    "spec": redact_spec(module, &resource.spec),
+                    "instance": self.instances.get(&resource.target),
                 });
                 if self
                     .templates
@@ -1299,6 +1321,27 @@ impl Engine {
                         .map(|detail| format!(": {detail}"))
                         .unwrap_or_default();
                     unknown.push(format!("{} {}{detail}", item.identity, check.message));
+                }
+            }
+            for rule in &module.defer {
+                let context = json!({
+                    "name": item.identity,
+                    "desired": item.fields,
+                    "observed": candidate.map(|row| redact_row(module, row)),
+                    "facts": observation.facts,
+                    "spec": redact_spec(module, &resource.spec),
+                    "instance": self.instances.get(&resource.target),
+                });
+                if self
+                    .templates
+                    .evaluate_condition(&rule.when, &context)
+                    .unwrap_or(false)
+                {
+                    let message = self
+                        .templates
+                        .evaluate_text(&rule.message, &context)
+                        .unwrap_or_else(|error| format!("{error:#}"));
+                    deferred.push(format!("{} {message}", item.identity));
                 }
             }
             let observed = candidate.filter(|row| module.row_exists(row));
@@ -1436,7 +1479,12 @@ impl Engine {
                 Err(error) => format!("# cannot restart: {error:#}\n"),
             };
         }
-        if !unknown.is_empty() {
+        if !deferred.is_empty() {
+            change.blocked = Some(Blocked::Deferred(deferred.join("\n")));
+            change.action = Action::NoOp;
+            change.items.clear();
+            return change;
+        } else if !unknown.is_empty() {
             change.blocked = Some(Blocked::Unresolvable(unknown.join("\n")));
         } else if !cannot_change.is_empty() {
             change.blocked = Some(Blocked::CannotChange(format!(
@@ -1572,6 +1620,9 @@ impl Engine {
             "desired": item.fields,
             "observed": observed.map(|row| redact_row(module, row)),
             "changed": changed,
+            "name": item.identity,
+            "facts": facts,
+            "instance": self.instances.get(&resource.target),
         });
         let mut risks: Vec<Risk> = item_diff
             .unreadable
@@ -1651,6 +1702,20 @@ impl Engine {
                 },
             };
             desired.insert(field.clone(), Value::String(value));
+        }
+        if mode == RenderMode::Display {
+            // A secret that was not needed (a snapshot target) shows like any other.
+            for (field, rule) in &module.fields {
+                if rule.sensitive
+                    && desired.contains_key(field)
+                    && !item.secrets.contains_key(field)
+                {
+                    desired.insert(
+                        field.clone(),
+                        Value::String(template::SENSITIVE_TOKEN.into()),
+                    );
+                }
+            }
         }
         let set_changes: Map<String, Value> = item_diff
             .changes
@@ -1987,26 +2052,10 @@ fn desired_items(
     object_name: &str,
     settings: &RunSettings,
     templates: &Templates,
+    offline: bool,
 ) -> Result<Vec<DesiredItem>> {
-    if let Some(items_field) = &module.items {
-        let entries = spec
-            .get(items_field)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let field = module
-            .fields
-            .first()
-            .map(|(name, _)| name.clone())
-            .unwrap_or_else(|| "value".into());
-        return Ok(entries
-            .into_iter()
-            .map(|(identity, value)| DesiredItem {
-                identity,
-                fields: Map::from_iter([(field.clone(), value)]),
-                secrets: BTreeMap::new(),
-            })
-            .collect());
+    if !module.item_sources.is_empty() {
+        return Ok(source_items(module, spec));
     }
     let identity = match &module.identity_from {
         Some(expression) => templates.evaluate_text(expression, &json!({ "spec": spec }))?,
@@ -2021,6 +2070,11 @@ fn desired_items(
     let mut fields = Map::new();
     let mut secrets = BTreeMap::new();
     for (field, rule) in &module.fields {
+        if let Some(only) = &rule.only
+            && !templates.evaluate_condition(only, &json!({ "spec": spec }))?
+        {
+            continue;
+        }
         if let Some(value) = &rule.desired {
             fields.insert(field.clone(), value.clone());
             continue;
@@ -2030,10 +2084,13 @@ fn desired_items(
         };
         if rule.sensitive {
             let reference = SecretRef::from_manifest(value, &settings.repository_root)?;
-            let secret = reference
-                .resolve()
-                .with_context(|| format!("{field} of {identity}"))?;
-            secrets.insert(field.clone(), secret);
+            match reference.resolve() {
+                Ok(secret) => {
+                    secrets.insert(field.clone(), secret);
+                }
+                Err(_) if offline => {}
+                Err(error) => return Err(error.context(format!("{field} of {identity}"))),
+            }
             fields.insert(field.clone(), Value::String(template::SENSITIVE.into()));
         } else {
             fields.insert(field.clone(), value.clone());
@@ -2044,6 +2101,46 @@ fn desired_items(
         fields,
         secrets,
     }])
+}
+
+/// The items of a module with item sources: map entries (each named by its
+/// key) and whole fields (one item named by the field).
+fn source_items(module: &Module, spec: &Value) -> Vec<DesiredItem> {
+    let first_field = module
+        .fields
+        .first()
+        .map(|(name, _)| name.clone())
+        .unwrap_or_else(|| "value".into());
+    let mut items = Vec::new();
+    for source in &module.item_sources {
+        if let Some(path) = &source.map {
+            let entries = path
+                .split('.')
+                .try_fold(spec, |value, key| value.get(key))
+                .and_then(Value::as_object);
+            let field = source.field.clone().unwrap_or_else(|| first_field.clone());
+            for (identity, value) in entries.into_iter().flatten() {
+                if source.except.contains(identity) {
+                    continue;
+                }
+                items.push(DesiredItem {
+                    identity: identity.clone(),
+                    fields: Map::from_iter([(field.clone(), value.clone())]),
+                    secrets: BTreeMap::new(),
+                });
+            }
+        }
+        if let Some(field) = &source.whole
+            && let Some(value) = spec.get(field).filter(|value| !value.is_null())
+        {
+            items.push(DesiredItem {
+                identity: field.clone(),
+                fields: Map::from_iter([(field.clone(), value.clone())]),
+                secrets: BTreeMap::new(),
+            });
+        }
+    }
+    items
 }
 
 /// Observed values of every compared field of the module, in a stable

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::connector::Endpoint;
 use crate::connector::postgres::PostgresEndpoint;
@@ -307,4 +307,207 @@ pub fn resolve_hosts(
         hosts.insert(object.name.clone(), access);
     }
     hosts
+}
+
+/// What templates of each instance see as `instance`: its name, engine,
+/// spec (with schema defaults; secret references left out), the folders its
+/// DiskPreset gives database files (`folders.data`, `.log`... or null) and
+/// the availability groups that have a replica on it (`availabilityGroups`:
+/// name, databases and the replica's own settings).
+pub fn resolve_instance_contexts(
+    fleet: &ValidatedFleet,
+    catalog: &SchemaCatalog,
+) -> BTreeMap<String, Value> {
+    let objects = &fleet.manifests.objects;
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|object| object.kind == kind && object.name == name)
+    };
+    let mut contexts = BTreeMap::new();
+    for object in objects
+        .iter()
+        .filter(|object| matches!(object.kind.as_str(), "SqlInstance" | "PostgresInstance"))
+    {
+        let mut spec = catalog.spec_defaults(&object.kind);
+        if let Value::Object(given) = object.spec() {
+            for (key, value) in given {
+                spec.insert(key.clone(), value.clone());
+            }
+        }
+        spec.remove("install");
+        let folders = spec
+            .get("diskPreset")
+            .and_then(Value::as_str)
+            .and_then(|preset| find("DiskPreset", preset))
+            .map(|preset| {
+                let mut preset_spec = catalog.spec_defaults("DiskPreset");
+                if let Value::Object(given) = preset.spec() {
+                    for (key, value) in given {
+                        preset_spec.insert(key.clone(), value.clone());
+                    }
+                }
+                let instance_name = spec
+                    .get("instanceName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("MSSQLSERVER");
+                preset_folders(&Value::Object(preset_spec), catalog, instance_name)
+            })
+            .unwrap_or(Value::Null);
+        let groups: Vec<Value> = objects
+            .iter()
+            .filter(|group| group.kind == "AvailabilityGroup")
+            .filter_map(|group| {
+                let spec = group.spec();
+                let replica = spec
+                    .get("replicas")
+                    .and_then(Value::as_array)?
+                    .iter()
+                    .find(|replica| {
+                        replica.get("instance").and_then(Value::as_str) == Some(&object.name)
+                    })?;
+                // The replica the group is created on: desiredPrimary, or the first.
+                let initial_primary = spec
+                    .get("desiredPrimary")
+                    .and_then(Value::as_str)
+                    .or_else(|| spec.pointer("/replicas/0/instance").and_then(Value::as_str))
+                    .unwrap_or_default();
+                Some(json!({
+                    "name": spec.get("name").and_then(Value::as_str).unwrap_or(&group.name),
+                    "databases": spec.get("databases").cloned().unwrap_or(json!([])),
+                    "replica": replica,
+                    "initialPrimary": initial_primary,
+                }))
+            })
+            .collect();
+        // Database name -> the group that holds it here (templates and
+        // module rules look databases up by name).
+        let mut group_databases = Map::new();
+        for group in &groups {
+            for database in group["databases"].as_array().into_iter().flatten() {
+                if let Some(database) = database.as_str() {
+                    group_databases.insert(
+                        database.to_string(),
+                        json!({
+                            "group": group["name"],
+                            "initialPrimary": group["initialPrimary"],
+                            "onInitialPrimary": group["initialPrimary"] == json!(object.name),
+                        }),
+                    );
+                }
+            }
+        }
+        let service_accounts: Map<String, Value> = objects
+            .iter()
+            .filter(|profile| profile.kind == "ServiceAccountProfile")
+            .filter_map(|profile| {
+                let account = profile.spec().get("accountName")?.clone();
+                Some((profile.name.clone(), account))
+            })
+            .collect();
+        contexts.insert(
+            object.name.clone(),
+            json!({
+                "name": object.name,
+                "serviceAccounts": service_accounts,
+                "kind": object.kind,
+                "spec": spec,
+                "folders": folders,
+                "availabilityGroups": groups,
+                "groupDatabases": group_databases,
+            }),
+        );
+    }
+    contexts
+}
+
+/// The folder of each purpose (data, log, tempdb, backup, system) under a
+/// DiskPreset: the volume serving it (a ready-made layout's drive letter, or
+/// a Custom disk's letter or mount path) and the preset's folder, with
+/// `\<instance>` appended for a named instance.
+fn preset_folders(preset: &Value, catalog: &SchemaCatalog, instance_name: &str) -> Value {
+    const PURPOSES: [&str; 5] = ["data", "log", "tempdb", "backup", "system"];
+    let folder_defaults = catalog
+        .kind("DiskPreset")
+        .and_then(|info| catalog.file(&info.file))
+        .and_then(|schema| schema.pointer("/$defs/folders/properties").cloned())
+        .unwrap_or(Value::Null);
+    let layout = preset
+        .get("layout")
+        .and_then(Value::as_str)
+        .unwrap_or("Custom");
+    let fixed = |purpose: &str| -> Option<(String, Option<String>)> {
+        let letter = match (layout, purpose) {
+            ("Minimal", _) => "D",
+            ("Basic", "log") | ("Standard", "log") => "L",
+            ("Basic", _) => "D",
+            ("Standard", "tempdb") => "T",
+            ("Standard", "backup") => "S",
+            ("Standard", _) => "D",
+            _ => return None,
+        };
+        Some((format!("{letter}:"), None))
+    };
+    let custom = |purpose: &str| -> Option<(String, Option<String>)> {
+        let disks = preset.get("disks").and_then(Value::as_array)?;
+        let disk = disks.iter().find(|disk| {
+            disk.get("purposes")
+                .and_then(Value::as_array)
+                .is_some_and(|purposes| purposes.iter().any(|p| p.as_str() == Some(purpose)))
+        })?;
+        let root = match (
+            disk.get("driveLetter").and_then(Value::as_str),
+            disk.get("mountPath").and_then(Value::as_str),
+        ) {
+            (Some(letter), _) => format!("{letter}:"),
+            (None, Some(path)) => path.trim_end_matches('\\').to_string(),
+            (None, None) => return None,
+        };
+        let folder = disk
+            .get("folder")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Some((root, folder))
+    };
+    let volume = |purpose: &str| {
+        fixed(purpose)
+            .or_else(|| custom(purpose))
+            .or_else(|| match purpose {
+                // Unserved purposes live on the data volume.
+                "tempdb" | "system" | "backup" => custom("data"),
+                _ => None,
+            })
+    };
+    let mut folders = Map::new();
+    for purpose in PURPOSES {
+        let Some((root, own_folder)) = volume(purpose) else {
+            folders.insert(purpose.into(), Value::Null);
+            continue;
+        };
+        let folder = own_folder
+            .or_else(|| {
+                preset
+                    .pointer(&format!("/folders/{purpose}"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                folder_defaults
+                    .pointer(&format!("/{purpose}/default"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let mut path = root;
+        if !folder.is_empty() {
+            path.push('\\');
+            path.push_str(folder.trim_matches('\\'));
+        }
+        if !instance_name.eq_ignore_ascii_case("MSSQLSERVER") {
+            path.push('\\');
+            path.push_str(instance_name);
+        }
+        folders.insert(purpose.into(), Value::String(path));
+    }
+    Value::Object(folders)
 }
