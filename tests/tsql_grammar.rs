@@ -3,65 +3,13 @@
 //! identifier and a statement stays one statement. This checks the text we
 //! generate against the language's grammar; no SQL Server runs here.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+mod tsql {
+    include!("tsql/checker.rs");
+}
 
 use fleetform::connector::sqlserver::split_batches;
 use fleetform::template::Templates;
-
-#[derive(Debug, serde::Deserialize)]
-struct Checked {
-    ok: bool,
-    statements: usize,
-    errors: Vec<String>,
-}
-
-/// The checker's class path, built once per test process.
-fn class_path() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let output = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tsql-grammar.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("bash runs");
-        assert!(
-            output.status.success(),
-            "scripts/tsql-grammar.sh failed: the T-SQL checks need Java 17 and the pinned grammar downloads"
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    })
-}
-
-/// Parse each script; one result per script, in order.
-fn check(scripts: &[String]) -> Vec<Checked> {
-    for script in scripts {
-        assert!(!script.contains('\0'), "a script holds a NUL: {script:?}");
-    }
-    let mut child = Command::new("java")
-        .args(["-cp", class_path(), "TsqlCheck"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("java runs");
-    let input: String = scripts.iter().map(|script| format!("{script}\0")).collect();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let results: Vec<Checked> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
-        .collect();
-    assert_eq!(results.len(), scripts.len(), "one result per script");
-    results
-}
+use tsql::check;
 
 fn render(template: &str, value: &str) -> String {
     let templates = Templates::from_files(vec![("t.tsql".to_string(), template.to_string())])

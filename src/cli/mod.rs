@@ -6,7 +6,7 @@ mod drift;
 mod graph;
 mod import;
 mod plan;
-mod run;
+pub mod run;
 mod schema;
 mod validate;
 

@@ -467,6 +467,85 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    /// A hash computed outside fleetform (Python's hashlib: SHA-512 over the
+    /// UTF-16LE password and the salt, behind 0x0200 and the salt).
+    const HASH: &str = "0x02001A2B3C4D87AE3C7BBE0EB693E93C4556031414CF2653BEFF49100E5A4B7A548F17540D7EFAC0E3CABE27637F9D21DDEA6B620250B61679E59F1C95A56EA65F1B141AE86A";
+
+    #[test]
+    fn sql_server_password_hashes_are_checked_like_pwdcompare() {
+        assert!(sql_server_password_matches("Pa$$w0rd!é", HASH));
+        assert!(sql_server_password_matches(
+            "Pa$$w0rd!é",
+            &HASH.to_lowercase()
+        ));
+        assert!(!sql_server_password_matches("Pa$$w0rd!e", HASH));
+        assert!(!sql_server_password_matches(
+            "Pa$$w0rd!é",
+            &HASH.replace("0x0200", "0x0100")
+        ));
+        assert!(!sql_server_password_matches("Pa$$w0rd!é", "0x0200"));
+        assert!(!sql_server_password_matches("Pa$$w0rd!é", "not a hash"));
+        assert!(!sql_server_password_matches("", "0x02001A2B3C4"));
+    }
+
+    #[test]
+    fn database_files_grow_but_never_shrink() {
+        let live = json!([
+            {"logicalName": "Sales", "purpose": "data", "filegroup": "PRIMARY", "sizeMB": 2048,
+             "growthMB": 512, "growthPercent": null, "maxSizeMB": null},
+            {"logicalName": "Sales_log", "purpose": "log", "filegroup": null, "sizeMB": 1024,
+             "growthMB": null, "growthPercent": 10, "maxSizeMB": 8192},
+            {"logicalName": "Unlisted", "purpose": "data", "filegroup": "PRIMARY", "sizeMB": 1,
+             "growthMB": 1, "growthPercent": null, "maxSizeMB": null}
+        ]);
+        let wanted = |data: Value, log: Value| json!([data, log]);
+        let data =
+            json!({"logicalName": "sales", "purpose": "data", "sizeMB": 1024, "growthMB": 512});
+        let log = json!({"logicalName": "Sales_log", "purpose": "log", "growthPercent": 10, "maxSizeMB": 8192});
+        assert!(database_files_match(
+            &wanted(data.clone(), log.clone()),
+            &live
+        ));
+        let bigger = json!({"logicalName": "Sales", "purpose": "data", "sizeMB": 4096});
+        assert!(!database_files_match(&wanted(bigger, log.clone()), &live));
+        let growth = json!({"logicalName": "Sales", "purpose": "data", "growthMB": 256});
+        assert!(!database_files_match(&wanted(growth, log.clone()), &live));
+        let unlimited_log = json!({"logicalName": "Sales_log", "purpose": "log"});
+        assert!(!database_files_match(
+            &wanted(data.clone(), unlimited_log),
+            &live
+        ));
+        let other_group =
+            json!({"logicalName": "Sales", "purpose": "data", "filegroup": "ARCHIVE"});
+        assert!(!database_files_match(
+            &wanted(other_group, log.clone()),
+            &live
+        ));
+        let missing = json!({"logicalName": "Sales_2", "purpose": "data"});
+        assert!(!database_files_match(&wanted(missing, log), &live));
+    }
+
+    #[test]
+    fn named_subsets_compare_only_what_the_manifest_gives() {
+        let live =
+            json!({"enabled": true, "operationMode": "READ_WRITE", "maxStorageSizeMB": 1000});
+        assert!(subset_matches(
+            &json!({"enabled": true, "operationMode": "read_write"}),
+            &live
+        ));
+        assert!(!subset_matches(&json!({"maxStorageSizeMB": 2048}), &live));
+        let groups =
+            json!([{"name": "ARCHIVE", "isDefault": true}, {"name": "OTHER", "isDefault": false}]);
+        assert!(subset_matches(&json!([{"name": "archive"}]), &groups));
+        assert!(!subset_matches(
+            &json!([{"name": "ARCHIVE", "isDefault": false}]),
+            &groups
+        ));
+        assert!(!subset_matches(&json!([{"name": "MISSING"}]), &groups));
+        assert!(subset_matches(&json!([]), &Value::Null));
+    }
+
     use super::*;
 
     #[test]

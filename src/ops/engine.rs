@@ -660,7 +660,7 @@ impl Engine {
                 .strip_prefix(&format!("{kind}/"))
                 .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
                 .unwrap_or(&entry.resource);
-            match desired_items(module, spec, name, &self.settings, &self.templates, false) {
+            match desired_items(module, spec, name, &self.settings, &self.templates, true) {
                 Ok(mut items) => {
                     items.retain(|item| {
                         !claims.contains(&(
@@ -780,7 +780,7 @@ impl Engine {
                 }
             };
             let Ok(mut items) =
-                desired_items(module, &spec, name, &self.settings, &self.templates, false)
+                desired_items(module, &spec, name, &self.settings, &self.templates, true)
             else {
                 continue;
             };
@@ -2052,6 +2052,8 @@ fn desired_items(
     object_name: &str,
     settings: &RunSettings,
     templates: &Templates,
+    // Secrets are not needed: a snapshot target, or a spec the ledger
+    // recorded (rebuilt to be pruned or undone).
     offline: bool,
 ) -> Result<Vec<DesiredItem>> {
     if !module.item_sources.is_empty() {
@@ -2083,6 +2085,11 @@ fn desired_items(
             continue;
         };
         if rule.sensitive {
+            // A recorded spec holds `(sensitive)` where the secret was.
+            if offline && value.as_str() == Some(template::SENSITIVE) {
+                fields.insert(field.clone(), value.clone());
+                continue;
+            }
             let reference = SecretRef::from_manifest(value, &settings.repository_root)?;
             match reference.resolve() {
                 Ok(secret) => {

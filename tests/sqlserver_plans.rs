@@ -1,0 +1,266 @@
+//! SQL Server modules, verified without SQL Server: plans computed from
+//! recorded discovery states (snapshots written to match the DMV output
+//! shapes), their exact scripts snapshot-tested, and every rendered T-SQL
+//! script (the actions of every module and their discovery queries) parsed
+//! by the real T-SQL grammar that tests/tsql_grammar.rs uses. Nothing here
+//! ran against a SQL Server; docs/verification.md says what that leaves.
+//!
+//! Scenarios: environments/example-mssql (a fresh pair of AG replicas, one
+//! with drifted sp_configure values), tests/sqlserver/environments/drifted
+//! (a named 2019 Standard instance with every kind of drift: sp_configure
+//! and trace flags, a login with the wrong SID, a database in SIMPLE
+//! recovery destined for an availability group, an endpoint, and what
+//! --prune drops) and tests/sqlserver/environments/hostile (names with
+//! brackets, quotes, semicolons, comments, unicode and 128 characters).
+
+mod tsql {
+    include!("tsql/checker.rs");
+}
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use fleetform::cli::run::{PlanArgs, RunArgs};
+use fleetform::output::Output;
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    repository().join("tests/sqlserver")
+}
+
+/// `fleetform plan` on a scenario: (exit code, stdout).
+fn plan(root: &Path, environment: &str, extra: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["plan", "-e", environment, "--repo"])
+        .arg(root)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .env_remove("FLEETFORM_ENV")
+        .output()
+        .expect("fleetform runs");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+/// The plan text without its first line (which names the commit).
+fn plan_text(root: &Path, environment: &str, extra: &[&str]) -> (i32, String) {
+    let (code, text) = plan(root, environment, extra);
+    let body = text
+        .split_once('\n')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    (code, body.to_string())
+}
+
+/// Every script of a plan: (address and item, script).
+fn plan_scripts(root: &Path, environment: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let mut arguments = vec!["--format", "json"];
+    arguments.extend_from_slice(extra);
+    let (_, json) = plan(root, environment, &arguments);
+    let document: serde_json::Value = serde_json::from_str(&json).expect("a JSON plan");
+    let mut scripts = Vec::new();
+    for change in document["resource_changes"].as_array().unwrap() {
+        for item in change["items"].as_array().into_iter().flatten() {
+            if let Some(script) = item["script"].as_str() {
+                scripts.push((
+                    format!("{} {}", change["address"], item["identity"]),
+                    script.to_string(),
+                ));
+            }
+        }
+    }
+    scripts
+}
+
+#[test]
+fn example_mssql_plans_from_its_recorded_discovery() {
+    let (code, text) = plan_text(&repository(), "example-mssql", &[]);
+    assert_eq!(code, 2, "changes pending:\n{text}");
+    insta::assert_snapshot!("example_mssql_plan", text);
+}
+
+#[test]
+fn drifted_instance_plan() {
+    let (code, text) = plan_text(&fixtures(), "drifted", &["--prune"]);
+    // The login whose SID differs is refused (exit 1); everything else is planned.
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("sid cannot change"), "{text}");
+    assert!(
+        text.contains("[prerequisite] an availability group will hold this database"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ALTER DATABASE [Orders] SET RECOVERY FULL;"),
+        "{text}"
+    );
+    assert!(text.contains("DBCC TRACEOFF (4199, -1)"), "{text}");
+    assert!(text.contains("DROP LOGIN [old_app];"), "{text}");
+    insta::assert_snapshot!("drifted_plan", text);
+}
+
+#[test]
+fn drifted_login_is_replaced_only_when_asked() {
+    let (code, text) = plan_text(
+        &fixtures(),
+        "drifted",
+        &[
+            "--target",
+            "SqlLogin/app",
+            "--replace",
+            "SqlLogin/app@sql-drift",
+        ],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("DROP LOGIN [app];"), "{text}");
+    assert!(
+        text.contains("SID = 0x5B0A1C7E9D2F4A3B8C6D1E0F2A3B4C5D"),
+        "{text}"
+    );
+    insta::assert_snapshot!("drifted_login_replaced", text);
+}
+
+#[test]
+fn hostile_names_plan() {
+    let (code, text) = plan_text(&fixtures(), "hostile", &[]);
+    assert_eq!(code, 2, "{text}");
+    insta::assert_snapshot!("hostile_plan", text);
+}
+
+/// Every script of every scenario parses (statements the grammar lacks are
+/// on the documented exception list, and each exception is needed and
+/// documented).
+#[test]
+fn every_planned_script_parses() {
+    let mut scripts = Vec::new();
+    scripts.extend(plan_scripts(&repository(), "example-mssql", &[]));
+    scripts.extend(plan_scripts(&fixtures(), "drifted", &["--prune"]));
+    scripts.extend(plan_scripts(
+        &fixtures(),
+        "drifted",
+        &[
+            "--target",
+            "SqlLogin/app",
+            "--replace",
+            "SqlLogin/app@sql-drift",
+        ],
+    ));
+    scripts.extend(plan_scripts(&fixtures(), "hostile", &[]));
+    assert!(scripts.len() > 40, "only {} scripts", scripts.len());
+    let (_, used) = tsql::assert_parse(&scripts);
+    let documented = std::fs::read_to_string(repository().join("docs/verification.md")).unwrap();
+    for (id, _) in tsql::exceptions() {
+        assert!(
+            used.contains(&id),
+            "the grammar exception {id} is no longer needed: remove it"
+        );
+        assert!(
+            documented.contains(&format!("`{id}`")),
+            "the grammar exception {id} is not listed in docs/verification.md"
+        );
+    }
+}
+
+/// The hostile names of tests/sqlserver/environments/hostile and plain
+/// names of the same length class.
+const HOSTILE_NAMES: [(&str, &str); 13] = [
+    (r"CORP\\sv]';--x", r"CORP\\svcplain"),
+    ("x]; DROP LOGIN sa;--", "plainlogin"),
+    ("Sales'; DROP DATABASE master;--", "SalesPlain"),
+    ("us_english]", "us_english"),
+    ("role]'; --", "plainrole"),
+    (r"CORP\\Ünïcødé 数据库 ‘quoted’", r"CORP\\plainuser"),
+    ("FG]'; --", "FGPLAIN"),
+    ("data'; --", "dataplain"),
+    ("more]", "moreplain"),
+    ("log */ GO", "logplain"),
+    ("hadr]'; --", "hadrplain"),
+    ("cert]'", "certplain"),
+    (r"CORP\\node2$]", r"CORP\\node2$"),
+];
+
+/// Hostile names change no statement: every script of the hostile scenario
+/// has as many statements as the same scenario with plain names.
+#[test]
+fn hostile_names_keep_every_statement() {
+    let plain_root = std::env::temp_dir().join(format!("fleetform-plain-{}", std::process::id()));
+    let plain_environment = plain_root.join("environments/hostile");
+    std::fs::create_dir_all(&plain_environment).unwrap();
+    let long_name = format!("{}]'; --x", "L".repeat(121));
+    for file in ["environment.yaml", "fleet.yaml", "snapshot.json"] {
+        let mut text =
+            std::fs::read_to_string(fixtures().join("environments/hostile").join(file)).unwrap();
+        for (hostile, plain) in HOSTILE_NAMES {
+            text = text.replace(hostile, plain);
+        }
+        text = text.replace(&long_name, &"L".repeat(128));
+        std::fs::write(plain_environment.join(file), text).unwrap();
+    }
+    let hostile = plan_scripts(&fixtures(), "hostile", &[]);
+    let plain = plan_scripts(&plain_root, "hostile", &[]);
+    std::fs::remove_dir_all(&plain_root).unwrap();
+    assert_eq!(hostile.len(), plain.len(), "the same scripts");
+    assert!(
+        !plain.iter().any(|(_, script)| script.contains("DROP")),
+        "a hostile name was left in the plain twin"
+    );
+    let (hostile_counts, _) = tsql::assert_parse(&hostile);
+    let (plain_counts, _) = tsql::assert_parse(&plain);
+    for (((label, script), hostile), plain) in hostile.iter().zip(hostile_counts).zip(plain_counts)
+    {
+        assert_eq!(
+            hostile, plain,
+            "{label}: hostile names changed the statements:\n{script}"
+        );
+    }
+}
+
+/// The discovery query of every SQL Server module, rendered for each
+/// scenario's wanted objects and server facts, parses.
+#[test]
+fn every_discovery_query_parses() {
+    let mut scripts = Vec::new();
+    for (root, environment) in [
+        (repository(), "example-mssql"),
+        (fixtures(), "drifted"),
+        (fixtures(), "hostile"),
+    ] {
+        #[derive(Parser)]
+        struct Arguments {
+            #[command(flatten)]
+            run: RunArgs,
+            #[command(flatten)]
+            plan: PlanArgs,
+        }
+        let arguments =
+            Arguments::parse_from(["plan", "-e", environment, "--repo", root.to_str().unwrap()]);
+        let mut output = Output::to_writers(Box::new(std::io::sink()), Box::new(std::io::sink()));
+        let engine = fleetform::cli::run::prepare(&arguments.run, &arguments.plan, &mut output)
+            .expect("prepares")
+            .expect("valid manifests");
+        for target in engine.targets() {
+            let snapshot_path = engine.snapshots.get(&target).expect("a snapshot target");
+            let snapshot: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(snapshot_path).unwrap()).unwrap();
+            let facts = snapshot["targets"][&target]["facts"]
+                .as_object()
+                .unwrap()
+                .clone();
+            for module in engine
+                .modules
+                .iter()
+                .filter(|module| module.engine == "sqlserver")
+            {
+                let script = engine
+                    .discovery_script(module, &target, None, &facts, &[])
+                    .unwrap_or_else(|error| panic!("{} on {target}: {error:#}", module.kind));
+                scripts.push((format!("discover {} on {target}", module.kind), script));
+            }
+        }
+    }
+    assert_eq!(scripts.len(), 4 * 4, "four modules on four targets");
+    tsql::assert_parse(&scripts);
+}
