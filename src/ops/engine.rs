@@ -1300,15 +1300,16 @@ impl Engine {
         let mut observed_items = BTreeMap::new();
         for item in &resource.items {
             let candidate = find_row(rows, &item.identity);
+            // What capability checks and defer rules see.
+            let context = json!({
+                "name": item.identity,
+                "desired": item.fields,
+                "observed": candidate.map(|row| redact_row(module, row)),
+                "facts": observation.facts,
+                "spec": redact_spec(module, &resource.spec),
+                "instance": self.instances.get(&resource.target),
+            });
             for check in &module.checks {
-                let context = json!({
-                    "name": item.identity,
-                    "desired": item.fields,
-                    "observed": candidate.map(|row| redact_row(module, row)),
-                    "facts": observation.facts,
-                    "spec": redact_spec(module, &resource.spec),
-                    "instance": self.instances.get(&resource.target),
-                });
                 if self
                     .templates
                     .evaluate_condition(&check.refuse, &context)
@@ -1324,14 +1325,6 @@ impl Engine {
                 }
             }
             for rule in &module.defer {
-                let context = json!({
-                    "name": item.identity,
-                    "desired": item.fields,
-                    "observed": candidate.map(|row| redact_row(module, row)),
-                    "facts": observation.facts,
-                    "spec": redact_spec(module, &resource.spec),
-                    "instance": self.instances.get(&resource.target),
-                });
                 if self
                     .templates
                     .evaluate_condition(&rule.when, &context)
