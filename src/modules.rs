@@ -56,6 +56,10 @@ pub enum Compare {
     /// case); keys it leaves out, and live objects it does not name, are
     /// not managed (Query Store settings, filegroups).
     NamedSubset,
+    /// Desired: a secret holding a binary value as hex (`0x0200…`, a
+    /// password hash copied from another server). Observed: the server's
+    /// value as hex. Equal when the same bytes (hex digits in any case).
+    BinarySecret,
     /// Used only when creating; never compared.
     Never,
 }
@@ -645,6 +649,32 @@ mod tests {
         let catalog = ModuleCatalog::embedded(&templates).unwrap();
         for kind in ["PostgresRole", "PostgresDatabase", "PostgresSettings"] {
             assert!(catalog.get(kind).is_some(), "no module for {kind}");
+        }
+    }
+
+    /// sp_configure's RECONFIGURE, CREATE/ALTER DATABASE and endpoint DDL
+    /// refuse to run inside a user transaction.
+    #[test]
+    fn sql_server_statements_that_refuse_transactions_run_outside_one() {
+        let templates = Templates::embedded().unwrap();
+        let catalog = ModuleCatalog::embedded(&templates).unwrap();
+        for kind in ["SqlConfiguration", "SqlDatabase", "SqlEndpoint"] {
+            let module = catalog.get(kind).unwrap();
+            let actions = &module.actions;
+            for action in [
+                Some(&actions.create),
+                actions.update.as_ref(),
+                actions.delete.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert!(
+                    !action.transaction(&Value::Null),
+                    "{kind}: {} runs in a transaction",
+                    action.file()
+                );
+            }
         }
     }
 

@@ -412,7 +412,10 @@ fn keyword_list_filter(value: &Value) -> Result<Value, Error> {
             .ok_or_else(|| invalid(format!("keyword_list needs strings, got {}", item.kind())))?;
         let valid = !word.is_empty()
             && word.split(' ').all(|part| {
-                !part.is_empty() && part.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                part.starts_with(|c: char| c.is_ascii_uppercase())
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             });
         if !valid {
             return Err(invalid(format!("{word:?} is not an SQL keyword")));

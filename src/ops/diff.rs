@@ -161,7 +161,10 @@ fn values_match(
         Compare::Timestamp => timestamps_equal(wanted, current),
         // Without the privilege to read verifiers the password cannot be
         // compared; the module marks such items "not verifiable".
-        Compare::ScramPassword | Compare::Secret | Compare::SqlServerPassword
+        Compare::ScramPassword
+        | Compare::Secret
+        | Compare::BinarySecret
+        | Compare::SqlServerPassword
             if observed_row
                 .get("passwordReadable")
                 .and_then(Value::as_bool)
@@ -191,6 +194,11 @@ fn values_match(
         Compare::Secret => match secret {
             Some(secret) => current.as_str() == Some(secret),
             None => true,
+        },
+        Compare::BinarySecret => match (secret, current.as_str()) {
+            (Some(secret), Some(current)) => secret.trim().eq_ignore_ascii_case(current),
+            (None, _) => true,
+            (Some(_), None) => false,
         },
         Compare::PostgresSetting => {
             let unit = observed_row.get("unit").and_then(Value::as_str);
@@ -346,9 +354,11 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// Database files: every desired file exists (by logical name, ignoring
-/// case) in its filegroup, is at least `sizeMB` (files only grow), and has
-/// the desired growth and maximum size (none given: unlimited). Files the
-/// manifest does not list, and where a file lives, are not compared.
+/// case), is at least `sizeMB` (files only grow; a FILESTREAM or
+/// memory-optimized container has no size), and has the desired growth and
+/// maximum size (none given: unlimited). Files the manifest does not list,
+/// where a file lives and its filegroup (both fixed when it is created) are
+/// not compared.
 fn database_files_match(wanted: &Value, current: &Value) -> bool {
     let empty = Vec::new();
     let current = current.as_array().unwrap_or(&empty);
@@ -365,17 +375,10 @@ fn database_files_match(wanted: &Value, current: &Value) -> bool {
             return false;
         };
         let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_i64);
-        let purpose = file.get("purpose").and_then(Value::as_str);
-        let filegroup_matches = purpose == Some("log")
-            || file
-                .get("filegroup")
-                .and_then(Value::as_str)
-                .unwrap_or("PRIMARY")
-                .eq_ignore_ascii_case(
-                    live.get("filegroup")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                );
+        if number(live, "sizeMB").is_none() {
+            // A container: nothing more to compare.
+            return true;
+        }
         let size_matches = match number(file, "sizeMB") {
             Some(size) => number(live, "sizeMB").is_some_and(|live| live >= size),
             None => true,
@@ -389,11 +392,7 @@ fn database_files_match(wanted: &Value, current: &Value) -> bool {
             (None, None) => true,
         };
         let max_matches = number(file, "maxSizeMB") == number(live, "maxSizeMB");
-        purpose == live.get("purpose").and_then(Value::as_str)
-            && filegroup_matches
-            && size_matches
-            && growth_matches
-            && max_matches
+        size_matches && growth_matches && max_matches
     })
 }
 
@@ -516,12 +515,20 @@ mod tests {
             &wanted(data.clone(), unlimited_log),
             &live
         ));
+        // Where a file lives is fixed when it is created: not compared.
         let other_group =
             json!({"logicalName": "Sales", "purpose": "data", "filegroup": "ARCHIVE"});
-        assert!(!database_files_match(
+        assert!(database_files_match(
             &wanted(other_group, log.clone()),
             &live
         ));
+        let container = json!([{"logicalName": "Blobs", "purpose": "data", "filegroup": "FS",
+            "sizeMB": null, "growthMB": null, "growthPercent": null, "maxSizeMB": null}]);
+        let sized = json!([{"logicalName": "Blobs", "purpose": "data", "sizeMB": 10}]);
+        assert!(
+            database_files_match(&sized, &container),
+            "containers have no size"
+        );
         let missing = json!({"logicalName": "Sales_2", "purpose": "data"});
         assert!(!database_files_match(&wanted(missing, log), &live));
     }

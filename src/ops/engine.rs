@@ -747,13 +747,14 @@ impl Engine {
                 }
                 None => {
                     let key = |spec: &Value| {
+                        // Identities only: a recorded spec holds no secrets.
                         let identities = desired_items(
                             module,
                             spec,
                             name,
                             &self.settings,
                             &self.templates,
-                            false,
+                            true,
                         )
                         .map(|items| {
                             items
@@ -2167,6 +2168,10 @@ fn observed_fields(
                 (true, Compare::Secret, Value::String(text)) => {
                     let secret = item.and_then(|item| item.secrets.get(field));
                     json!({ "matches": secret.map(|secret| secret == text) })
+                }
+                (true, Compare::BinarySecret, Value::String(text)) => {
+                    let secret = item.and_then(|item| item.secrets.get(field));
+                    json!({ "matches": secret.map(|secret| secret.trim().eq_ignore_ascii_case(text)) })
                 }
                 (true, _, _) => Value::String(diff::fingerprint(&value)),
             };

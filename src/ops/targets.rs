@@ -335,7 +335,10 @@ pub fn resolve_instance_contexts(
                 spec.insert(key.clone(), value.clone());
             }
         }
+        // What templates need; never a secret reference (the sa password,
+        // the connection's password).
         spec.remove("install");
+        spec.remove("connection");
         let folders = spec
             .get("diskPreset")
             .and_then(Value::as_str)

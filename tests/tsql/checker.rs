@@ -76,7 +76,7 @@ pub fn exceptions() -> Vec<(&'static str, regex::Regex)> {
         // REVOKE and DENY are only known for object permissions.
         (
             "server-revoke-deny",
-            format!(r"(?m)^(?:REVOKE [A-Z_ ]+ FROM|DENY [A-Z_ ]+ TO) {IDENTIFIER};$"),
+            format!(r"(?m)^(?:REVOKE [A-Z_ ]+ FROM {IDENTIFIER}(?: CASCADE)?|DENY [A-Z_ ]+ TO {IDENTIFIER});$"),
         ),
         // No QUERY_STORE among the ALTER DATABASE SET options.
         (
