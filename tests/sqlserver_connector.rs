@@ -68,6 +68,43 @@ fn a_port_that_refuses_is_an_error_naming_the_instance() {
     assert!(!message.contains("not-a-real-password"), "{message}");
 }
 
+/// NTLM (Windows authentication with an account and password) is built in:
+/// the connector gets as far as the network; without a password it says
+/// that integrated (Kerberos) authentication is not in this build.
+#[test]
+fn windows_authentication_uses_ntlm_with_an_account() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut windows = endpoint(port, Encrypt::Mandatory);
+    windows.authentication = Authentication::Windows;
+    windows.user = Some("CORP\\svc-fleetform".into());
+    let message = connect_error(&windows);
+    assert!(message.contains("connection refused"), "{message}");
+    assert!(
+        message.contains("Windows user CORP\\svc-fleetform"),
+        "{message}"
+    );
+    assert!(!message.contains("not-a-real-password"), "{message}");
+
+    windows.password = None;
+    let message = connect_error(&windows);
+    assert!(
+        message.contains("(Kerberos) is not available in this build"),
+        "{message}"
+    );
+    assert!(
+        message.contains("give `user` (DOMAIN\\name) and `password` for NTLM"),
+        "{message}"
+    );
+
+    windows.password = Some(SecretRef::FromEnv("FLEETFORM_TEST_SQL_PASSWORD".into()));
+    windows.user = Some("svc-fleetform".into());
+    let message = connect_error(&windows);
+    assert!(message.contains("names no domain"), "{message}");
+}
+
 #[test]
 fn a_port_that_never_answers_times_out() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

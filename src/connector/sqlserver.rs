@@ -218,10 +218,27 @@ impl SqlServerEndpoint {
                 };
                 config.authentication(AuthMethod::sql_server(user, password));
             }
-            Authentication::Windows => anyhow::bail!(
-                "{}: Windows authentication is not available in this build on this platform (NTLM on Unix waits for the sspi crate to build beside the PostgreSQL client, Kerberos for GSSAPI support); connect with `authentication: sql` meanwhile",
-                self.describe()
-            ),
+            // NTLM with the given account (sspi-rs on Unix). Integrated
+            // authentication as the account fleetform runs as (Kerberos)
+            // needs GSSAPI, which this build does not include.
+            Authentication::Windows => {
+                let (Some(user), Some(secret)) = (self.user.as_deref(), &self.password) else {
+                    anyhow::bail!(
+                        "{}: Windows authentication as the account fleetform runs as (Kerberos) is not available in this build; give `user` (DOMAIN\\name) and `password` for NTLM, or use `authentication: sql`",
+                        self.describe()
+                    );
+                };
+                if !user.contains('\\') && !user.contains('@') {
+                    anyhow::bail!(
+                        "{}: the Windows user {user:?} names no domain; write it DOMAIN\\name (or name@domain)",
+                        self.describe()
+                    );
+                }
+                let password = secret
+                    .resolve()
+                    .with_context(|| format!("the password of {}", self.describe()))?;
+                config.authentication(AuthMethod::windows(user, password));
+            }
         }
         Ok(config)
     }

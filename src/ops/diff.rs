@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -441,7 +441,7 @@ fn scram_matches(password: &str, verifier: &str) -> Option<bool> {
     let stored_key = engine.decode(stored_key).ok()?;
     let mut salted_password = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted_password);
-    let mut client_key = <HmacSha256 as KeyInit>::new_from_slice(&salted_password).ok()?;
+    let mut client_key = <HmacSha256 as Mac>::new_from_slice(&salted_password).ok()?;
     client_key.update(b"Client Key");
     let client_key = client_key.finalize().into_bytes();
     let computed = Sha256::digest(client_key);
