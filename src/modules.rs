@@ -245,6 +245,23 @@ pub struct DeferRule {
     pub message: String,
 }
 
+/// What an engine's instances must be able to do for what the manifests ask
+/// of them (`templates/<engine>/capabilities.yaml`), checked on every
+/// instance at plan time: a contained availability group on SQL Server
+/// 2019 is an error before apply, not a setting silently ignored.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityRule {
+    /// An expression over `facts` and `instance` giving a list: the rule is
+    /// checked once per element, as `item` (each availability group).
+    #[serde(default)]
+    pub each: Option<String>,
+    /// Over `facts`, `instance` (and `item`): true is an error.
+    pub refuse: String,
+    /// An expression over the same: what is wrong.
+    pub message: String,
+}
+
 /// When converging a resource leaves it waiting for the instance to restart.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -465,12 +482,46 @@ impl Module {
 #[derive(Clone, Debug, Default)]
 pub struct ModuleCatalog {
     modules: BTreeMap<String, Module>,
+    /// Capability rules per engine.
+    capabilities: BTreeMap<String, Vec<CapabilityRule>>,
 }
 
 impl ModuleCatalog {
-    /// The modules built into the binary, checked against the templates.
+    /// The modules built into the binary, checked against the templates,
+    /// with each engine's capability rules.
     pub fn embedded(templates: &Templates) -> Result<Self> {
-        Self::from_files(crate::template::embedded_module_files(), templates)
+        let mut catalog = Self::from_files(crate::template::embedded_module_files(), templates)?;
+        for (name, text) in crate::template::embedded_template_files() {
+            let Some(engine) = name
+                .strip_prefix("templates/")
+                .and_then(|rest| rest.strip_suffix("/capabilities.yaml"))
+            else {
+                continue;
+            };
+            let documents = crate::yaml::parse_documents(&text).map_err(|error| {
+                anyhow::anyhow!(
+                    "{name}: line {}, column {}: {}",
+                    error.location.line,
+                    error.location.column,
+                    error.message
+                )
+            })?;
+            let [document] = documents.as_slice() else {
+                bail!("{name}: expected exactly one YAML document");
+            };
+            let rules: Vec<CapabilityRule> = serde_json::from_value(document.value.clone())
+                .with_context(|| format!("{name} is invalid"))?;
+            catalog.capabilities.insert(engine.to_string(), rules);
+        }
+        Ok(catalog)
+    }
+
+    /// The capability rules of an engine's instances.
+    pub fn capabilities(&self, engine: &str) -> &[CapabilityRule] {
+        self.capabilities
+            .get(engine)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     pub fn from_files(files: Vec<(String, String)>, templates: &Templates) -> Result<Self> {
@@ -489,7 +540,10 @@ impl ModuleCatalog {
                 );
             }
         }
-        Ok(ModuleCatalog { modules })
+        Ok(ModuleCatalog {
+            modules,
+            capabilities: BTreeMap::new(),
+        })
     }
 
     pub fn get(&self, kind: &str) -> Option<&Module> {
@@ -676,6 +730,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sql_server_capability_rules_load() {
+        let templates = Templates::embedded().unwrap();
+        let catalog = ModuleCatalog::embedded(&templates).unwrap();
+        assert!(catalog.capabilities("sqlserver").len() >= 5);
+        assert!(catalog.capabilities("postgres").is_empty());
     }
 
     #[test]

@@ -237,6 +237,22 @@ impl Templates {
         Ok(self.evaluate(expression, context)?.is_true())
     }
 
+    /// An expression whose value is a list (null or undefined: empty).
+    pub fn evaluate_list(
+        &self,
+        expression: &str,
+        context: &serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>> {
+        let value = self.evaluate(expression, context)?;
+        if value.is_undefined() || value.is_none() {
+            return Ok(Vec::new());
+        }
+        match serde_json::to_value(&value)? {
+            serde_json::Value::Array(items) => Ok(items),
+            other => anyhow::bail!("`{expression}` is not a list but {other}"),
+        }
+    }
+
     fn evaluate(&self, expression: &str, context: &serde_json::Value) -> Result<Value> {
         let compiled = self
             .environment
@@ -266,6 +282,13 @@ fn collect_files(directory: &Dir<'_>, prefix: &str, files: &mut Vec<(String, Str
 }
 
 /// The text of a file under `modules/` (for module.yaml), if it is embedded.
+/// The shared files under `templates/` (engine scripts, capability rules).
+pub fn embedded_template_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    collect_files(&TEMPLATES_DIRECTORY, "templates", &mut files);
+    files
+}
+
 pub fn embedded_module_files() -> Vec<(String, String)> {
     let mut files = Vec::new();
     collect_files(&MODULES_DIRECTORY, "modules", &mut files);

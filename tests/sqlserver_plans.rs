@@ -99,6 +99,16 @@ fn drifted_instance_plan() {
     );
     assert!(text.contains("DBCC TRACEOFF (4199, -1)"), "{text}");
     assert!(text.contains("DROP LOGIN [old_app];"), "{text}");
+    // Capability checks: the contained, non-Basic group on 2019 Standard.
+    assert!(
+        text.contains("AG_Reports is contained (CONTAINED), which needs SQL Server 2022"),
+        "{text}"
+    );
+    assert!(
+        text.contains("supports only Basic availability groups"),
+        "{text}"
+    );
+    assert!(!text.contains("AG_Orders"), "the Basic group fits: {text}");
     insta::assert_snapshot!("drifted_plan", text);
 }
 
@@ -114,7 +124,9 @@ fn drifted_login_is_replaced_only_when_asked() {
             "SqlLogin/app@sql-drift",
         ],
     );
-    assert_eq!(code, 2, "{text}");
+    // Exit 1 only for what the instance cannot do (the contained group).
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("needs SQL Server 2022"), "{text}");
     assert!(text.contains("DROP LOGIN [app];"), "{text}");
     assert!(
         text.contains("SID = 0x5B0A1C7E9D2F4A3B8C6D1E0F2A3B4C5D"),

@@ -1215,7 +1215,7 @@ impl Engine {
                 .then(left.1.address.cmp(&right.1.address))
         });
         resource_changes.extend(prunes.into_iter().map(|(_, change)| change));
-        let target_errors = observations
+        let mut target_errors: Vec<TargetError> = observations
             .iter()
             .filter_map(|(target, observation)| {
                 observation.as_ref().err().map(|message| TargetError {
@@ -1224,6 +1224,11 @@ impl Engine {
                 })
             })
             .collect();
+        for (target, observation) in observations {
+            if let Ok(observation) = observation {
+                target_errors.extend(self.capability_errors(target, observation));
+            }
+        }
         let resource_drift = resource_changes
             .iter()
             .filter(|change| change.drift == DriftStatus::Drifted)
@@ -1243,6 +1248,58 @@ impl Engine {
             unmanaged,
             target_errors,
         }
+    }
+
+    /// What the manifests ask of `target` that it cannot do, by its
+    /// engine's capability rules over the server facts and `instance`.
+    fn capability_errors(&self, target: &str, observation: &TargetObservation) -> Vec<TargetError> {
+        let Some(endpoint) = self.endpoints.get(target) else {
+            return Vec::new();
+        };
+        let base = json!({
+            "facts": observation.facts,
+            "instance": self.instances.get(target),
+        });
+        let mut errors = Vec::new();
+        for rule in self.modules.capabilities(endpoint.engine()) {
+            let contexts = match &rule.each {
+                None => vec![base.clone()],
+                Some(each) => match self.templates.evaluate_list(each, &base) {
+                    Ok(items) => items
+                        .into_iter()
+                        .map(|item| {
+                            let mut context = base.clone();
+                            context["item"] = item;
+                            context
+                        })
+                        .collect(),
+                    Err(error) => {
+                        errors.push(TargetError {
+                            target: target.to_string(),
+                            message: format!("a capability rule failed: {error:#}"),
+                        });
+                        continue;
+                    }
+                },
+            };
+            for context in contexts {
+                match self.templates.evaluate_condition(&rule.refuse, &context) {
+                    Ok(false) => {}
+                    Ok(true) => errors.push(TargetError {
+                        target: target.to_string(),
+                        message: self
+                            .templates
+                            .evaluate_text(&rule.message, &context)
+                            .unwrap_or_else(|error| format!("{error:#}")),
+                    }),
+                    Err(error) => errors.push(TargetError {
+                        target: target.to_string(),
+                        message: format!("a capability rule failed: {error:#}"),
+                    }),
+                }
+            }
+        }
+        errors
     }
 
     pub fn plan_resource(

@@ -380,6 +380,7 @@ pub fn resolve_instance_contexts(
                     "databases": spec.get("databases").cloned().unwrap_or(json!([])),
                     "replica": replica,
                     "initialPrimary": initial_primary,
+                    "spec": spec,
                 }))
             })
             .collect();
