@@ -218,6 +218,12 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
                 display_value(&field.before),
                 display_value(&field.after)
             );
+            let structured =
+                field.text_diff.is_some() && (field.after.is_array() || field.after.is_object());
+            if structured {
+                // The line diff below says what differs.
+                line = format!("{}:", field.field);
+            }
             if !field.added.is_empty() || !field.removed.is_empty() {
                 line = format!(
                     "{}: add {}, remove {}",

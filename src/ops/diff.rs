@@ -103,6 +103,9 @@ pub fn diff_item(
         if rule.compare == Compare::Text {
             change.text_diff = text_diff(current, wanted);
         }
+        if matches!(rule.compare, Compare::DatabaseFiles | Compare::NamedSubset) {
+            change.text_diff = structured_diff(rule.compare, current, wanted);
+        }
         match rule.change {
             Change::InPlace => {}
             Change::Replace => {
@@ -303,6 +306,76 @@ fn text_diff(current: &Value, wanted: &Value) -> Option<String> {
     Some(
         diff.unified_diff()
             .context_radius(3)
+            .header("live", "manifest")
+            .to_string(),
+    )
+}
+
+/// A line per desired object (files by logical name, filegroups by name, or
+/// the one object of settings): the live object cut down to what the
+/// manifest gives, against the manifest's; what already satisfies the
+/// manifest (a file at least as large) is shown as the manifest says.
+fn structured_diff(compare: Compare, current: &Value, wanted: &Value) -> Option<String> {
+    let key = |object: &Value| -> Option<String> {
+        object
+            .get("logicalName")
+            .or_else(|| object.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+    };
+    let project = |live: &Value, desired: &Value| -> Value {
+        let Some(desired) = desired.as_object() else {
+            return live.clone();
+        };
+        let mut shown = Map::new();
+        for (field, want) in desired {
+            let have = live.get(field).cloned().unwrap_or(Value::Null);
+            let satisfied = match (compare, field.as_str(), &have, want) {
+                (Compare::DatabaseFiles, "sizeMB", Value::Number(have), Value::Number(want)) => {
+                    have.as_f64() >= want.as_f64()
+                }
+                (_, _, Value::String(have), Value::String(want)) => have.eq_ignore_ascii_case(want),
+                _ => json_equal(&have, want),
+            };
+            shown.insert(field.clone(), if satisfied { want.clone() } else { have });
+        }
+        Value::Object(shown)
+    };
+    let (before, after): (Vec<String>, Vec<String>) = match (current, wanted) {
+        (_, Value::Array(desired)) => {
+            let live: Vec<&Value> = current
+                .as_array()
+                .map(|items| items.iter().collect())
+                .unwrap_or_default();
+            desired
+                .iter()
+                .map(|object| {
+                    let found = live.iter().find(|candidate| key(candidate) == key(object));
+                    (
+                        found
+                            .map(|live| project(live, object).to_string())
+                            .unwrap_or_default(),
+                        object.to_string(),
+                    )
+                })
+                .unzip()
+        }
+        (_, Value::Object(_)) => (
+            vec![project(current, wanted).to_string()],
+            vec![wanted.to_string()],
+        ),
+        _ => return None,
+    };
+    let before: String = before
+        .iter()
+        .filter(|line| !line.is_empty())
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let after: String = after.iter().map(|line| format!("{line}\n")).collect();
+    let diff = similar::TextDiff::from_lines(&before, &after);
+    Some(
+        diff.unified_diff()
+            .context_radius(0)
             .header("live", "manifest")
             .to_string(),
     )
