@@ -10,8 +10,9 @@
 //! (a named 2019 Standard instance with every kind of drift: sp_configure
 //! and trace flags, a login with the wrong SID, a database in SIMPLE
 //! recovery destined for an availability group, an endpoint, and what
-//! --prune drops) and tests/sqlserver/environments/hostile (names with
-//! brackets, quotes, semicolons, comments, unicode and 128 characters).
+//! --prune drops), tests/sqlserver/environments/hostile (names with
+//! brackets, quotes, semicolons, comments, unicode and 128 characters) and
+//! tests/sqlserver/environments/pruned (what --prune drops of each kind).
 
 mod tsql {
     include!("tsql/checker.rs");
@@ -161,6 +162,7 @@ fn every_planned_script_parses() {
         ],
     ));
     scripts.extend(plan_scripts(&fixtures(), "hostile", &[]));
+    scripts.extend(plan_scripts(&fixtures(), "pruned", &["--prune"]));
     assert!(scripts.len() > 40, "only {} scripts", scripts.len());
     let (_, used) = tsql::assert_parse(&scripts);
     let documented = std::fs::read_to_string(repository().join("docs/verification.md")).unwrap();
@@ -173,6 +175,76 @@ fn every_planned_script_parses() {
             documented.contains(&format!("`{id}`")),
             "the grammar exception {id} is not listed in docs/verification.md"
         );
+    }
+}
+
+#[test]
+fn pruned_instance_plan() {
+    let (code, text) = plan_text(&fixtures(), "pruned", &["--prune"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("DROP ENDPOINT [Mirroring];"), "{text}");
+    insta::assert_snapshot!("pruned_plan", text);
+}
+
+/// The scenarios together render every action of every SQL Server module.
+#[test]
+fn the_scenarios_render_every_action_of_every_module() {
+    let mut seen = std::collections::BTreeSet::new();
+    for (root, environment, extra) in [
+        (repository(), "example-mssql", vec![]),
+        (fixtures(), "drifted", vec!["--prune"]),
+        (
+            fixtures(),
+            "drifted",
+            vec![
+                "--target",
+                "SqlLogin/app",
+                "--replace",
+                "SqlLogin/app@sql-drift",
+            ],
+        ),
+        (fixtures(), "hostile", vec![]),
+        (fixtures(), "pruned", vec!["--prune"]),
+    ] {
+        let mut arguments = vec!["--format", "json"];
+        arguments.extend(extra);
+        let (_, json) = plan(&root, environment, &arguments);
+        let document: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for change in document["resource_changes"].as_array().unwrap() {
+            for item in change["items"].as_array().into_iter().flatten() {
+                if item["script"]
+                    .as_str()
+                    .is_some_and(|script| !script.is_empty())
+                {
+                    let action = item["action"].as_str().unwrap().to_string();
+                    let kind = change["kind"].as_str().unwrap().to_string();
+                    if action == "replace" {
+                        seen.insert((kind.clone(), "create".to_string()));
+                        seen.insert((kind, "delete".to_string()));
+                    } else {
+                        seen.insert((kind, action));
+                    }
+                }
+            }
+        }
+    }
+    let templates = fleetform::template::Templates::embedded().unwrap();
+    let modules = fleetform::modules::ModuleCatalog::embedded(&templates).unwrap();
+    for module in modules.iter().filter(|module| module.engine == "sqlserver") {
+        let actions = &module.actions;
+        for (action, present) in [
+            ("create", true),
+            ("update", actions.update.is_some()),
+            ("delete", actions.delete.is_some()),
+        ] {
+            if present {
+                assert!(
+                    seen.contains(&(module.kind.clone(), action.to_string())),
+                    "no scenario renders the {action} of {}",
+                    module.kind
+                );
+            }
+        }
     }
 }
 
@@ -239,6 +311,7 @@ fn every_discovery_query_parses() {
         (repository(), "example-mssql"),
         (fixtures(), "drifted"),
         (fixtures(), "hostile"),
+        (fixtures(), "pruned"),
     ] {
         #[derive(Parser)]
         struct Arguments {
@@ -273,6 +346,6 @@ fn every_discovery_query_parses() {
             }
         }
     }
-    assert_eq!(scripts.len(), 4 * 4, "four modules on four targets");
+    assert_eq!(scripts.len(), 4 * 5, "four modules on five targets");
     tsql::assert_parse(&scripts);
 }
