@@ -716,7 +716,7 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                     u8::from(change.drift == DriftStatus::Drifted)
                 );
             }
-            out.push_str("# HELP fleetform_drift_target_errors Targets that could not be read.\n# TYPE fleetform_drift_target_errors gauge\n");
+            out.push_str("# HELP fleetform_drift_target_errors Instance errors: targets that could not be read, or that cannot do what the manifests ask.\n# TYPE fleetform_drift_target_errors gauge\n");
             let _ = writeln!(
                 out,
                 "fleetform_drift_target_errors{{environment=\"{environment}\"}} {}",

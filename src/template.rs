@@ -281,7 +281,6 @@ fn collect_files(directory: &Dir<'_>, prefix: &str, files: &mut Vec<(String, Str
     }
 }
 
-/// The text of a file under `modules/` (for module.yaml), if it is embedded.
 /// The shared files under `templates/` (engine scripts, capability rules).
 pub fn embedded_template_files() -> Vec<(String, String)> {
     let mut files = Vec::new();
@@ -289,6 +288,7 @@ pub fn embedded_template_files() -> Vec<(String, String)> {
     files
 }
 
+/// The files under `modules/` (module.yaml and templates).
 pub fn embedded_module_files() -> Vec<(String, String)> {
     let mut files = Vec::new();
     collect_files(&MODULES_DIRECTORY, "modules", &mut files);

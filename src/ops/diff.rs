@@ -313,9 +313,13 @@ fn text_diff(current: &Value, wanted: &Value) -> Option<String> {
 
 /// A line per desired object (files by logical name, filegroups by name, or
 /// the one object of settings): the live object cut down to what the
-/// manifest gives, against the manifest's; what already satisfies the
-/// manifest (a file at least as large) is shown as the manifest says.
+/// comparison looks at, against the manifest's. What already satisfies the
+/// manifest (a file at least as large) is shown as the manifest says; for
+/// files, where a file lives is left out (fixed at creation) and no maximum
+/// size reads as unlimited. None when no line differs (the plan then shows
+/// both values).
 fn structured_diff(compare: Compare, current: &Value, wanted: &Value) -> Option<String> {
+    let files = compare == Compare::DatabaseFiles;
     let key = |object: &Value| -> Option<String> {
         object
             .get("logicalName")
@@ -323,49 +327,72 @@ fn structured_diff(compare: Compare, current: &Value, wanted: &Value) -> Option<
             .and_then(Value::as_str)
             .map(str::to_lowercase)
     };
+    let compared = |desired: &Value| -> Value {
+        let Some(object) = desired.as_object() else {
+            return desired.clone();
+        };
+        let mut object: Map<String, Value> = object
+            .iter()
+            .filter(|(field, _)| {
+                !(files && matches!(field.as_str(), "purpose" | "filegroup" | "path"))
+            })
+            .map(|(field, value)| (field.clone(), value.clone()))
+            .collect();
+        if files {
+            object.entry("maxSizeMB").or_insert(Value::Null);
+        }
+        Value::Object(object)
+    };
     let project = |live: &Value, desired: &Value| -> Value {
         let Some(desired) = desired.as_object() else {
             return live.clone();
         };
+        // A FILESTREAM or memory-optimized container has no sizes.
+        let container = files && live.get("sizeMB").is_some_and(Value::is_null);
         let mut shown = Map::new();
         for (field, want) in desired {
             let have = live.get(field).cloned().unwrap_or(Value::Null);
-            let satisfied = match (compare, field.as_str(), &have, want) {
-                (Compare::DatabaseFiles, "sizeMB", Value::Number(have), Value::Number(want)) => {
+            let satisfied = match (field.as_str(), &have, want) {
+                ("sizeMB" | "growthMB" | "growthPercent" | "maxSizeMB", _, _) if container => true,
+                ("sizeMB", Value::Number(have), Value::Number(want)) if files => {
                     have.as_f64() >= want.as_f64()
                 }
-                (_, _, Value::String(have), Value::String(want)) => have.eq_ignore_ascii_case(want),
+                (_, Value::String(have), Value::String(want)) => have.eq_ignore_ascii_case(want),
                 _ => json_equal(&have, want),
             };
             shown.insert(field.clone(), if satisfied { want.clone() } else { have });
         }
         Value::Object(shown)
     };
-    let (before, after): (Vec<String>, Vec<String>) = match (current, wanted) {
-        (_, Value::Array(desired)) => {
-            let live: Vec<&Value> = current
-                .as_array()
-                .map(|items| items.iter().collect())
-                .unwrap_or_default();
+    let (before, after): (Vec<String>, Vec<String>) = match wanted {
+        Value::Array(desired) => {
+            let live = current.as_array().cloned().unwrap_or_default();
             desired
                 .iter()
                 .map(|object| {
-                    let found = live.iter().find(|candidate| key(candidate) == key(object));
+                    let object = compared(object);
+                    let found = key(&object).and_then(|wanted_key| {
+                        live.iter()
+                            .find(|candidate| key(candidate).as_ref() == Some(&wanted_key))
+                    });
                     (
                         found
-                            .map(|live| project(live, object).to_string())
+                            .map(|live| project(live, &object).to_string())
                             .unwrap_or_default(),
                         object.to_string(),
                     )
                 })
                 .unzip()
         }
-        (_, Value::Object(_)) => (
+        Value::Object(_) => (
             vec![project(current, wanted).to_string()],
             vec![wanted.to_string()],
         ),
         _ => return None,
     };
+    if before == after {
+        return None;
+    }
     let before: String = before
         .iter()
         .filter(|line| !line.is_empty())

@@ -1368,11 +1368,19 @@ impl Engine {
                 "instance": self.instances.get(&resource.target),
             });
             for check in &module.checks {
-                if self
-                    .templates
-                    .evaluate_condition(&check.refuse, &context)
-                    .unwrap_or(false)
-                {
+                // A check that cannot be evaluated refuses, naming why: a
+                // broken check must not pass silently.
+                let refused = match self.templates.evaluate_condition(&check.refuse, &context) {
+                    Ok(refused) => refused,
+                    Err(error) => {
+                        unknown.push(format!(
+                            "{}: the module's check could not be evaluated: {error:#}",
+                            item.identity
+                        ));
+                        false
+                    }
+                };
+                if refused {
                     let detail = check
                         .detail
                         .as_ref()
@@ -1383,11 +1391,17 @@ impl Engine {
                 }
             }
             for rule in &module.defer {
-                if self
-                    .templates
-                    .evaluate_condition(&rule.when, &context)
-                    .unwrap_or(false)
-                {
+                let defer = match self.templates.evaluate_condition(&rule.when, &context) {
+                    Ok(defer) => defer,
+                    Err(error) => {
+                        unknown.push(format!(
+                            "{}: the module's defer rule could not be evaluated: {error:#}",
+                            item.identity
+                        ));
+                        false
+                    }
+                };
+                if defer {
                     let message = self
                         .templates
                         .evaluate_text(&rule.message, &context)
