@@ -394,19 +394,34 @@ impl Engine {
             self.settings.parallelism.max(1),
         ));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut target_of_task = BTreeMap::new();
         for target in self.targets() {
             let engine = Arc::clone(self);
             let limit = Arc::clone(&limit);
-            tasks.spawn(async move {
+            let name = target.clone();
+            let handle = tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let observation = engine.discover_target(&target).await;
                 (target, observation.map_err(|error| format!("{error:#}")))
             });
+            target_of_task.insert(handle.id(), name);
         }
         let mut observations = Observations::new();
         while let Some(joined) = tasks.join_next().await {
-            if let Ok((target, observation)) = joined {
-                observations.insert(target, observation);
+            match joined {
+                Ok((target, observation)) => {
+                    observations.insert(target, observation);
+                }
+                // A reading that panicked is an error of its target, never
+                // a target silently missing from the plan.
+                Err(error) => {
+                    if let Some(target) = target_of_task.get(&error.id()) {
+                        observations.insert(
+                            target.clone(),
+                            Err(format!("reading the instance failed unexpectedly: {error}")),
+                        );
+                    }
+                }
             }
         }
         observations
