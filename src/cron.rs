@@ -24,16 +24,16 @@ fn check_numbers(text: &str, (name, low, high): (&str, u32, u32)) -> Result<(), 
             Some((range, step)) => (range, Some(step)),
             None => (item, None),
         };
-        if let Some(step) = step {
-            if step.parse::<u32>().is_ok_and(|step| step == 0) {
-                return Err(format!("{name} step must be at least 1"));
-            }
+        if let Some(step) = step
+            && step.parse::<u32>().is_ok_and(|step| step == 0)
+        {
+            return Err(format!("{name} step must be at least 1"));
         }
         for bound in range.split('-') {
-            if let Ok(number) = bound.parse::<u32>() {
-                if number < low || number > high {
-                    return Err(format!("{name} {number} is out of range {low}-{high}"));
-                }
+            if let Ok(number) = bound.parse::<u32>()
+                && (number < low || number > high)
+            {
+                return Err(format!("{name} {number} is out of range {low}-{high}"));
             }
         }
     }

@@ -149,10 +149,10 @@ pub fn render_human(diagnostics: &[Diagnostic]) -> String {
         if let Some(object) = &diagnostic.object {
             context.push(object.clone());
         }
-        if let Some(pointer) = &diagnostic.pointer {
-            if !pointer.is_empty() {
-                context.push(pointer.clone());
-            }
+        if let Some(pointer) = &diagnostic.pointer
+            && !pointer.is_empty()
+        {
+            context.push(pointer.clone());
         }
         if !context.is_empty() {
             where_parts.push(format!("({})", context.join(" ")));

@@ -456,10 +456,10 @@ impl SchemaCatalog {
         if map.get("format").and_then(Value::as_str) == Some("cron") {
             push(Annotation::Cron);
         }
-        if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
-            if let Some((next_file, next_node)) = self.resolve_reference(file, reference) {
-                self.collect_annotations(&next_file, next_node, pattern.clone(), depth + 1, found);
-            }
+        if let Some(reference) = map.get("$ref").and_then(Value::as_str)
+            && let Some((next_file, next_node)) = self.resolve_reference(file, reference)
+        {
+            self.collect_annotations(&next_file, next_node, pattern.clone(), depth + 1, found);
         }
         if let Some(Value::Object(properties)) = map.get("properties") {
             for (key, child) in properties {
@@ -473,12 +473,12 @@ impl SchemaCatalog {
             next.push(PathToken::AnyItem);
             self.collect_annotations(file, items, next, depth + 1, found);
         }
-        if let Some(additional) = map.get("additionalProperties") {
-            if additional.is_object() {
-                let mut next = pattern.clone();
-                next.push(PathToken::AnyKey);
-                self.collect_annotations(file, additional, next, depth + 1, found);
-            }
+        if let Some(additional) = map.get("additionalProperties")
+            && additional.is_object()
+        {
+            let mut next = pattern.clone();
+            next.push(PathToken::AnyKey);
+            self.collect_annotations(file, additional, next, depth + 1, found);
         }
         for keyword in ["oneOf", "anyOf", "allOf"] {
             if let Some(Value::Array(branches)) = map.get(keyword) {

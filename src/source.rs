@@ -237,12 +237,11 @@ impl ManifestSource {
                 };
                 subtree
                     .walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
-                        if entry.kind() == Some(git2::ObjectType::Blob) {
-                            if let Ok(name) = entry.name() {
-                                if is_yaml(name) {
-                                    files.push(join(relative, &format!("{parent}{name}")));
-                                }
-                            }
+                        if entry.kind() == Some(git2::ObjectType::Blob)
+                            && let Ok(name) = entry.name()
+                            && is_yaml(name)
+                        {
+                            files.push(join(relative, &format!("{parent}{name}")));
                         }
                         git2::TreeWalkResult::Ok
                     })

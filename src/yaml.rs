@@ -352,12 +352,11 @@ fn scalar_value(text: &str, style: ScalarStyle, tag_suffix: Option<&str>) -> Val
     if let Some(number) = parse_integer(text) {
         return Value::Number(number);
     }
-    if looks_like_float(text) {
-        if let Ok(float) = text.parse::<f64>() {
-            if let Some(number) = Number::from_f64(float) {
-                return Value::Number(number);
-            }
-        }
+    if looks_like_float(text)
+        && let Ok(float) = text.parse::<f64>()
+        && let Some(number) = Number::from_f64(float)
+    {
+        return Value::Number(number);
     }
     Value::String(text.to_string())
 }

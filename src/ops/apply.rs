@@ -747,13 +747,13 @@ async fn converge(
             .await?;
         }
     }
-    if changed_any {
-        if let Some((script, transaction)) = engine.render_after(module, &work.resource, facts)? {
-            session
-                .execute(&script, transaction)
-                .await
-                .context("the module's after step")?;
-        }
+    if changed_any
+        && let Some((script, transaction)) = engine.render_after(module, &work.resource, facts)?
+    {
+        session
+            .execute(&script, transaction)
+            .await
+            .context("the module's after step")?;
     }
     verify(engine, &session, work, module, facts, false).await
 }

@@ -163,14 +163,14 @@ fn select_instances(
     let selector = object.spec().get("on").unwrap_or(&Value::Null);
     let wanted_kinds = engine.instance_kinds();
     let mut selected = BTreeSet::new();
-    if let Some(group_name) = selector.get("group").and_then(Value::as_str) {
-        if let Some(group) = index.get("Group", group_name) {
-            for member in groups.of(group, index).iter() {
-                if instance_kind(member, index)
-                    .is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str()))
-                {
-                    selected.insert(member.clone());
-                }
+    if let Some(group_name) = selector.get("group").and_then(Value::as_str)
+        && let Some(group) = index.get("Group", group_name)
+    {
+        for member in groups.of(group, index).iter() {
+            if instance_kind(member, index)
+                .is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str()))
+            {
+                selected.insert(member.clone());
             }
         }
     }
@@ -224,10 +224,9 @@ fn select_servers(
     let add_host_of = |instance_name: &str, selected: &mut BTreeSet<String>| {
         if let Some(server) =
             instance_kind(instance_name, index).and_then(|instance| instance.spec_str("server"))
+            && index.find("Server", server).is_some()
         {
-            if index.find("Server", server).is_some() {
-                selected.insert(server.to_string());
-            }
+            selected.insert(server.to_string());
         }
     };
     if let Some(group) = selector

@@ -99,25 +99,31 @@ fn availability_group_consistency(group: &ManifestObject, _index: &ObjectIndex) 
     let replicas = array(&group.document, "/spec/replicas");
     let mut replica_names = BTreeMap::new();
     for (position, replica) in replicas.iter().enumerate() {
-        if let Some(name) = text(replica, "/instance") {
-            if let Some(first) = replica_names.insert(name, position) {
-                found.push(group.error_at(
-                    &format!("/spec/replicas/{position}/instance"),
-                    format!(
-                        "instance `{name}` is already replica {first} of this availability group"
-                    ),
-                ));
-            }
+        if let Some(name) = text(replica, "/instance")
+            && let Some(first) = replica_names.insert(name, position)
+        {
+            found.push(group.error_at(
+                &format!("/spec/replicas/{position}/instance"),
+                format!("instance `{name}` is already replica {first} of this availability group"),
+            ));
         }
     }
-    if let Some(primary) = text(&group.document, "/spec/desiredPrimary") {
-        if !replica_names.contains_key(primary) {
-            found.push(
-                group
-                    .error_at("/spec/desiredPrimary", format!("desired primary `{primary}` is not a replica of this availability group"))
-                    .with_hint(format!("replicas: {}", replica_names.keys().copied().collect::<Vec<_>>().join(", "))),
-            );
-        }
+    if let Some(primary) = text(&group.document, "/spec/desiredPrimary")
+        && !replica_names.contains_key(primary)
+    {
+        found.push(
+            group
+                .error_at(
+                    "/spec/desiredPrimary",
+                    format!(
+                        "desired primary `{primary}` is not a replica of this availability group"
+                    ),
+                )
+                .with_hint(format!(
+                    "replicas: {}",
+                    replica_names.keys().copied().collect::<Vec<_>>().join(", ")
+                )),
+        );
     }
     for (position, replica) in replicas.iter().enumerate() {
         for (entry_position, entry) in array(replica, "/primaryRole/readOnlyRoutingList")
@@ -155,9 +161,9 @@ fn availability_group_consistency(group: &ManifestObject, _index: &ObjectIndex) 
         .document
         .pointer("/spec/requiredSynchronizedSecondariesToCommit")
         .and_then(Value::as_u64)
+        && required as usize > synchronous_secondaries
     {
-        if required as usize > synchronous_secondaries {
-            found.push(
+        found.push(
                 group
                     .error_at(
                         "/spec/requiredSynchronizedSecondariesToCommit",
@@ -167,7 +173,6 @@ fn availability_group_consistency(group: &ManifestObject, _index: &ObjectIndex) 
                     )
                     .with_hint("with too few synchronous secondaries the primary stops accepting writes"),
             );
-        }
     }
     if group.document.pointer("/spec/basic") == Some(&Value::Bool(true)) {
         if replicas.len() > 2 {
@@ -282,16 +287,15 @@ fn cluster_nodes_run_windows(cluster: &ManifestObject, index: &ObjectIndex) -> V
         let Some(name) = node.as_str().or_else(|| text(node, "/server")) else {
             continue;
         };
-        if let Some(server) = index.get("Server", name) {
-            if let Some(os) = server.spec_str("os") {
-                if os != "windows" {
-                    found.push(
+        if let Some(server) = index.get("Server", name)
+            && let Some(os) = server.spec_str("os")
+            && os != "windows"
+        {
+            found.push(
                         cluster
                             .error_at(&format!("/spec/nodes/{position}"), format!("server `{name}` runs {os}; a Windows failover cluster needs Windows nodes"))
                             .with_hint("for PostgreSQL high availability use a PostgresHaCluster"),
                     );
-                }
-            }
         }
     }
     found
