@@ -57,8 +57,17 @@ fn plan_text(root: &Path, environment: &str, extra: &[&str]) -> (i32, String) {
     (code, body.to_string())
 }
 
-/// Every script of a plan: (address and item, script).
-fn plan_scripts(root: &Path, environment: &str, extra: &[&str]) -> Vec<(String, String)> {
+/// One script of a plan.
+struct Planned {
+    /// Address and item, for messages.
+    label: String,
+    kind: String,
+    action: String,
+    script: String,
+}
+
+/// Every script of a plan.
+fn planned(root: &Path, environment: &str, extra: &[&str]) -> Vec<Planned> {
     let mut arguments = vec!["--format", "json"];
     arguments.extend_from_slice(extra);
     let (_, json) = plan(root, environment, &arguments);
@@ -66,15 +75,44 @@ fn plan_scripts(root: &Path, environment: &str, extra: &[&str]) -> Vec<(String, 
     let mut scripts = Vec::new();
     for change in document["resource_changes"].as_array().unwrap() {
         for item in change["items"].as_array().into_iter().flatten() {
-            if let Some(script) = item["script"].as_str() {
-                scripts.push((
-                    format!("{} {}", change["address"], item["identity"]),
-                    script.to_string(),
-                ));
+            if let Some(script) = item["script"].as_str().filter(|script| !script.is_empty()) {
+                scripts.push(Planned {
+                    label: format!("{} {}", change["address"], item["identity"]),
+                    kind: change["kind"].as_str().unwrap().to_string(),
+                    action: item["action"].as_str().unwrap().to_string(),
+                    script: script.to_string(),
+                });
             }
         }
     }
     scripts
+}
+
+/// Every script of a plan: (address and item, script).
+fn plan_scripts(root: &Path, environment: &str, extra: &[&str]) -> Vec<(String, String)> {
+    planned(root, environment, extra)
+        .into_iter()
+        .map(|planned| (planned.label, planned.script))
+        .collect()
+}
+
+/// The drifted login replaced with its pinned SID.
+const REPLACE_APP: [&str; 4] = [
+    "--target",
+    "SqlLogin/app",
+    "--replace",
+    "SqlLogin/app@sql-drift",
+];
+
+/// Every scenario's plan: (repository, environment, plan arguments).
+fn scenarios() -> Vec<(PathBuf, &'static str, Vec<&'static str>)> {
+    vec![
+        (repository(), "example-mssql", vec![]),
+        (fixtures(), "drifted", vec!["--prune"]),
+        (fixtures(), "drifted", REPLACE_APP.to_vec()),
+        (fixtures(), "hostile", vec![]),
+        (fixtures(), "pruned", vec!["--prune"]),
+    ]
 }
 
 #[test]
@@ -115,16 +153,7 @@ fn drifted_instance_plan() {
 
 #[test]
 fn drifted_login_is_replaced_only_when_asked() {
-    let (code, text) = plan_text(
-        &fixtures(),
-        "drifted",
-        &[
-            "--target",
-            "SqlLogin/app",
-            "--replace",
-            "SqlLogin/app@sql-drift",
-        ],
-    );
+    let (code, text) = plan_text(&fixtures(), "drifted", &REPLACE_APP);
     // Exit 1 only for what the instance cannot do (the contained group).
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("needs SQL Server 2022"), "{text}");
@@ -149,20 +178,9 @@ fn hostile_names_plan() {
 #[test]
 fn every_planned_script_parses() {
     let mut scripts = Vec::new();
-    scripts.extend(plan_scripts(&repository(), "example-mssql", &[]));
-    scripts.extend(plan_scripts(&fixtures(), "drifted", &["--prune"]));
-    scripts.extend(plan_scripts(
-        &fixtures(),
-        "drifted",
-        &[
-            "--target",
-            "SqlLogin/app",
-            "--replace",
-            "SqlLogin/app@sql-drift",
-        ],
-    ));
-    scripts.extend(plan_scripts(&fixtures(), "hostile", &[]));
-    scripts.extend(plan_scripts(&fixtures(), "pruned", &["--prune"]));
+    for (root, environment, extra) in scenarios() {
+        scripts.extend(plan_scripts(&root, environment, &extra));
+    }
     assert!(scripts.len() > 40, "only {} scripts", scripts.len());
     let (_, used) = tsql::assert_parse(&scripts);
     let documented = std::fs::read_to_string(repository().join("docs/verification.md")).unwrap();
@@ -190,41 +208,15 @@ fn pruned_instance_plan() {
 #[test]
 fn the_scenarios_render_every_action_of_every_module() {
     let mut seen = std::collections::BTreeSet::new();
-    for (root, environment, extra) in [
-        (repository(), "example-mssql", vec![]),
-        (fixtures(), "drifted", vec!["--prune"]),
-        (
-            fixtures(),
-            "drifted",
-            vec![
-                "--target",
-                "SqlLogin/app",
-                "--replace",
-                "SqlLogin/app@sql-drift",
-            ],
-        ),
-        (fixtures(), "hostile", vec![]),
-        (fixtures(), "pruned", vec!["--prune"]),
-    ] {
-        let mut arguments = vec!["--format", "json"];
-        arguments.extend(extra);
-        let (_, json) = plan(&root, environment, &arguments);
-        let document: serde_json::Value = serde_json::from_str(&json).unwrap();
-        for change in document["resource_changes"].as_array().unwrap() {
-            for item in change["items"].as_array().into_iter().flatten() {
-                if item["script"]
-                    .as_str()
-                    .is_some_and(|script| !script.is_empty())
-                {
-                    let action = item["action"].as_str().unwrap().to_string();
-                    let kind = change["kind"].as_str().unwrap().to_string();
-                    if action == "replace" {
-                        seen.insert((kind.clone(), "create".to_string()));
-                        seen.insert((kind, "delete".to_string()));
-                    } else {
-                        seen.insert((kind, action));
-                    }
-                }
+    for (root, environment, extra) in scenarios() {
+        for planned in planned(&root, environment, &extra) {
+            // A replacement renders the delete and the create templates.
+            let actions = match planned.action.as_str() {
+                "replace" => vec!["delete", "create"],
+                action => vec![action],
+            };
+            for action in actions {
+                seen.insert((planned.kind.clone(), action.to_string()));
             }
         }
     }
