@@ -327,15 +327,33 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
             if let Some(blocked) = &change.blocked {
                 let _ = writeln!(block, "\n> {}\n", blocked.message().replace('\n', "\n> "));
             }
+            let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
             for item in &change.items {
+                let subject = if multi {
+                    format!("**{}** ", item.identity)
+                } else {
+                    String::new()
+                };
                 for field in &item.changes {
-                    let _ = writeln!(
-                        block,
-                        "- `{}`: {} → {}",
-                        field.field,
-                        display_value(&field.before),
-                        display_value(&field.after)
-                    );
+                    match &field.text_diff {
+                        Some(diff) if field.after.is_array() || field.after.is_object() => {
+                            let fence = fence_for(diff);
+                            let _ = write!(
+                                block,
+                                "- {subject}`{}`:\n\n{fence}diff\n{diff}{fence}\n",
+                                field.field
+                            );
+                        }
+                        _ => {
+                            let _ = writeln!(
+                                block,
+                                "- {subject}`{}`: {} → {}",
+                                field.field,
+                                display_value(&field.before),
+                                display_value(&field.after)
+                            );
+                        }
+                    }
                 }
                 for risk in &item.risks {
                     let _ = writeln!(block, "- **{}**: {}", risk.mark.label(), risk.message);
