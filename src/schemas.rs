@@ -316,6 +316,17 @@ impl SchemaCatalog {
         self.files.keys().map(String::as_str)
     }
 
+    /// An object's spec with the schema's defaults for what it leaves out.
+    pub fn spec_with_defaults(&self, kind: &str, given: &Value) -> serde_json::Map<String, Value> {
+        let mut spec = self.spec_defaults(kind);
+        if let Value::Object(given) = given {
+            for (key, value) in given {
+                spec.insert(key.clone(), value.clone());
+            }
+        }
+        spec
+    }
+
     /// The defaults the schema of `kind` states for the top-level fields of
     /// `spec` (following a `$ref` to a definition that states one).
     pub fn spec_defaults(&self, kind: &str) -> serde_json::Map<String, Value> {

@@ -185,12 +185,7 @@ impl Engine {
             {
                 continue;
             }
-            let mut spec = Value::Object(catalog.spec_defaults(&object.kind));
-            if let (Value::Object(merged), Value::Object(given)) = (&mut spec, object.spec()) {
-                for (key, value) in given {
-                    merged.insert(key.clone(), value.clone());
-                }
-            }
+            let spec = Value::Object(catalog.spec_with_defaults(&object.kind, object.spec()));
             let address = resource.address.to_string();
             let (items, blocked) = match modules.get(&object.kind) {
                 None => (

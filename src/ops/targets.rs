@@ -324,17 +324,21 @@ pub fn resolve_instance_contexts(
             .iter()
             .find(|object| object.kind == kind && object.name == name)
     };
+    // ServiceAccountProfile name -> the account, for grants that name one.
+    let service_accounts: Map<String, Value> = objects
+        .iter()
+        .filter(|profile| profile.kind == "ServiceAccountProfile")
+        .filter_map(|profile| {
+            let account = profile.spec().get("accountName")?.clone();
+            Some((profile.name.clone(), account))
+        })
+        .collect();
     let mut contexts = BTreeMap::new();
     for object in objects
         .iter()
         .filter(|object| matches!(object.kind.as_str(), "SqlInstance" | "PostgresInstance"))
     {
-        let mut spec = catalog.spec_defaults(&object.kind);
-        if let Value::Object(given) = object.spec() {
-            for (key, value) in given {
-                spec.insert(key.clone(), value.clone());
-            }
-        }
+        let mut spec = catalog.spec_with_defaults(&object.kind, object.spec());
         // What templates need; never a secret reference (the sa password,
         // the connection's password).
         spec.remove("install");
@@ -344,12 +348,7 @@ pub fn resolve_instance_contexts(
             .and_then(Value::as_str)
             .and_then(|preset| find("DiskPreset", preset))
             .map(|preset| {
-                let mut preset_spec = catalog.spec_defaults("DiskPreset");
-                if let Value::Object(given) = preset.spec() {
-                    for (key, value) in given {
-                        preset_spec.insert(key.clone(), value.clone());
-                    }
-                }
+                let preset_spec = catalog.spec_with_defaults("DiskPreset", preset.spec());
                 let instance_name = spec
                     .get("instanceName")
                     .and_then(Value::as_str)
@@ -401,19 +400,11 @@ pub fn resolve_instance_contexts(
                 }
             }
         }
-        let service_accounts: Map<String, Value> = objects
-            .iter()
-            .filter(|profile| profile.kind == "ServiceAccountProfile")
-            .filter_map(|profile| {
-                let account = profile.spec().get("accountName")?.clone();
-                Some((profile.name.clone(), account))
-            })
-            .collect();
         contexts.insert(
             object.name.clone(),
             json!({
                 "name": object.name,
-                "serviceAccounts": service_accounts,
+                "serviceAccounts": &service_accounts,
                 "kind": object.kind,
                 "spec": spec,
                 "folders": folders,
@@ -514,4 +505,49 @@ fn preset_folders(preset: &Value, catalog: &SchemaCatalog, instance_name: &str) 
         folders.insert(purpose.into(), Value::String(path));
     }
     Value::Object(folders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folders(preset: Value, instance: &str) -> Value {
+        let catalog = SchemaCatalog::embedded().unwrap();
+        let preset = Value::Object(catalog.spec_with_defaults("DiskPreset", &preset));
+        preset_folders(&preset, &catalog, instance)
+    }
+
+    #[test]
+    fn ready_made_layouts_place_each_purpose_on_its_drive() {
+        assert_eq!(
+            folders(json!({"layout": "Basic"}), "MSSQLSERVER"),
+            json!({
+                "data": "D:\\MSSQL\\Data", "log": "L:\\MSSQL\\Log", "tempdb": "D:\\MSSQL\\TempDB",
+                "backup": "D:\\MSSQL\\Backup", "system": "D:\\MSSQL\\System",
+            })
+        );
+        let standard = folders(
+            json!({"layout": "Standard", "folders": {"data": "SQLData"}}),
+            "SALES",
+        );
+        assert_eq!(standard["data"], json!("D:\\SQLData\\SALES"));
+        assert_eq!(standard["tempdb"], json!("T:\\MSSQL\\TempDB\\SALES"));
+        assert_eq!(standard["backup"], json!("S:\\MSSQL\\Backup\\SALES"));
+    }
+
+    #[test]
+    fn custom_disks_use_letters_mount_paths_and_their_own_folders() {
+        let custom = folders(
+            json!({"layout": "Custom", "disks": [
+                {"diskNumber": 1, "driveLetter": "E", "purposes": ["data", "system"]},
+                {"diskNumber": 2, "mountPath": "E:\\Mounts\\Log01\\", "purposes": ["log"], "folder": "Logs"},
+            ]}),
+            "MSSQLSERVER",
+        );
+        assert_eq!(custom["data"], json!("E:\\MSSQL\\Data"));
+        assert_eq!(custom["log"], json!("E:\\Mounts\\Log01\\Logs"));
+        // Unserved purposes live on the data volume.
+        assert_eq!(custom["tempdb"], json!("E:\\MSSQL\\TempDB"));
+        assert_eq!(custom["backup"], json!("E:\\MSSQL\\Backup"));
+    }
 }
