@@ -367,13 +367,53 @@ impl SqlServerEndpoint {
     }
 }
 
-/// The connector's own statements around a script run in one transaction
-/// (parsed by tests/tsql_grammar.rs like every template).
-pub const BEGIN: &str = "SET XACT_ABORT ON; BEGIN TRANSACTION;";
-pub const OPEN_TRANSACTIONS: &str =
-    "SELECT (SELECT @@TRANCOUNT AS [open] FOR JSON PATH, WITHOUT_ARRAY_WRAPPER) AS transactions;";
-pub const ROLLBACK: &str = "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;";
-pub const COMMIT: &str = "COMMIT TRANSACTION;";
+/// The connector's own statements around a script run in one transaction,
+/// from `templates/sqlserver/connector/` (parsed by tests/tsql_grammar.rs
+/// like every template).
+pub struct TransactionStatements {
+    pub begin: String,
+    pub open_transactions: String,
+    pub rollback: String,
+    pub commit: String,
+}
+
+impl TransactionStatements {
+    const FOLDER: &'static str = "templates/sqlserver/connector";
+
+    /// Render the statements from the templates in `files`.
+    pub fn from_files(files: Vec<(String, String)>) -> Result<TransactionStatements> {
+        let files = files
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(Self::FOLDER))
+            .collect();
+        let templates = crate::template::Templates::from_files(files)?;
+        let render = |name: &str| {
+            templates.render(
+                &format!("{}/{name}.tsql", Self::FOLDER),
+                &serde_json::json!({}),
+            )
+        };
+        Ok(TransactionStatements {
+            begin: render("begin")?,
+            open_transactions: render("open_transactions")?,
+            rollback: render("rollback")?,
+            commit: render("commit")?,
+        })
+    }
+
+    /// The statements built into the binary, rendered once.
+    pub fn embedded() -> Result<&'static TransactionStatements> {
+        static STATEMENTS: std::sync::OnceLock<Result<TransactionStatements, String>> =
+            std::sync::OnceLock::new();
+        STATEMENTS
+            .get_or_init(|| {
+                Self::from_files(crate::template::embedded_template_files())
+                    .map_err(|error| format!("{error:#}"))
+            })
+            .as_ref()
+            .map_err(|error| anyhow!("{error}"))
+    }
+}
 
 /// How long cancelling a statement that ran out of time may take.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -446,38 +486,62 @@ impl SqlServerSession {
     /// `transaction` is true (XACT_ABORT: any error rolls everything back).
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
         let batches = split_batches(script);
-        if transaction {
-            self.run_batch(BEGIN).await?;
-        }
-        for (index, batch) in batches.iter().enumerate() {
-            let mut outcome = self.run_batch(batch).await;
-            // A batch that ended the transaction itself (a ROLLBACK in a
-            // CATCH) would leave the next batches to commit one by one.
-            if transaction && outcome.is_ok() {
-                let open = self
-                    .query_json(
-                        "SELECT (SELECT @@TRANCOUNT AS open FOR JSON PATH, WITHOUT_ARRAY_WRAPPER);",
-                    )
-                    .await?;
-                if open.get("open").and_then(Value::as_u64) == Some(0) {
-                    outcome = Err(anyhow!(
-                        "{}: batch {} of the script ended the transaction; the rest was not run",
-                        self.instance,
-                        index + 1
-                    ));
-                }
+        if !transaction {
+            for batch in &batches {
+                self.run_batch(batch).await?;
             }
+            return Ok(());
+        }
+        let statements = TransactionStatements::embedded()?;
+        self.run_batch(&statements.begin).await?;
+        for (index, batch) in batches.iter().enumerate() {
+            let outcome = match self.run_batch(batch).await {
+                Ok(()) => self.still_in_transaction(statements, index).await,
+                failed => failed,
+            };
             if let Err(error) = outcome {
-                if transaction {
-                    let _ = self.run_batch(ROLLBACK).await;
+                // Whatever failed (the batch or the probe after it), nothing
+                // of the script stays open or half done.
+                if let Err(rollback) = self.run_batch(&statements.rollback).await {
+                    tracing::warn!(instance = %self.instance, error = %format!("{rollback:#}"), "rolling back a failed script failed; the server rolls back when the session ends");
                 }
                 return Err(error);
             }
         }
-        if transaction {
-            self.run_batch(COMMIT).await?;
+        self.run_batch(&statements.commit).await
+    }
+
+    /// After batch `index` of a transactional script: the transaction is still
+    /// open. A batch that ended it itself (a ROLLBACK in a CATCH) would leave
+    /// the next batches to commit one by one.
+    async fn still_in_transaction(
+        &self,
+        statements: &TransactionStatements,
+        index: usize,
+    ) -> Result<()> {
+        let open = self
+            .query_json(&statements.open_transactions)
+            .await
+            .with_context(|| {
+                format!(
+                    "{}: cannot check the transaction after batch {}",
+                    self.instance,
+                    index + 1
+                )
+            })?;
+        match open.get("open").and_then(Value::as_u64) {
+            Some(0) => Err(anyhow!(
+                "{}: batch {} of the script ended the transaction; the rest was not run",
+                self.instance,
+                index + 1
+            )),
+            Some(_) => Ok(()),
+            None => Err(anyhow!(
+                "{}: the transaction check after batch {} returned {open}, not a count",
+                self.instance,
+                index + 1
+            )),
         }
-        Ok(())
     }
 
     async fn run_batch(&mut self, batch: &str) -> Result<()> {
