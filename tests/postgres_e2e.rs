@@ -365,6 +365,40 @@ fn settings_that_leave_the_manifests_are_reset_with_prune() {
     fleet.expect(&["plan", "--prune"], 0);
 }
 
+/// A ledger row edited by hand so that its spec is not an object (a string,
+/// a list, a number) is set aside with one warning naming the resource: the
+/// plan goes on for that resource and the rest, and nothing is pruned from
+/// a spec fleetform cannot read.
+#[test]
+fn a_ledger_row_whose_spec_is_not_an_object_is_set_aside_with_a_warning() {
+    let tuning = |work_mem: &str| {
+        settings(
+            "tuning",
+            &format!("  parameters:\n    work_mem: {work_mem}\n"),
+        )
+    };
+    let fleet = Fleet::new(&(tuning("24MB") + &role("reader", "")));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let warning = "PostgresSettings/tuning@pg-test has a recorded spec that is not an object";
+    for (broken, work_mem) in [("'\"x\"'", "32MB"), ("'[1, 2]'", "40MB"), ("'42'", "48MB")] {
+        fleet.server.psql(&format!(
+            "UPDATE fleetform.ledger SET spec = {broken}::jsonb WHERE resource = 'PostgresSettings/tuning@pg-test'"
+        ));
+        // Gone from the manifests: not rebuilt from that spec, so not pruned.
+        fleet.write(&role("reader", ""));
+        let orphaned = fleet.expect(&["plan", "--prune"], 0);
+        assert!(!orphaned.contains("RESET"), "{broken}: {orphaned}");
+        assert_eq!(orphaned.matches(warning).count(), 1, "{broken}: {orphaned}");
+        // Still in the manifests, changed: planned and applied as usual.
+        fleet.write(&(tuning(work_mem) + &role("reader", "")));
+        let planned = fleet.expect(&["plan", "--prune"], 2);
+        assert!(planned.contains(work_mem), "{broken}: {planned}");
+        assert_eq!(planned.matches(warning).count(), 1, "{broken}: {planned}");
+        fleet.expect(&["apply", "--auto-approve"], 0);
+        assert_eq!(fleet.server.psql("SHOW work_mem"), work_mem);
+    }
+}
+
 #[test]
 fn a_snapshot_plans_offline_and_apply_refuses_it() {
     let fleet = Fleet::new(

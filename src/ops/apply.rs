@@ -963,24 +963,20 @@ async fn restart(
     let script = engine.render_restart(target, facts)?;
     crate::connector::shell::run_local(&script, RESTART_TIMEOUT).await?;
     let endpoint = engine.endpoints.get(target).context("no endpoint")?;
-    let mut attempt = 0;
-    let session = loop {
-        attempt += 1;
-        match endpoint.connect(None).await {
-            Ok(session) => break session,
-            Err(error) if attempt >= RECONNECT_ATTEMPTS => {
-                return Err(error)
-                    .context("the instance does not accept connections after the restart");
-            }
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    };
+    // Each resource is read back where it lives: a database-scoped one in a
+    // session on its database, as discovery reads it.
+    let mut sessions: BTreeMap<Option<String>, Session> = BTreeMap::new();
     for work in works {
+        let database = work.resource.database.clone();
+        if !sessions.contains_key(&database) {
+            let session = connect_after_restart(endpoint, database.as_deref()).await?;
+            sessions.insert(database.clone(), session);
+        }
         let module = engine
             .modules
             .get(&work.resource.kind)
             .context("no module")?;
-        let verified = verify(engine, &session, work, module, facts, true).await?;
+        let verified = verify(engine, &sessions[&database], work, module, facts, true).await?;
         if verified.waits_for_restart || verified.remaining_difference.is_some() {
             anyhow::bail!(
                 "after the restart, {} still waits for one or differs",
@@ -989,6 +985,27 @@ async fn restart(
         }
     }
     Ok(())
+}
+
+/// A session on `database` (none: the maintenance database) of an instance
+/// that was just restarted: tried once a second while it starts, a bounded
+/// number of times.
+async fn connect_after_restart(
+    endpoint: &crate::connector::Endpoint,
+    database: Option<&str>,
+) -> Result<Session> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match endpoint.connect(database).await {
+            Ok(session) => return Ok(session),
+            Err(error) if attempt >= RECONNECT_ATTEMPTS => {
+                return Err(error)
+                    .context("the instance does not accept connections after the restart");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 fn script_of(engine: &Engine, target: &str, name: &str) -> String {

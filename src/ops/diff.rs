@@ -16,8 +16,9 @@ use crate::model::plan::{Action, FieldChange};
 use crate::modules::{Change, Compare, Module};
 use crate::template::SENSITIVE;
 
-/// The desired state of one live object.
-#[derive(Clone, Debug)]
+/// The desired state of one live object. Its `Debug` names the secrets it
+/// holds, never their values.
+#[derive(Clone)]
 pub struct DesiredItem {
     pub identity: String,
     /// Compared fields that the manifest gives (or whose schema has a default).
@@ -25,6 +26,17 @@ pub struct DesiredItem {
     pub fields: Map<String, Value>,
     /// Plain secret values by field name: memory only, never serialised.
     pub secrets: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for DesiredItem {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DesiredItem")
+            .field("identity", &self.identity)
+            .field("fields", &self.fields)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The diff of one item.
@@ -566,6 +578,21 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_desired_items_debug_names_its_secrets_without_their_values() {
+        let item = DesiredItem {
+            identity: "app".into(),
+            fields: serde_json::json!({"password": SENSITIVE})
+                .as_object()
+                .unwrap()
+                .clone(),
+            secrets: BTreeMap::from([("password".to_string(), "s3cret-value".to_string())]),
+        };
+        let shown = format!("{item:?} {item:#?}");
+        assert!(!shown.contains("s3cret-value"), "{shown}");
+        assert!(shown.contains("\"password\""), "{shown}");
+    }
+
     use serde_json::json;
     /// A hash computed outside fleetform (Python's hashlib: SHA-512 over the
     /// UTF-16LE password and the salt, behind 0x0200 and the salt).

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -135,6 +135,43 @@ pub struct LedgerEntry {
     /// The spec applied (sensitive fields as `(sensitive)`).
     #[serde(default)]
     pub spec: Option<Value>,
+}
+
+impl LedgerEntry {
+    /// The latest entries of a ledger (a JSON array of rows) by resource. A
+    /// row that is not a ledger entry, or whose spec is not an object (edited
+    /// by hand), is set aside with a warning naming it: its resource is then
+    /// not known to be fleetform's (never pruned), and the others are read.
+    pub fn read_all(rows: Value, ledger: &str) -> Result<BTreeMap<String, LedgerEntry>> {
+        let rows = match rows {
+            Value::Null => Vec::new(),
+            Value::Array(rows) => rows,
+            other => bail!("the ledger on {ledger} returned {other}, not a list of entries"),
+        };
+        let mut entries = BTreeMap::new();
+        for row in rows {
+            let resource = row
+                .get("resource")
+                .and_then(Value::as_str)
+                .unwrap_or("(a row without a resource)")
+                .to_string();
+            match serde_json::from_value::<LedgerEntry>(row) {
+                Ok(mut entry) => {
+                    if entry.spec.as_ref().is_some_and(|spec| !spec.is_object()) {
+                        tracing::warn!(
+                            "the ledger on {ledger}: {resource} has a recorded spec that is not an object; it is set aside (not pruned, not compared with the manifests)"
+                        );
+                        entry.spec = None;
+                    }
+                    entries.insert(entry.resource.clone(), entry);
+                }
+                Err(error) => tracing::warn!(
+                    "the ledger on {ledger}: the entry of {resource} has an unexpected shape ({error}); it is set aside"
+                ),
+            }
+        }
+        Ok(entries)
+    }
 }
 
 pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;
@@ -460,16 +497,7 @@ impl Engine {
             )
             .await
             .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
-        let entries: Vec<LedgerEntry> = serde_json::from_value(entries).with_context(|| {
-            format!(
-                "the ledger on {} has an unexpected shape",
-                endpoint.describe()
-            )
-        })?;
-        observation.ledger = entries
-            .into_iter()
-            .map(|entry| (entry.resource.clone(), entry))
-            .collect();
+        observation.ledger = LedgerEntry::read_all(entries, &endpoint.describe())?;
         observation.orphans = self.orphans(target, &observation.ledger);
         observation.superseded = self.superseded(target, &observation.ledger);
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();

@@ -162,11 +162,8 @@ impl TargetSnapshot {
                 scope.identities.clone(),
             );
         }
-        for entry in &self.ledger {
-            let entry: LedgerEntry = serde_json::from_value(entry.clone())
-                .context("a ledger entry of the snapshot has an unexpected shape")?;
-            observation.ledger.insert(entry.resource.clone(), entry);
-        }
+        observation.ledger =
+            LedgerEntry::read_all(Value::Array(self.ledger.clone()), "the snapshot")?;
         Ok(observation)
     }
 }
