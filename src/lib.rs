@@ -5,6 +5,7 @@ pub mod cli;
 pub mod connector;
 pub mod cron;
 pub mod diagnostics;
+pub mod engines;
 pub mod model;
 pub mod modules;
 pub mod ops;

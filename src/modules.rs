@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::engines::EngineCatalog;
 use crate::template::{Dialect, Templates};
 
 /// How a field's desired and observed values are compared.
@@ -478,76 +479,56 @@ impl Module {
     }
 }
 
-/// Every module, by kind.
+/// Every module, by kind and engine: one kind may have a module per engine
+/// (a backup policy on PostgreSQL and on SQL Server).
 #[derive(Clone, Debug, Default)]
 pub struct ModuleCatalog {
-    modules: BTreeMap<String, Module>,
-    /// Capability rules per engine.
-    capabilities: BTreeMap<String, Vec<CapabilityRule>>,
+    modules: BTreeMap<(String, String), Module>,
 }
 
 impl ModuleCatalog {
-    /// The modules built into the binary, checked against the templates,
-    /// with each engine's capability rules.
-    pub fn embedded(templates: &Templates) -> Result<Self> {
-        let mut catalog = Self::from_files(crate::template::embedded_module_files(), templates)?;
-        for (name, text) in crate::template::embedded_template_files() {
-            let Some(engine) = name
-                .strip_prefix("templates/")
-                .and_then(|rest| rest.strip_suffix("/capabilities.yaml"))
-            else {
-                continue;
-            };
-            let documents = crate::yaml::parse_documents(&text).map_err(|error| {
-                anyhow::anyhow!(
-                    "{name}: line {}, column {}: {}",
-                    error.location.line,
-                    error.location.column,
-                    error.message
-                )
-            })?;
-            let [document] = documents.as_slice() else {
-                bail!("{name}: expected exactly one YAML document");
-            };
-            let rules: Vec<CapabilityRule> = serde_json::from_value(document.value.clone())
-                .with_context(|| format!("{name} is invalid"))?;
-            catalog.capabilities.insert(engine.to_string(), rules);
-        }
-        Ok(catalog)
+    /// The modules built into the binary, checked against the templates.
+    pub fn embedded(templates: &Templates, engines: &EngineCatalog) -> Result<Self> {
+        Self::from_files(crate::template::embedded_module_files(), templates, engines)
     }
 
-    /// The capability rules of an engine's instances.
-    pub fn capabilities(&self, engine: &str) -> &[CapabilityRule] {
-        self.capabilities
-            .get(engine)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    }
-
-    pub fn from_files(files: Vec<(String, String)>, templates: &Templates) -> Result<Self> {
+    /// Modules from `modules/<folder>/module.yaml` among `files`; each
+    /// names one of `engines`, whose dialect its templates are written in.
+    pub fn from_files(
+        files: Vec<(String, String)>,
+        templates: &Templates,
+        engines: &EngineCatalog,
+    ) -> Result<Self> {
         let mut modules = BTreeMap::new();
         for (name, text) in &files {
             let Some(directory) = name.strip_suffix("/module.yaml") else {
                 continue;
             };
-            let module = parse_module(directory, text, templates)
+            let module = parse_module(directory, text, templates, engines)
                 .with_context(|| format!("module {name} is invalid"))?;
-            if let Some(previous) = modules.insert(module.kind.clone(), module) {
+            let key = (module.kind.clone(), module.engine.clone());
+            if let Some(previous) = modules.insert(key, module) {
                 bail!(
-                    "two modules for kind {}: {} and {directory}",
+                    "two modules for kind {} on {}: {} and {directory}",
                     previous.kind,
+                    previous.engine,
                     previous.directory
                 );
             }
         }
-        Ok(ModuleCatalog {
-            modules,
-            capabilities: BTreeMap::new(),
-        })
+        Ok(ModuleCatalog { modules })
     }
 
-    pub fn get(&self, kind: &str) -> Option<&Module> {
-        self.modules.get(kind)
+    /// The module of `kind` for targets of `engine`.
+    pub fn get(&self, kind: &str, engine: &str) -> Option<&Module> {
+        self.modules.get(&(kind.to_string(), engine.to_string()))
+    }
+
+    /// The modules of `kind`, one per engine that has one.
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Module> + 'a {
+        self.modules
+            .values()
+            .filter(move |module| module.kind == kind)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Module> {
@@ -555,7 +536,12 @@ impl ModuleCatalog {
     }
 }
 
-fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Module> {
+fn parse_module(
+    directory: &str,
+    text: &str,
+    templates: &Templates,
+    engines: &EngineCatalog,
+) -> Result<Module> {
     let documents = crate::yaml::parse_documents(text).map_err(|error| {
         anyhow::anyhow!(
             "line {}, column {}: {}",
@@ -568,11 +554,17 @@ fn parse_module(directory: &str, text: &str, templates: &Templates) -> Result<Mo
         bail!("expected exactly one YAML document");
     };
     let file: ModuleFile = serde_json::from_value(document.value.clone())?;
-    let dialect = match file.engine.as_str() {
-        "postgres" => Dialect::Postgres,
-        "sqlserver" => Dialect::TransactSql,
-        "windows" => Dialect::PowerShell,
-        other => bail!("engine `{other}` is not postgres, sqlserver or windows"),
+    let dialect = match engines.get(&file.engine) {
+        Some(profile) => profile.dialect,
+        None => bail!(
+            "engine `{}` is not one of {}",
+            file.engine,
+            engines
+                .iter()
+                .map(|profile| profile.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let (items, item_sources) = match file.items {
         None => (None, Vec::new()),
@@ -700,9 +692,13 @@ mod tests {
     #[test]
     fn embedded_modules_load() {
         let templates = Templates::embedded().unwrap();
-        let catalog = ModuleCatalog::embedded(&templates).unwrap();
+        let catalog =
+            ModuleCatalog::embedded(&templates, &EngineCatalog::embedded().unwrap()).unwrap();
         for kind in ["PostgresRole", "PostgresDatabase", "PostgresSettings"] {
-            assert!(catalog.get(kind).is_some(), "no module for {kind}");
+            assert!(
+                catalog.get(kind, "postgres").is_some(),
+                "no module for {kind}"
+            );
         }
     }
 
@@ -711,9 +707,10 @@ mod tests {
     #[test]
     fn sql_server_statements_that_refuse_transactions_run_outside_one() {
         let templates = Templates::embedded().unwrap();
-        let catalog = ModuleCatalog::embedded(&templates).unwrap();
+        let catalog =
+            ModuleCatalog::embedded(&templates, &EngineCatalog::embedded().unwrap()).unwrap();
         for kind in ["SqlConfiguration", "SqlDatabase", "SqlEndpoint"] {
-            let module = catalog.get(kind).unwrap();
+            let module = catalog.get(kind, "sqlserver").unwrap();
             let actions = &module.actions;
             for action in [
                 Some(&actions.create),
@@ -733,24 +730,75 @@ mod tests {
     }
 
     #[test]
-    fn sql_server_capability_rules_load() {
-        let templates = Templates::embedded().unwrap();
-        let catalog = ModuleCatalog::embedded(&templates).unwrap();
-        assert!(catalog.capabilities("sqlserver").len() >= 5);
-        assert!(catalog.capabilities("postgres").is_empty());
-    }
-
-    #[test]
     fn a_module_naming_a_missing_template_is_refused() {
         let templates = Templates::from_files(vec![]).unwrap();
         let module = "kind: X\ndescription: x\nengine: postgres\ndiscover: discover.sql\nfields: {}\nactions: {create: create.sql}\n";
         let error = ModuleCatalog::from_files(
             vec![("modules/x/module.yaml".into(), module.into())],
             &templates,
+            &EngineCatalog::embedded().unwrap(),
         )
         .unwrap_err();
         assert!(
             format!("{error:#}").contains("discover.sql does not exist"),
+            "{error:#}"
+        );
+    }
+
+    /// A kind may have one module per engine; two for one engine are refused.
+    #[test]
+    fn a_kind_has_at_most_one_module_per_engine() {
+        let module = |folder: &str, engine: &str, extension: &str| {
+            (
+                (
+                    format!("modules/{folder}/module.yaml"),
+                    format!(
+                        "kind: Backup\ndescription: x\nengine: {engine}\ndiscover: discover.{extension}\nfields: {{}}\nactions: {{create: create.{extension}}}\n"
+                    ),
+                ),
+                [
+                    (
+                        format!("modules/{folder}/discover.{extension}"),
+                        "SELECT 1".to_string(),
+                    ),
+                    (
+                        format!("modules/{folder}/create.{extension}"),
+                        "SELECT 1".to_string(),
+                    ),
+                ],
+            )
+        };
+        let (postgres, postgres_templates) = module("pg-backup", "postgres", "sql");
+        let (sqlserver, sqlserver_templates) = module("mssql-backup", "sqlserver", "tsql");
+        let (again, again_templates) = module("pg-backup-2", "postgres", "sql");
+        let templates = Templates::from_files(
+            [postgres_templates, sqlserver_templates, again_templates]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
+        .unwrap();
+        let engines = EngineCatalog::embedded().unwrap();
+        let catalog = ModuleCatalog::from_files(
+            vec![postgres.clone(), sqlserver.clone()],
+            &templates,
+            &engines,
+        )
+        .unwrap();
+        assert_eq!(
+            catalog.get("Backup", "postgres").unwrap().directory,
+            "modules/pg-backup"
+        );
+        assert_eq!(
+            catalog.get("Backup", "sqlserver").unwrap().directory,
+            "modules/mssql-backup"
+        );
+        assert_eq!(catalog.of_kind("Backup").count(), 2);
+        assert!(catalog.get("Backup", "windows").is_none());
+        let error =
+            ModuleCatalog::from_files(vec![postgres, again], &templates, &engines).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("two modules for kind Backup on postgres"),
             "{error:#}"
         );
     }

@@ -39,32 +39,6 @@ pub enum Targets {
     Servers,
 }
 
-/// Which database engines a kind applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    Any,
-    Postgres,
-    SqlServer,
-}
-
-impl Engine {
-    pub fn instance_kinds(self) -> &'static [&'static str] {
-        match self {
-            Engine::Any => &["SqlInstance", "PostgresInstance"],
-            Engine::Postgres => &["PostgresInstance"],
-            Engine::SqlServer => &["SqlInstance"],
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Engine::Any => "SQL Server or PostgreSQL",
-            Engine::Postgres => "PostgreSQL",
-            Engine::SqlServer => "SQL Server",
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct KindInfo {
     pub kind: String,
@@ -72,7 +46,12 @@ pub struct KindInfo {
     pub description: String,
     pub category: String,
     pub targets: Targets,
-    pub engine: Engine,
+    /// The engine whose instances it applies to (`x-fleetform.engine`, an
+    /// engine of templates/<engine>/engine.yaml); none: any.
+    pub engine: Option<String>,
+    /// Objects of this kind are the instances of `engine`
+    /// (`x-fleetform.instanceKind`).
+    pub instance_kind: bool,
     /// False for definitions that other objects use but that converge
     /// nothing by themselves (a Group, a DiskPreset): they expand to no resource.
     pub is_resource: bool,
@@ -157,6 +136,8 @@ fn find_along<'a>(
 /// Every schema, every kind, compiled validators and the annotation index.
 pub struct SchemaCatalog {
     files: BTreeMap<String, Arc<Value>>,
+    /// Engine name to how messages name it (from the engine profiles).
+    engines: BTreeMap<String, String>,
     kinds: Vec<KindInfo>,
     validators: HashMap<String, jsonschema::Validator>,
     annotations: HashMap<String, Vec<AnnotatedPath>>,
@@ -196,10 +177,17 @@ impl SchemaCatalog {
                 .with_context(|| format!("schema {name} is not valid JSON"))?;
             files.insert(name, Arc::new(value));
         }
-        Self::from_files(files)
+        let engines = crate::engines::EngineCatalog::embedded()?
+            .iter()
+            .map(|profile| (profile.name.clone(), profile.description.clone()))
+            .collect();
+        Self::from_files(files, engines)
     }
 
-    fn from_files(files: BTreeMap<String, Arc<Value>>) -> Result<Self> {
+    fn from_files(
+        files: BTreeMap<String, Arc<Value>>,
+        engines: BTreeMap<String, String>,
+    ) -> Result<Self> {
         let mut kinds = Vec::new();
         for (file, schema) in &files {
             let Some(block) = schema.get("x-fleetform") else {
@@ -219,11 +207,20 @@ impl SchemaCatalog {
                 other => bail!("schema {file}: unknown x-fleetform.targets `{other}`"),
             };
             let engine = match field("engine")?.as_str() {
-                "any" => Engine::Any,
-                "postgres" => Engine::Postgres,
-                "sqlserver" => Engine::SqlServer,
-                other => bail!("schema {file}: unknown x-fleetform.engine `{other}`"),
+                "any" => None,
+                name if engines.contains_key(name) => Some(name.to_string()),
+                other => bail!(
+                    "schema {file}: x-fleetform.engine `{other}` is not `any` or an engine ({})",
+                    engines.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
             };
+            let instance_kind = block
+                .get("instanceKind")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if instance_kind && engine.is_none() {
+                bail!("schema {file}: an instance kind names its engine");
+            }
             kinds.push(KindInfo {
                 kind: field("kind")?,
                 file: file.clone(),
@@ -235,6 +232,7 @@ impl SchemaCatalog {
                 category: field("category")?,
                 targets,
                 engine,
+                instance_kind,
                 is_resource: block
                     .get("resource")
                     .and_then(Value::as_bool)
@@ -262,6 +260,7 @@ impl SchemaCatalog {
         }
         let mut catalog = SchemaCatalog {
             files,
+            engines,
             kinds,
             validators,
             annotations: HashMap::new(),
@@ -291,6 +290,45 @@ impl SchemaCatalog {
         self.kinds
             .iter()
             .filter(|info| info.kind != ENVIRONMENT_KIND)
+    }
+
+    /// The kinds whose objects are instances of `engine` (none: of any engine).
+    pub fn instance_kinds(&self, engine: Option<&str>) -> Vec<&str> {
+        self.kinds
+            .iter()
+            .filter(|info| info.instance_kind)
+            .filter(|info| engine.is_none() || info.engine.as_deref() == engine)
+            .map(|info| info.kind.as_str())
+            .collect()
+    }
+
+    /// The engine whose instances are objects of `kind`, if it is an instance kind.
+    pub fn engine_of_instance_kind(&self, kind: &str) -> Option<&str> {
+        self.kind(kind)
+            .filter(|info| info.instance_kind)
+            .and_then(|info| info.engine.as_deref())
+    }
+
+    /// How messages name `engine`'s instances (none: any engine's):
+    /// `PostgreSQL`, `PostgreSQL or SQL Server`.
+    pub fn describe_engine(&self, engine: Option<&str>) -> String {
+        let name = |engine: &str| {
+            self.engines
+                .get(engine)
+                .cloned()
+                .unwrap_or_else(|| engine.to_string())
+        };
+        match engine {
+            Some(engine) => name(engine),
+            None => self
+                .kinds
+                .iter()
+                .filter(|info| info.instance_kind)
+                .filter_map(|info| info.engine.as_deref())
+                .map(name)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }
     }
 
     pub fn kind(&self, kind: &str) -> Option<&KindInfo> {

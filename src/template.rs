@@ -49,6 +49,21 @@ impl Dialect {
         }
     }
 
+    /// The extension of this dialect's template files (`sql`, `tsql`, `ps1`, `sh`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "sql",
+            Dialect::TransactSql => "tsql",
+            Dialect::PowerShell => "ps1",
+            Dialect::Shell => "sh",
+        }
+    }
+
+    /// The dialect whose templates end in `.extension`.
+    pub fn from_extension(extension: &str) -> Option<Dialect> {
+        Dialect::of_file(&format!("x.{extension}"))
+    }
+
     fn auto_escape_name(self) -> &'static str {
         match self {
             Dialect::Postgres => "postgres",

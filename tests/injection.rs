@@ -191,5 +191,9 @@ fn a_nul_character_is_refused_rather_than_truncated() {
 #[test]
 fn every_shipped_template_compiles_and_every_module_loads() {
     let templates = Templates::embedded().expect("shipped templates compile");
-    fleetform::modules::ModuleCatalog::embedded(&templates).expect("shipped modules load");
+    fleetform::modules::ModuleCatalog::embedded(
+        &templates,
+        &fleetform::engines::EngineCatalog::embedded().unwrap(),
+    )
+    .expect("shipped modules load");
 }

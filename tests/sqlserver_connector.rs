@@ -223,11 +223,19 @@ fn instances_resolve_to_endpoints_with_their_defaults() {
         .fleet
         .unwrap_or_else(|| panic!("{:?}", check.diagnostics));
     let root = std::path::Path::new("/repo");
+    let engines = fleetform::engines::EngineCatalog::embedded().unwrap();
     let endpoints =
-        fleetform::ops::targets::resolve_endpoints(&fleet, &common::catalog(), root).unwrap();
-    let endpoint = |name: &str| match &endpoints[name] {
-        fleetform::connector::Endpoint::SqlServer(endpoint) => endpoint.clone(),
-        other => panic!("{name} is {other:?}"),
+        fleetform::ops::targets::resolve_endpoints(&fleet, &common::catalog(), &engines, root)
+            .unwrap();
+    let endpoint = |name: &str| {
+        let endpoint = &endpoints[name];
+        assert_eq!(endpoint.engine(), "sqlserver", "{name}");
+        endpoint
+            .connector
+            .as_any()
+            .downcast_ref::<SqlServerEndpoint>()
+            .unwrap_or_else(|| panic!("{name} is {endpoint:?}"))
+            .clone()
     };
     let default_port = endpoint("default-port");
     assert_eq!(

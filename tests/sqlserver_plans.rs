@@ -221,7 +221,11 @@ fn the_scenarios_render_every_action_of_every_module() {
         }
     }
     let templates = fleetform::template::Templates::embedded().unwrap();
-    let modules = fleetform::modules::ModuleCatalog::embedded(&templates).unwrap();
+    let modules = fleetform::modules::ModuleCatalog::embedded(
+        &templates,
+        &fleetform::engines::EngineCatalog::embedded().unwrap(),
+    )
+    .unwrap();
     for module in modules.iter().filter(|module| module.engine == "sqlserver") {
         let actions = &module.actions;
         for (action, present) in [

@@ -31,7 +31,7 @@ pub fn run(arguments: DiscoverArgs, output: &mut Output) -> Result<u8> {
         return Ok(1);
     };
     let observations = runtime()?.block_on(engine.discover());
-    let snapshot = Snapshot::record(&engine.environment, now(), &observations, &engine.modules);
+    let snapshot = Snapshot::record(&engine.environment, now(), &observations, &engine);
     let text = serde_json::to_string_pretty(&snapshot).context("cannot write the snapshot")?;
     std::fs::write(&arguments.out, text + "\n")
         .with_context(|| format!("cannot write {}", arguments.out.display()))?;

@@ -11,11 +11,13 @@ pub mod shell;
 pub mod sqlserver;
 pub mod tls;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::engines::EngineProfile;
 use crate::template::Dialect;
 
 /// A connection failure, and whether trying again may help.
@@ -73,118 +75,109 @@ where
     }
 }
 
+/// A boxed future, as connector traits return them.
+pub type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// One way of reaching a target (a PostgreSQL server, a SQL Server
+/// instance, a host's shell), built from the manifests by `build` below.
+pub trait Connector: std::fmt::Debug + Send + Sync {
+    /// How messages name what it reaches (`PostgresInstance pg-a (host:port, user u)`).
+    fn describe(&self) -> String;
+
+    /// Check what the target says about itself against the manifests.
+    fn check_facts(&self, facts: &serde_json::Map<String, Value>) -> Result<()>;
+
+    /// Open a session; `database` picks another database of the same server.
+    fn connect<'a>(&'a self, database: Option<&'a str>) -> Pending<'a, Result<Session>>;
+
+    /// For tests and diagnostics: the concrete connector.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// An open session of a connector.
+pub trait SessionApi: Send + Sync {
+    /// Run a query that returns exactly one JSON value, waiting at most
+    /// `timeout` (none: the connector's own statement timeout).
+    fn query_json<'a>(
+        &'a self,
+        script: &'a str,
+        timeout: Option<Duration>,
+    ) -> Pending<'a, Result<Value>>;
+
+    /// Run a script, in one transaction when `transaction` is true.
+    fn execute<'a>(&'a mut self, script: &'a str, transaction: bool) -> Pending<'a, Result<()>>;
+}
+
+/// A target the engine can reach: what its engine is (as data, from
+/// `templates/<engine>/engine.yaml`) and the connector that reaches it.
 #[derive(Clone, Debug)]
-pub enum Endpoint {
-    Postgres(postgres::PostgresEndpoint),
-    SqlServer(sqlserver::SqlServerEndpoint),
+pub struct Endpoint {
+    pub profile: Arc<EngineProfile>,
+    pub connector: Arc<dyn Connector>,
 }
 
 impl Endpoint {
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Endpoint::Postgres(_) => Dialect::Postgres,
-            Endpoint::SqlServer(_) => Dialect::TransactSql,
-        }
+        self.profile.dialect
     }
 
     /// The engine of the modules that manage what this endpoint reaches.
-    pub fn engine(&self) -> &'static str {
-        match self {
-            Endpoint::Postgres(_) => "postgres",
-            Endpoint::SqlServer(_) => "sqlserver",
-        }
+    pub fn engine(&self) -> &str {
+        &self.profile.name
     }
 
     /// How messages name this endpoint.
     pub fn describe(&self) -> String {
-        match self {
-            Endpoint::Postgres(endpoint) => endpoint.describe(),
-            Endpoint::SqlServer(endpoint) => endpoint.describe(),
-        }
+        self.connector.describe()
     }
 
     /// Check what the server says about itself against the manifests.
-    pub fn check_facts(&self, facts: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
-        match self {
-            Endpoint::Postgres(endpoint) => endpoint.check_facts(facts),
-            Endpoint::SqlServer(endpoint) => endpoint.check_facts(facts),
-        }
+    pub fn check_facts(&self, facts: &serde_json::Map<String, Value>) -> Result<()> {
+        self.connector.check_facts(facts)
     }
 
     /// Template folder of the engine-wide scripts (lock, ledger) for this endpoint.
-    pub fn template_folder(&self) -> &'static str {
-        match self {
-            Endpoint::Postgres(_) => "templates/postgres",
-            Endpoint::SqlServer(_) => "templates/sqlserver",
-        }
+    pub fn template_folder(&self) -> String {
+        self.profile.template_folder()
     }
 
     /// The engine-wide script `name` (`server`, `lock_try`, `ledger/record`...)
     /// in this endpoint's folder and language.
     pub fn script(&self, name: &str) -> String {
-        let extension = match self {
-            Endpoint::Postgres(_) => "sql",
-            Endpoint::SqlServer(_) => "tsql",
-        };
-        format!("{}/{name}.{extension}", self.template_folder())
+        self.profile.script(name)
     }
 
     /// What to do when the ledger cannot be created.
-    pub fn ledger_hint(&self) -> &'static str {
-        match self {
-            Endpoint::Postgres(_) => {
-                "the ledger lives in the database fleetform connects to; grant CREATE on it to the connecting role, or create schema fleetform owned by that role"
-            }
-            Endpoint::SqlServer(_) => {
-                "the ledger lives in msdb (msdb.fleetform.ledger): the login needs a user in msdb with CREATE SCHEMA and CREATE TABLE, or a DBA creates schema fleetform there owned by that user"
-            }
-        }
+    pub fn ledger_hint(&self) -> &str {
+        &self.profile.ledger_hint
     }
 
     /// Open a session; `database` picks another database of the same server.
     pub async fn connect(&self, database: Option<&str>) -> Result<Session> {
-        match self {
-            Endpoint::Postgres(endpoint) => {
-                Ok(Session::Postgres(endpoint.connect(database).await?))
-            }
-            Endpoint::SqlServer(endpoint) => Ok(Session::SqlServer(Box::new(
-                endpoint.connect(database).await?,
-            ))),
-        }
+        self.connector.connect(database).await
     }
 }
 
-pub enum Session {
-    Postgres(postgres::PostgresSession),
-    SqlServer(Box<sqlserver::SqlServerSession>),
-}
+/// An open session on an endpoint.
+pub struct Session(Box<dyn SessionApi>);
 
 impl Session {
+    pub fn new(session: impl SessionApi + 'static) -> Session {
+        Session(Box::new(session))
+    }
+
     /// Run a query that returns exactly one JSON value.
     pub async fn query_json(&self, script: &str) -> Result<Value> {
-        match self {
-            Session::Postgres(session) => session.query_json(script).await,
-            Session::SqlServer(session) => session.query_json(script).await,
-        }
+        self.0.query_json(script, None).await
     }
 
     /// Run a query that returns one JSON value, waiting at most `timeout`.
-    pub async fn query_json_within(
-        &self,
-        script: &str,
-        timeout: std::time::Duration,
-    ) -> Result<Value> {
-        match self {
-            Session::Postgres(session) => session.query_json_within(script, timeout).await,
-            Session::SqlServer(session) => session.query_json_within(script, timeout).await,
-        }
+    pub async fn query_json_within(&self, script: &str, timeout: Duration) -> Result<Value> {
+        self.0.query_json(script, Some(timeout)).await
     }
 
     /// Run a script, in one transaction when `transaction` is true.
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
-        match self {
-            Session::Postgres(session) => session.execute(script, transaction).await,
-            Session::SqlServer(session) => session.execute(script, transaction).await,
-        }
+        self.0.execute(script, transaction).await
     }
 }

@@ -401,6 +401,54 @@ fn dollar_tag_end(characters: &[char], start: usize) -> Option<usize> {
     None
 }
 
+impl super::Connector for PostgresEndpoint {
+    fn describe(&self) -> String {
+        PostgresEndpoint::describe(self)
+    }
+
+    fn check_facts(&self, facts: &serde_json::Map<String, Value>) -> Result<()> {
+        PostgresEndpoint::check_facts(self, facts)
+    }
+
+    fn connect<'a>(
+        &'a self,
+        database: Option<&'a str>,
+    ) -> super::Pending<'a, Result<super::Session>> {
+        Box::pin(async move {
+            Ok(super::Session::new(
+                PostgresEndpoint::connect(self, database).await?,
+            ))
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl super::SessionApi for PostgresSession {
+    fn query_json<'a>(
+        &'a self,
+        script: &'a str,
+        timeout: Option<Duration>,
+    ) -> super::Pending<'a, Result<Value>> {
+        Box::pin(async move {
+            match timeout {
+                Some(timeout) => PostgresSession::query_json_within(self, script, timeout).await,
+                None => PostgresSession::query_json(self, script).await,
+            }
+        })
+    }
+
+    fn execute<'a>(
+        &'a mut self,
+        script: &'a str,
+        transaction: bool,
+    ) -> super::Pending<'a, Result<()>> {
+        Box::pin(PostgresSession::execute(self, script, transaction))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_statements;

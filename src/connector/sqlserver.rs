@@ -625,6 +625,54 @@ pub fn split_batches(script: &str) -> Vec<String> {
     batches
 }
 
+impl super::Connector for SqlServerEndpoint {
+    fn describe(&self) -> String {
+        SqlServerEndpoint::describe(self)
+    }
+
+    fn check_facts(&self, facts: &serde_json::Map<String, Value>) -> Result<()> {
+        SqlServerEndpoint::check_facts(self, facts)
+    }
+
+    fn connect<'a>(
+        &'a self,
+        database: Option<&'a str>,
+    ) -> super::Pending<'a, Result<super::Session>> {
+        Box::pin(async move {
+            Ok(super::Session::new(
+                SqlServerEndpoint::connect(self, database).await?,
+            ))
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl super::SessionApi for SqlServerSession {
+    fn query_json<'a>(
+        &'a self,
+        script: &'a str,
+        timeout: Option<Duration>,
+    ) -> super::Pending<'a, Result<Value>> {
+        Box::pin(async move {
+            match timeout {
+                Some(timeout) => SqlServerSession::query_json_within(self, script, timeout).await,
+                None => SqlServerSession::query_json(self, script).await,
+            }
+        })
+    }
+
+    fn execute<'a>(
+        &'a mut self,
+        script: &'a str,
+        transaction: bool,
+    ) -> super::Pending<'a, Result<()>> {
+        Box::pin(SqlServerSession::execute(self, script, transaction))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -229,7 +229,7 @@ pub async fn apply(
             }
             continue;
         }
-        let module = engine.modules.get(&change.kind);
+        let module = engine.module(&change.kind, &change.target);
         let subject = match (change.prune, module, position.get(change.address.as_str())) {
             (true, Some(_), _) => engine.prune_subject(current, &observations),
             (false, Some(_), Some(index)) => Some(engine.resources[*index].clone()),
@@ -297,7 +297,7 @@ pub async fn apply(
             continue;
         };
         let gone = |resource: &DesiredResource| {
-            let module = engine.modules.get(&resource.kind)?;
+            let module = engine.module(&resource.kind, &resource.target)?;
             let rows = observation
                 .rows
                 .get(&(resource.kind.clone(), resource.database.clone()))?;
@@ -314,7 +314,7 @@ pub async fn apply(
         // An orphan is gone when none of its objects exists any more (an
         // orphan whose objects another resource covers stays fleetform's).
         for orphan in &observation.orphans {
-            let Some(module) = engine.modules.get(&orphan.kind) else {
+            let Some(module) = engine.module(&orphan.kind, &orphan.target) else {
                 continue;
             };
             let rows = observation
@@ -412,8 +412,7 @@ pub async fn apply(
                 pending_addresses.contains(dependency) && !finished.contains_key(dependency)
             });
             let serial_busy = engine
-                .modules
-                .get(&work.resource.kind)
+                .module(&work.resource.kind, &work.resource.target)
                 .is_some_and(|module| module.serial)
                 && tasks.values().any(|running| {
                     running.resource.kind == work.resource.kind
@@ -567,9 +566,15 @@ pub async fn apply(
         ));
         let script = engine.render_restart(&target, &facts).unwrap_or_default();
         let result = restart(&engine, &target, &facts, &works).await;
+        // Recorded as an update of the instance itself.
+        let instance_kind = engine
+            .endpoints
+            .get(&target)
+            .and_then(|endpoint| endpoint.profile.instance_kind.clone())
+            .unwrap_or_default();
         let change = ResourceChange {
-            address: format!("PostgresInstance/{target}"),
-            kind: "PostgresInstance".into(),
+            address: format!("{instance_kind}/{target}"),
+            kind: instance_kind.clone(),
             target: target.clone(),
             database: None,
             action: Action::Update,
@@ -590,7 +595,7 @@ pub async fn apply(
             prune: false,
         };
         let outcome = ResourceOutcome {
-            address: format!("PostgresInstance/{target} (restart)"),
+            address: format!("{instance_kind}/{target} (restart)"),
             action: Action::Update,
             outcome: if result.is_ok() {
                 Outcome::Converged
@@ -635,8 +640,7 @@ async fn converge(
     facts: &serde_json::Map<String, Value>,
 ) -> Result<Converged> {
     let module = engine
-        .modules
-        .get(&work.resource.kind)
+        .module(&work.resource.kind, &work.resource.target)
         .context("no module")?;
     let endpoint = engine
         .endpoints
@@ -973,8 +977,7 @@ async fn restart(
             sessions.insert(database.clone(), session);
         }
         let module = engine
-            .modules
-            .get(&work.resource.kind)
+            .module(&work.resource.kind, &work.resource.target)
             .context("no module")?;
         let verified = verify(engine, &sessions[&database], work, module, facts, true).await?;
         if verified.waits_for_restart || verified.remaining_difference.is_some() {
@@ -1142,14 +1145,13 @@ async fn record_outcome(
         .resources
         .iter()
         .find(|resource| resource.address == change.address && !change.prune)
-        .zip(engine.modules.get(&change.kind))
+        .zip(engine.module(&change.kind, &change.target))
         .map(|(resource, module)| crate::ops::engine::recorded_spec(module, &resource.spec));
     context.insert("spec".into(), json!(spec.map(|spec| spec.to_string())));
     // Kinds with items keep owning the items they applied and the manifests
     // dropped, until a prune resets them (`dropped_items`).
     let carry_items = engine
-        .modules
-        .get(&change.kind)
+        .module(&change.kind, &change.target)
         .filter(|module| {
             module
                 .ownership

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::connector::{Endpoint, Session};
+use crate::engines::EngineCatalog;
 use crate::model::plan::{
     Action, Blocked, DriftStatus, ItemChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Risk,
     TargetError, UnmanagedObject,
@@ -70,6 +71,8 @@ pub struct Engine {
     pub environment: String,
     pub settings: RunSettings,
     pub modules: ModuleCatalog,
+    /// What differs between engines, as data (templates/<engine>/engine.yaml).
+    pub engines: EngineCatalog,
     pub templates: Templates,
     pub endpoints: BTreeMap<String, Endpoint>,
     /// How to reach each instance's operating system (for restarts).
@@ -187,11 +190,17 @@ impl Engine {
         settings: RunSettings,
     ) -> Result<Engine> {
         let templates = Templates::embedded()?;
-        let modules = ModuleCatalog::embedded(&templates)?;
-        let endpoints =
-            crate::ops::targets::resolve_endpoints(fleet, catalog, &settings.repository_root)?;
+        let engines = EngineCatalog::embedded()?;
+        let modules = ModuleCatalog::embedded(&templates, &engines)?;
+        let endpoints = crate::ops::targets::resolve_endpoints(
+            fleet,
+            catalog,
+            &engines,
+            &settings.repository_root,
+        )?;
         let hosts = crate::ops::targets::resolve_hosts(fleet, catalog);
-        let snapshots = crate::ops::targets::resolve_snapshots(fleet, &settings.repository_root);
+        let snapshots =
+            crate::ops::targets::resolve_snapshots(fleet, catalog, &settings.repository_root);
         let instances = crate::ops::targets::resolve_instance_contexts(fleet, catalog);
         let keep = if settings.only.is_empty() {
             None
@@ -224,7 +233,10 @@ impl Engine {
             }
             let spec = Value::Object(catalog.spec_with_defaults(&object.kind, object.spec()));
             let address = resource.address.to_string();
-            let (items, blocked) = match modules.get(&object.kind) {
+            let module = endpoints
+                .get(target)
+                .and_then(|endpoint| modules.get(&object.kind, endpoint.engine()));
+            let (items, blocked) = match module {
                 None => (
                     Vec::new(),
                     Some(Blocked::NoModule(format!(
@@ -251,8 +263,7 @@ impl Engine {
                 .filter_map(|(dependency, _)| position_of_graph_index.get(dependency).copied())
                 .collect();
             position_of_graph_index.insert(graph_index, resources.len());
-            let database = modules
-                .get(&object.kind)
+            let database = module
                 .filter(|module| module.scope == crate::modules::Scope::Database)
                 .and_then(|_| spec.get("database"))
                 .and_then(Value::as_str)
@@ -272,6 +283,7 @@ impl Engine {
             environment: fleet.manifests.environment.name.clone(),
             settings,
             modules,
+            engines,
             templates,
             endpoints,
             hosts,
@@ -338,6 +350,10 @@ impl Engine {
             .filter(|resource| resource.target == target && resource.blocked.is_none())
             .chain(orphans)
             .collect();
+        let Some(endpoint) = self.endpoints.get(target) else {
+            return Vec::new();
+        };
+        let profile = &endpoint.profile;
         let mut scopes: BTreeSet<(String, Option<String>)> = on_target
             .iter()
             .map(|resource| (resource.kind.clone(), resource.database.clone()))
@@ -353,10 +369,12 @@ impl Engine {
                 databases.extend(
                     existing_databases
                         .iter()
-                        .filter(|name| name.as_str() != "template1")
+                        .filter(|name| !profile.system_databases.contains(name))
                         .cloned(),
                 );
             }
+            // Only this target's engine's modules: a PostgreSQL query is
+            // never sent to SQL Server.
             for module in self.modules.iter() {
                 // Marked objects are searched for; ledger-owned ones are
                 // named by the ledger (the orphans above).
@@ -364,7 +382,7 @@ impl Engine {
                     .ownership
                     .as_ref()
                     .is_some_and(|ownership| ownership.field.is_some());
-                if !marked || module.engine != "postgres" {
+                if !marked || module.engine != profile.name {
                     continue;
                 }
                 match module.scope {
@@ -381,7 +399,11 @@ impl Engine {
         }
         scopes
             .into_iter()
-            .filter_map(|(kind, database)| self.modules.get(&kind).map(|module| (module, database)))
+            .filter_map(|(kind, database)| {
+                self.modules
+                    .get(&kind, &profile.name)
+                    .map(|module| (module, database))
+            })
             .collect()
     }
 
@@ -648,10 +670,17 @@ impl Engine {
             .collect()
     }
 
+    /// The module that converges `kind` on `target`: the one of the target's
+    /// engine.
+    pub fn module(&self, kind: &str, target: &str) -> Option<&Module> {
+        let endpoint = self.endpoints.get(target)?;
+        self.modules.get(kind, endpoint.engine())
+    }
+
     /// The ledger-owned module of `kind`, if fleetform still owns what a
     /// resource recorded with `spec` applied (`ownership.when`).
-    fn ledger_module(&self, kind: &str, spec: &Value) -> Option<&Module> {
-        let module = self.modules.get(kind)?;
+    fn ledger_module(&self, kind: &str, target: &str, spec: &Value) -> Option<&Module> {
+        let module = self.module(kind, target)?;
         let ownership = module
             .ownership
             .as_ref()
@@ -690,7 +719,7 @@ impl Engine {
             let (Some(kind), Some(spec)) = (&entry.kind, &entry.spec) else {
                 continue;
             };
-            let Some(module) = self.ledger_module(kind, spec) else {
+            let Some(module) = self.ledger_module(kind, target, spec) else {
                 continue;
             };
             let name = entry
@@ -751,7 +780,7 @@ impl Engine {
             let Some(recorded) = entry.spec.as_ref() else {
                 continue;
             };
-            let Some(module) = self.ledger_module(&resource.kind, recorded) else {
+            let Some(module) = self.ledger_module(&resource.kind, target, recorded) else {
                 continue;
             };
             let claimed = |identity: &str| {
@@ -909,7 +938,7 @@ impl Engine {
         change: &ResourceChange,
         observations: &Observations,
     ) -> Option<DesiredResource> {
-        let module = self.modules.get(&change.kind)?;
+        let module = self.module(&change.kind, &change.target)?;
         let ownership = module.ownership.as_ref()?;
         if ownership.ledger {
             let Some(Ok(observation)) = observations.get(&change.target) else {
@@ -934,8 +963,7 @@ impl Engine {
     /// itself, when it is a ledger orphan being pruned.
     pub fn discovery_extra<'a>(&self, resource: &'a DesiredResource) -> &'a [DesiredResource] {
         let ledger_owned = self
-            .modules
-            .get(&resource.kind)
+            .module(&resource.kind, &resource.target)
             .and_then(|module| module.ownership.as_ref())
             .is_some_and(|ownership| ownership.ledger);
         let in_manifests = self
@@ -1106,7 +1134,7 @@ impl Engine {
                 continue;
             };
             for ((kind, database), rows) in &observation.rows {
-                let Some(module) = self.modules.get(kind) else {
+                let Some(module) = self.module(kind, target) else {
                     continue;
                 };
                 let Some(marker) = module
@@ -1169,7 +1197,7 @@ impl Engine {
                 .map(|superseded| &superseded.resource)
             {
                 let (Some(module), Some(rows)) = (
-                    self.modules.get(&removed.kind),
+                    self.module(&removed.kind, target),
                     observation
                         .rows
                         .get(&(removed.kind.clone(), removed.database.clone())),
@@ -1186,7 +1214,7 @@ impl Engine {
                 }
             }
             for orphan in &observation.orphans {
-                let Some(module) = self.modules.get(&orphan.kind) else {
+                let Some(module) = self.module(&orphan.kind, target) else {
                     continue;
                 };
                 let Some(ownership) = &module.ownership else {
@@ -1299,7 +1327,7 @@ impl Engine {
             "instance": self.instances.get(target),
         });
         let mut errors = Vec::new();
-        for rule in self.modules.capabilities(endpoint.engine()) {
+        for rule in &endpoint.profile.capabilities {
             let contexts = match &rule.each {
                 None => vec![base.clone()],
                 Some(each) => match self.templates.evaluate_list(each, &base) {
@@ -1364,7 +1392,7 @@ impl Engine {
         if change.blocked.is_some() {
             return change;
         }
-        let Some(module) = self.modules.get(&resource.kind) else {
+        let Some(module) = self.module(&resource.kind, &resource.target) else {
             return change;
         };
         let observation = match observations.get(&resource.target) {
@@ -1535,8 +1563,12 @@ impl Engine {
                 .and_then(|entry| entry.spec.as_ref())
         {
             let current = recorded_spec(module, &resource.spec);
-            let owned = self.ledger_module(&resource.kind, &current).is_some()
-                || self.ledger_module(&resource.kind, recorded).is_some();
+            let owned = self
+                .ledger_module(&resource.kind, &resource.target, &current)
+                .is_some()
+                || self
+                    .ledger_module(&resource.kind, &resource.target, recorded)
+                    .is_some();
             let mut recorded = recorded.clone();
             // Dropped items still owned are carried in the recorded spec.
             if let Some(field) = &module.items
@@ -1625,7 +1657,7 @@ impl Engine {
         observations: &Observations,
     ) {
         let resource = &self.resources[index];
-        let Some(module) = self.modules.get(&resource.kind) else {
+        let Some(module) = self.module(&resource.kind, &resource.target) else {
             return;
         };
         let Some(condition) = &module.refresh_when else {
@@ -1864,7 +1896,7 @@ impl Engine {
                 .iter()
                 .filter(|other| other.target == resource.target)
                 .filter_map(|other| {
-                    let other_module = self.modules.get(&other.kind)?;
+                    let other_module = self.module(&other.kind, &other.target)?;
                     Some(json!({
                         "kind": other.kind,
                         "identities": other.items.iter().map(|item| &item.identity).collect::<Vec<_>>(),
@@ -1963,6 +1995,12 @@ impl Engine {
             .endpoints
             .get(target)
             .with_context(|| format!("no instance {target}"))?;
+        let Some(restart) = endpoint.profile.restart.as_deref() else {
+            anyhow::bail!(
+                "fleetform cannot restart {} instances yet ({target})",
+                endpoint.profile.description
+            );
+        };
         match self.hosts.get(target) {
             Some(crate::ops::targets::HostAccess::Local {
                 data_directory,
@@ -1983,7 +2021,7 @@ impl Engine {
                 context.insert("data_directory".into(), json!(data_directory));
                 context.insert("service_name".into(), json!(service_name));
                 self.templates.render(
-                    &format!("{}/restart.sh", endpoint.template_folder()),
+                    &format!("{}/{restart}", endpoint.template_folder()),
                     &Value::Object(context),
                 )
             }
@@ -2351,5 +2389,85 @@ fn redact_spec(module: &Module, spec: &Value) -> Value {
             Value::Object(redacted)
         }
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An environment with a PostgreSQL and a SQL Server instance.
+    pub(crate) fn mixed_engine(prune: bool) -> Engine {
+        let files = BTreeMap::from([
+            (
+                "environments/t/environment.yaml".to_string(),
+                "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: t}\nspec: {}\n"
+                    .to_string(),
+            ),
+            (
+                "environments/t/fleet.yaml".to_string(),
+                "apiVersion: fleetform/v1\nkind: Server\nmetadata: {name: linux-1}\nspec: {host: 127.0.0.1, os: linux}\n\
+---\napiVersion: fleetform/v1\nkind: Server\nmetadata: {name: win-1}\nspec: {host: 127.0.0.2, os: windows}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {name: pg-a}\nspec: {server: linux-1, version: 15}\n\
+---\napiVersion: fleetform/v1\nkind: SqlInstance\nmetadata: {name: sql-a}\nspec: {server: win-1, version: 2022}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {name: app}\nspec: {on: {instances: [pg-a]}}\n\
+---\napiVersion: fleetform/v1\nkind: SqlDatabase\nmetadata: {name: sales}\nspec: {on: {instances: [sql-a]}}\n"
+                    .to_string(),
+            ),
+        ]);
+        let catalog = SchemaCatalog::embedded().unwrap();
+        let check = crate::ops::check_environment(
+            &crate::source::ManifestSource::Memory { files },
+            "t",
+            &catalog,
+        );
+        let fleet = check
+            .fleet
+            .unwrap_or_else(|| panic!("{:?}", check.diagnostics));
+        let settings = RunSettings {
+            parallelism: 1,
+            prune,
+            replace: BTreeSet::new(),
+            only: Vec::new(),
+            lock_timeout: Duration::from_secs(1),
+            actor: "test".into(),
+            commit: None,
+            repository_root: PathBuf::from("/repo"),
+        };
+        Engine::prepare(&fleet, &catalog, settings).unwrap()
+    }
+
+    /// What is read on a target is its own engine's: a PostgreSQL query is
+    /// never sent to SQL Server, and system databases are not searched.
+    #[test]
+    fn a_target_is_read_only_with_its_own_engines_modules() {
+        for prune in [false, true] {
+            let engine = mixed_engine(prune);
+            let databases: BTreeSet<String> = ["master", "msdb", "sales", "template1", "app"]
+                .map(String::from)
+                .into();
+            for (target, own, system) in [
+                ("sql-a", "sqlserver", ["master", "msdb"].as_slice()),
+                ("pg-a", "postgres", ["template1"].as_slice()),
+            ] {
+                let modules = engine.modules_for(target, &databases, &[]);
+                assert!(!modules.is_empty(), "{target}");
+                for (module, database) in &modules {
+                    assert_eq!(module.engine, own, "{} on {target}", module.kind);
+                    let database = database.as_deref().unwrap_or_default();
+                    assert!(
+                        !system.contains(&database),
+                        "{} searched in {database} on {target}",
+                        module.kind
+                    );
+                }
+            }
+            let postgres: Vec<&str> = engine
+                .modules_for("pg-a", &databases, &[])
+                .into_iter()
+                .map(|(module, _)| module.kind.as_str())
+                .collect();
+            assert!(postgres.contains(&"PostgresRole"), "{postgres:?}");
+        }
     }
 }

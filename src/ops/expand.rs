@@ -13,9 +13,7 @@ use serde_json::Value;
 use super::validate::ObjectIndex;
 use crate::diagnostics::Diagnostic;
 use crate::model::{ManifestObject, Resource, ResourceAddress, Target, string_list};
-use crate::schemas::{Engine, SchemaCatalog, Targets};
-
-const INSTANCE_KINDS: [&str; 2] = ["SqlInstance", "PostgresInstance"];
+use crate::schemas::{SchemaCatalog, Targets};
 
 pub fn expand(
     objects: &[ManifestObject],
@@ -26,6 +24,8 @@ pub fn expand(
     let mut resources = Vec::new();
     let mut found = Vec::new();
     let mut groups = GroupMembers::default();
+    // Every kind whose objects are instances (of any engine).
+    let instances = catalog.instance_kinds(None);
     for (position, object) in objects.iter().enumerate() {
         if !schema_valid[position] {
             continue;
@@ -48,14 +48,18 @@ pub fn expand(
                 target: Target::None,
             }),
             Targets::Instances => {
+                let wanted = Wanted {
+                    kinds: catalog.instance_kinds(info.engine.as_deref()),
+                    described: catalog.describe_engine(info.engine.as_deref()),
+                };
                 let selected =
-                    select_instances(object, info.engine, index, &mut groups, &mut found);
-                if selected.is_empty() && !names_dangling(object, index) {
+                    select_instances(object, &wanted, &instances, index, &mut groups, &mut found);
+                if selected.is_empty() && !names_dangling(object, index, &instances) {
                     found.push(object.warning_at(
                         "/spec/on",
                         format!(
                             "selector matches no {} instance; this object applies nowhere",
-                            info.engine.describe()
+                            wanted.described
                         ),
                     ));
                 }
@@ -68,8 +72,8 @@ pub fn expand(
                 }
             }
             Targets::Servers => {
-                let selected = select_servers(object, index, &mut groups);
-                if selected.is_empty() && !names_dangling(object, index) {
+                let selected = select_servers(object, index, &mut groups, &instances);
+                if selected.is_empty() && !names_dangling(object, index, &instances) {
                     found.push(object.warning_at(
                         "/spec/on",
                         "selector matches no server; this object applies nowhere",
@@ -90,7 +94,7 @@ pub fn expand(
 
 /// Whether the selector names something that does not exist: that is already
 /// an error, and an "applies nowhere" warning on top would only be noise.
-fn names_dangling(object: &ManifestObject, index: &ObjectIndex) -> bool {
+fn names_dangling(object: &ManifestObject, index: &ObjectIndex, instances: &[&str]) -> bool {
     let selector = object.spec().get("on");
     let named = |key: &str| string_list(selector, key);
     let group_missing = selector
@@ -100,7 +104,7 @@ fn names_dangling(object: &ManifestObject, index: &ObjectIndex) -> bool {
     group_missing
         || named("instances")
             .iter()
-            .any(|name| instance_kind(name, index).is_none())
+            .any(|name| instance_kind(name, index, instances).is_none())
         || named("servers")
             .iter()
             .any(|name| index.find("Server", name).is_none())
@@ -123,22 +127,31 @@ struct GroupMembers {
 }
 
 impl GroupMembers {
-    fn of(&mut self, group: &ManifestObject, index: &ObjectIndex) -> std::rc::Rc<BTreeSet<String>> {
+    fn of(
+        &mut self,
+        group: &ManifestObject,
+        index: &ObjectIndex,
+        instances: &[&str],
+    ) -> std::rc::Rc<BTreeSet<String>> {
         self.members
             .entry(group.name.clone())
-            .or_insert_with(|| std::rc::Rc::new(group_instances(group, index)))
+            .or_insert_with(|| std::rc::Rc::new(group_instances(group, index, instances)))
             .clone()
     }
 }
 
 /// Names of the instances in a Group: listed members plus label matches.
-fn group_instances(group: &ManifestObject, index: &ObjectIndex) -> BTreeSet<String> {
+fn group_instances(
+    group: &ManifestObject,
+    index: &ObjectIndex,
+    instances: &[&str],
+) -> BTreeSet<String> {
     let mut members: BTreeSet<String> = string_list(Some(group.spec()), "members")
         .into_iter()
         .map(str::to_string)
         .collect();
     if let Some(wanted) = group.spec().get("matchLabels") {
-        for kind in INSTANCE_KINDS {
+        for kind in instances {
             for instance in index.of_kind(kind) {
                 if labels_match(instance, Some(wanted)) {
                     members.insert(instance.name.clone());
@@ -149,25 +162,37 @@ fn group_instances(group: &ManifestObject, index: &ObjectIndex) -> BTreeSet<Stri
     members
 }
 
-fn instance_kind<'a>(name: &str, index: &ObjectIndex<'a>) -> Option<&'a ManifestObject> {
-    INSTANCE_KINDS.iter().find_map(|kind| index.get(kind, name))
+/// The instance named `name`, of any of the `instances` kinds.
+fn instance_kind<'a>(
+    name: &str,
+    index: &ObjectIndex<'a>,
+    instances: &[&str],
+) -> Option<&'a ManifestObject> {
+    instances.iter().find_map(|kind| index.get(kind, name))
+}
+
+/// The instances a kind applies to: their kinds, and how messages name them.
+struct Wanted<'a> {
+    kinds: Vec<&'a str>,
+    described: String,
 }
 
 fn select_instances(
     object: &ManifestObject,
-    engine: Engine,
+    wanted: &Wanted,
+    instances: &[&str],
     index: &ObjectIndex,
     groups: &mut GroupMembers,
     found: &mut Vec<Diagnostic>,
 ) -> BTreeSet<String> {
     let selector = object.spec().get("on").unwrap_or(&Value::Null);
-    let wanted_kinds = engine.instance_kinds();
+    let wanted_kinds = &wanted.kinds;
     let mut selected = BTreeSet::new();
     if let Some(group_name) = selector.get("group").and_then(Value::as_str)
         && let Some(group) = index.get("Group", group_name)
     {
-        for member in groups.of(group, index).iter() {
-            if instance_kind(member, index)
+        for member in groups.of(group, index, instances).iter() {
+            if instance_kind(member, index, instances)
                 .is_some_and(|instance| wanted_kinds.contains(&instance.kind.as_str()))
             {
                 selected.insert(member.clone());
@@ -194,7 +219,7 @@ fn select_instances(
         let Some(name) = name.as_str() else {
             continue;
         };
-        match instance_kind(name, index) {
+        match instance_kind(name, index, instances) {
             Some(instance) if wanted_kinds.contains(&instance.kind.as_str()) => {
                 selected.insert(name.to_string());
             }
@@ -202,9 +227,7 @@ fn select_instances(
                 &format!("/spec/on/instances/{position}"),
                 format!(
                     "{} applies to {} instances, but `{name}` is a {}",
-                    object.kind,
-                    engine.describe(),
-                    instance.kind
+                    object.kind, wanted.described, instance.kind
                 ),
             )),
             // A dangling name is reported by the reference check.
@@ -218,12 +241,13 @@ fn select_servers(
     object: &ManifestObject,
     index: &ObjectIndex,
     groups: &mut GroupMembers,
+    instances: &[&str],
 ) -> BTreeSet<String> {
     let selector = object.spec().get("on").unwrap_or(&Value::Null);
     let mut selected = BTreeSet::new();
     let add_host_of = |instance_name: &str, selected: &mut BTreeSet<String>| {
-        if let Some(server) =
-            instance_kind(instance_name, index).and_then(|instance| instance.spec_str("server"))
+        if let Some(server) = instance_kind(instance_name, index, instances)
+            .and_then(|instance| instance.spec_str("server"))
             && index.find("Server", server).is_some()
         {
             selected.insert(server.to_string());
@@ -234,7 +258,7 @@ fn select_servers(
         .and_then(Value::as_str)
         .and_then(|name| index.get("Group", name))
     {
-        for member in groups.of(group, index).iter() {
+        for member in groups.of(group, index, instances).iter() {
             add_host_of(member, &mut selected);
         }
     }

@@ -73,10 +73,10 @@ pub fn build(
         };
         // The resource needs what it runs on.
         if let Some(target_name) = resource.target.name() {
-            let kinds: &[&str] = match resource.target {
-                Target::Instance(_) => &["SqlInstance", "PostgresInstance"],
-                Target::Server(_) => &["Server"],
-                Target::None => &[],
+            let kinds: Vec<&str> = match resource.target {
+                Target::Instance(_) => catalog.instance_kinds(None),
+                Target::Server(_) => vec!["Server"],
+                Target::None => Vec::new(),
             };
             for kind in kinds {
                 if let Some(object_index) = index.find(kind, target_name) {

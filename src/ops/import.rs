@@ -32,17 +32,14 @@ pub async fn read_instance(
     let endpoint = engine
         .endpoints
         .get(instance)
-        .with_context(|| format!("no PostgresInstance {instance} in the environment"))?;
+        .with_context(|| format!("no instance {instance} in the environment"))?;
+    let profile = &endpoint.profile;
     for kind in kinds {
-        if engine
-            .modules
-            .get(kind)
-            .and_then(|module| module.import.as_ref())
-            .is_none()
-        {
+        if !importable(engine, &profile.name).contains(kind) {
             bail!(
-                "{kind} cannot be imported (kinds that can: {})",
-                importable(engine).join(", ")
+                "{kind} cannot be imported from {} instance {instance} (kinds that can: {})",
+                profile.description,
+                importable(engine, &profile.name).join(", ")
             );
         }
     }
@@ -53,7 +50,7 @@ pub async fn read_instance(
     for module in engine
         .modules
         .iter()
-        .filter(|module| module.import.is_some())
+        .filter(|module| module.import.is_some() && module.engine == profile.name)
     {
         if !kinds.is_empty() && !kinds.contains(&module.kind) {
             continue;
@@ -62,7 +59,7 @@ pub async fn read_instance(
             Scope::Instance => vec![None],
             Scope::Database => databases
                 .iter()
-                .filter(|name| name.as_str() != "template1")
+                .filter(|name| !profile.system_databases.contains(name))
                 .cloned()
                 .map(Some)
                 .collect(),
@@ -155,11 +152,12 @@ fn already_managed(
     })
 }
 
-fn importable(engine: &Engine) -> Vec<String> {
+/// The kinds that can be imported from an instance of `engine_name`.
+fn importable(engine: &Engine, engine_name: &str) -> Vec<String> {
     engine
         .modules
         .iter()
-        .filter(|module| module.import.is_some())
+        .filter(|module| module.import.is_some() && module.engine == engine_name)
         .map(|module| module.kind.clone())
         .collect()
 }

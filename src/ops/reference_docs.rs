@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::schemas::{CATEGORY_ORDER, Engine, KindInfo, SchemaCatalog, Targets};
+use crate::schemas::{CATEGORY_ORDER, KindInfo, SchemaCatalog, Targets};
 
 pub fn render(catalog: &SchemaCatalog) -> String {
     let mut text = String::new();
@@ -68,7 +68,7 @@ fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
         Targets::None => "a standalone object (one resource)".to_string(),
         Targets::Instances => format!(
             "every {} instance selected by `spec.on` (one resource per instance, addressed `{}/NAME@INSTANCE`)",
-            info.engine.describe(),
+            catalog.describe_engine(info.engine.as_deref()),
             info.kind
         ),
         Targets::Servers => format!(
@@ -76,9 +76,9 @@ fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
             info.kind
         ),
     };
-    let engine = match info.engine {
-        Engine::Any => String::new(),
-        other => format!(" Engine: {}.", other.describe()),
+    let engine = match info.engine.as_deref() {
+        None => String::new(),
+        Some(engine) => format!(" Engine: {}.", catalog.describe_engine(Some(engine))),
     };
     let _ = writeln!(
         text,

@@ -14,8 +14,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::modules::ModuleCatalog;
-use crate::ops::engine::{LedgerEntry, Observations, Row, TargetObservation};
+use crate::modules::Module;
+use crate::ops::engine::{Engine, LedgerEntry, Observations, Row, TargetObservation};
 
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
@@ -71,13 +71,16 @@ impl Snapshot {
         environment: &str,
         created_at: String,
         observations: &Observations,
-        modules: &ModuleCatalog,
+        engine: &Engine,
     ) -> Snapshot {
         let targets = observations
             .iter()
             .filter_map(|(target, observation)| {
                 let observation = observation.as_ref().ok()?;
-                Some((target.clone(), TargetSnapshot::record(observation, modules)))
+                Some((
+                    target.clone(),
+                    TargetSnapshot::record(observation, |kind| engine.module(kind, target)),
+                ))
             })
             .collect();
         Snapshot {
@@ -107,7 +110,10 @@ impl Snapshot {
 }
 
 impl TargetSnapshot {
-    fn record(observation: &TargetObservation, modules: &ModuleCatalog) -> TargetSnapshot {
+    fn record<'a>(
+        observation: &TargetObservation,
+        module_of: impl Fn(&str) -> Option<&'a Module>,
+    ) -> TargetSnapshot {
         let scopes = observation
             .rows
             .iter()
@@ -116,7 +122,7 @@ impl TargetSnapshot {
                 database: database.clone(),
                 rows: rows
                     .iter()
-                    .map(|row| without_secrets(kind, row, modules))
+                    .map(|row| without_secrets(module_of(kind), row))
                     .collect(),
             })
             .collect();
@@ -170,8 +176,8 @@ impl TargetSnapshot {
 
 /// `row` with the module's sensitive fields set to null and listed in
 /// `unreadable`.
-fn without_secrets(kind: &str, row: &Row, modules: &ModuleCatalog) -> Row {
-    let Some(module) = modules.get(kind) else {
+fn without_secrets(module: Option<&Module>, row: &Row) -> Row {
+    let Some(module) = module else {
         return row.clone();
     };
     let mut row = row.clone();

@@ -9,76 +9,104 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 
-use crate::connector::Endpoint;
+use std::sync::Arc;
+
 use crate::connector::postgres::PostgresEndpoint;
 use crate::connector::tls::SslMode;
+use crate::connector::{Connector, Endpoint};
+use crate::engines::{EngineCatalog, EngineProfile};
 use crate::model::ValidatedFleet;
 use crate::schemas::SchemaCatalog;
 use crate::secrets::SecretRef;
 
-/// Every instance of the environment that fleetform can reach, by name.
-/// An instance whose connection settings are unusable is an error naming it.
+/// Every instance of the environment that fleetform can reach, by name:
+/// for each engine that manages instances, its instance kind's objects, each
+/// reached by the engine's connector. An instance whose connection settings
+/// are unusable is an error naming it.
 pub fn resolve_endpoints(
     fleet: &ValidatedFleet,
     catalog: &SchemaCatalog,
+    engines: &EngineCatalog,
     repository_root: &Path,
 ) -> Result<BTreeMap<String, Endpoint>> {
     let mut endpoints = BTreeMap::new();
-    let defaults = fleet
-        .manifests
-        .environment
-        .connection_defaults
-        .get("postgres")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let connection_schema = catalog
-        .kind("PostgresInstance")
-        .and_then(|info| catalog.file(&info.file))
-        .and_then(|schema| schema.pointer("/$defs/connection/properties"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    for object in &fleet.manifests.objects {
-        if object.kind != "PostgresInstance" {
+    for profile in engines.iter() {
+        let Some(kind) = profile.instance_kind.as_deref() else {
             continue;
+        };
+        let settings = ConnectionSettings {
+            defaults: fleet
+                .manifests
+                .environment
+                .connection_defaults
+                .get(&profile.name)
+                .cloned()
+                .unwrap_or(Value::Null),
+            schema: catalog
+                .kind(kind)
+                .and_then(|info| catalog.file(&info.file))
+                .and_then(|schema| schema.pointer("/$defs/connection/properties"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        };
+        for object in fleet
+            .manifests
+            .objects
+            .iter()
+            .filter(|object| object.kind == kind)
+        {
+            let connector = build_connector(profile, fleet, object, &settings, repository_root)
+                .with_context(|| format!("{kind} {} ({})", object.name, object.file))?;
+            endpoints.insert(
+                object.name.clone(),
+                Endpoint {
+                    profile: profile.clone(),
+                    connector,
+                },
+            );
         }
-        let endpoint = postgres_endpoint(
-            fleet,
-            object,
-            &defaults,
-            &connection_schema,
-            repository_root,
-        )
-        .with_context(|| format!("PostgresInstance {} ({})", object.name, object.file))?;
-        endpoints.insert(object.name.clone(), Endpoint::Postgres(endpoint));
-    }
-    let defaults = fleet
-        .manifests
-        .environment
-        .connection_defaults
-        .get("sqlserver")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let connection_schema = catalog
-        .kind("SqlInstance")
-        .and_then(|info| catalog.file(&info.file))
-        .and_then(|schema| schema.pointer("/$defs/connection/properties"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    for object in &fleet.manifests.objects {
-        if object.kind != "SqlInstance" {
-            continue;
-        }
-        let endpoint = sqlserver_endpoint(
-            fleet,
-            object,
-            &defaults,
-            &connection_schema,
-            repository_root,
-        )
-        .with_context(|| format!("SqlInstance {} ({})", object.name, object.file))?;
-        endpoints.insert(object.name.clone(), Endpoint::SqlServer(endpoint));
     }
     Ok(endpoints)
+}
+
+/// Where an instance's connection settings come from beside its own
+/// `connection`: the environment's defaults for its engine, then its schema.
+struct ConnectionSettings {
+    defaults: Value,
+    schema: Value,
+}
+
+/// The connectors fleetform has, by the name an engine profile gives
+/// (`connector:` in templates/<engine>/engine.yaml): the one place a new
+/// connector is added.
+fn build_connector(
+    profile: &EngineProfile,
+    fleet: &ValidatedFleet,
+    object: &crate::model::ManifestObject,
+    settings: &ConnectionSettings,
+    repository_root: &Path,
+) -> Result<Arc<dyn Connector>> {
+    let (defaults, schema) = (&settings.defaults, &settings.schema);
+    Ok(match profile.connector.as_str() {
+        "postgres" => Arc::new(postgres_endpoint(
+            fleet,
+            object,
+            defaults,
+            schema,
+            repository_root,
+        )?),
+        "sqlserver" => Arc::new(sqlserver_endpoint(
+            fleet,
+            object,
+            defaults,
+            schema,
+            repository_root,
+        )?),
+        other => anyhow::bail!(
+            "the {} engine names connector `{other}`, which fleetform does not have",
+            profile.description
+        ),
+    })
 }
 
 /// A setting of an instance's connection: its own, else the environment's
@@ -228,13 +256,15 @@ fn postgres_endpoint(
 /// the repository root): read from it instead of over the network.
 pub fn resolve_snapshots(
     fleet: &ValidatedFleet,
+    catalog: &SchemaCatalog,
     repository_root: &Path,
 ) -> BTreeMap<String, std::path::PathBuf> {
+    let instance_kinds = catalog.instance_kinds(None);
     fleet
         .manifests
         .objects
         .iter()
-        .filter(|object| matches!(object.kind.as_str(), "PostgresInstance" | "SqlInstance"))
+        .filter(|object| instance_kinds.contains(&object.kind.as_str()))
         .filter_map(|object| {
             let path = object.spec_str("snapshot")?;
             Some((object.name.clone(), repository_root.join(path)))
@@ -256,7 +286,7 @@ pub enum HostAccess {
     Unavailable(String),
 }
 
-/// The host access of every PostgresInstance, from its Server's `connection.method`.
+/// The host access of every instance, from its Server's `connection.method`.
 pub fn resolve_hosts(
     fleet: &ValidatedFleet,
     catalog: &SchemaCatalog,
@@ -269,11 +299,12 @@ pub fn resolve_hosts(
         .unwrap_or("ssh")
         .to_string();
     let mut hosts = BTreeMap::new();
+    let instance_kinds = catalog.instance_kinds(None);
     for object in fleet
         .manifests
         .objects
         .iter()
-        .filter(|object| object.kind == "PostgresInstance")
+        .filter(|object| instance_kinds.contains(&object.kind.as_str()))
     {
         let spec = object.spec();
         let server_name = spec

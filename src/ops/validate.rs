@@ -72,7 +72,7 @@ pub fn validate(
             .push(object.unresolved.is_empty() && !problems.iter().any(Diagnostic::is_error));
         found.extend(problems);
     }
-    found.extend(duplicate_names(&manifests.objects));
+    found.extend(duplicate_names(&manifests.objects, catalog));
     let index = ObjectIndex::new(&manifests.objects);
     for object in &manifests.objects {
         found.extend(reference_diagnostics(object, &index, catalog));
@@ -325,7 +325,7 @@ fn first_sentence(text: &str) -> String {
     }
 }
 
-fn duplicate_names(objects: &[ManifestObject]) -> Vec<Diagnostic> {
+fn duplicate_names(objects: &[ManifestObject], catalog: &SchemaCatalog) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     let mut seen: HashMap<(&str, &str), &ManifestObject> = HashMap::new();
     let mut instances: HashMap<&str, &ManifestObject> = HashMap::new();
@@ -349,7 +349,7 @@ fn duplicate_names(objects: &[ManifestObject]) -> Vec<Diagnostic> {
             continue;
         }
         seen.insert((object.kind.as_str(), object.name.as_str()), object);
-        if object.kind == "SqlInstance" || object.kind == "PostgresInstance" {
+        if catalog.engine_of_instance_kind(&object.kind).is_some() {
             if let Some(first) = instances.get(object.name.as_str()) {
                 if first.kind != object.kind {
                     found.push(
