@@ -117,6 +117,30 @@ fn indent(text: &str, prefix: &str) -> String {
 }
 
 /// The plan for a terminal or a CI log.
+/// The heading of the kinds that are validated but not planned.
+const NOT_PLANNED_HEADING: &str =
+    "Not planned (validated; no module converges them on their targets yet):";
+
+/// One line per kind that is not planned: `Kind (why): resource, resource`.
+fn not_planned_lines(plan: &Plan, quote: &str) -> Vec<String> {
+    plan.not_planned
+        .iter()
+        .map(|entry| {
+            let resources: Vec<String> = entry
+                .resources
+                .iter()
+                .map(|address| format!("{quote}{address}{quote}"))
+                .collect();
+            format!(
+                "{} ({}): {}",
+                entry.kind,
+                entry.reason,
+                resources.join(", ")
+            )
+        })
+        .collect()
+}
+
 pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -168,6 +192,12 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
                 "  {} {}@{}{owned}",
                 object.kind, object.identity, object.target
             );
+        }
+    }
+    if !plan.not_planned.is_empty() {
+        let _ = writeln!(out, "\n{}", style.bold(NOT_PLANNED_HEADING));
+        for line in not_planned_lines(plan, "") {
+            let _ = writeln!(out, "  {line}");
         }
     }
     let _ = writeln!(out, "\n{} {}", style.bold("Plan:"), summary_sentence(plan));
@@ -402,6 +432,14 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
         block.push_str("\n</details>\n");
         blocks.push((String::new(), String::new(), block, String::new()));
     }
+    if !plan.not_planned.is_empty() {
+        let mut block = format!("\n<details><summary>{NOT_PLANNED_HEADING}</summary>\n\n");
+        for line in not_planned_lines(plan, "`") {
+            let _ = writeln!(block, "- {line}");
+        }
+        block.push_str("\n</details>\n");
+        blocks.push((String::new(), String::new(), block, String::new()));
+    }
     pack_comments(head, blocks)
 }
 
@@ -611,6 +649,12 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                     }
                 }
             }
+            if !plan.not_planned.is_empty() {
+                let _ = writeln!(out, "{}", style.bold(NOT_PLANNED_HEADING));
+                for line in not_planned_lines(plan, "") {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
             let _ = writeln!(
                 out,
                 "{} {drifted} drifted, {pending} pending, {in_sync} in sync, {errors} with errors",
@@ -642,6 +686,7 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 "resource_drift": plan.resource_drift,
                 "resources": resources,
                 "target_errors": plan.target_errors,
+                "not_planned": plan.not_planned,
             });
             serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
         }
@@ -666,19 +711,41 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                     );
                 }
             }
+            if !plan.not_planned.is_empty() {
+                let _ = writeln!(out, "\n{NOT_PLANNED_HEADING}\n");
+                for line in not_planned_lines(plan, "`") {
+                    let _ = writeln!(out, "- {line}");
+                }
+            }
             out
         }
         DriftFormat::Junit => {
             let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+            let not_planned: usize = plan
+                .not_planned
+                .iter()
+                .map(|entry| entry.resources.len())
+                .sum();
             let _ = writeln!(
                 out,
                 "<testsuite name=\"fleetform drift {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
                 xml_escape(&plan.environment),
-                plan.resource_changes.len(),
+                plan.resource_changes.len() + not_planned,
                 drifted,
                 errors,
-                pending
+                pending + not_planned
             );
+            for entry in &plan.not_planned {
+                for address in &entry.resources {
+                    let _ = writeln!(
+                        out,
+                        "  <testcase classname=\"{}\" name=\"{}\"><skipped message=\"not planned: {}\"/></testcase>",
+                        xml_escape(&entry.kind),
+                        xml_escape(address),
+                        xml_escape(&entry.reason)
+                    );
+                }
+            }
             for change in &plan.resource_changes {
                 let _ = write!(
                     out,
@@ -740,6 +807,16 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 "fleetform_drift_target_errors{{environment=\"{environment}\"}} {}",
                 plan.target_errors.len()
             );
+            out.push_str("# HELP fleetform_drift_not_planned_resources Resources of kinds that no module converges on their targets yet, by kind.\n# TYPE fleetform_drift_not_planned_resources gauge\n");
+            for entry in &plan.not_planned {
+                let _ = writeln!(
+                    out,
+                    "fleetform_drift_not_planned_resources{{environment=\"{environment}\",kind=\"{}\",reason=\"{}\"}} {}",
+                    prometheus_label(&entry.kind),
+                    prometheus_label(&entry.reason),
+                    entry.resources.len()
+                );
+            }
             out.push_str("# HELP fleetform_drift_exit_code The exit code of the drift run (0 in sync, 2 pending, 3 drift, 1 error).\n# TYPE fleetform_drift_exit_code gauge\n");
             let _ = writeln!(
                 out,

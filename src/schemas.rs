@@ -27,6 +27,9 @@ pub const SCHEMA_BASE_URI: &str = "https://fleetform.dev/schemas/v1/";
 pub const UNION_SCHEMA_FILE: &str = "fleetform.schema.json";
 pub const COMMON_SCHEMA_FILE: &str = "common.schema.json";
 pub const ENVIRONMENT_KIND: &str = "Environment";
+/// The category of the inventory (environments, servers, instances,
+/// groups): the targets and their selection, not something converged on one.
+pub const INVENTORY_CATEGORY: &str = "Inventory";
 
 /// What the objects of a kind apply to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

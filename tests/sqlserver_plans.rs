@@ -345,3 +345,93 @@ fn every_discovery_query_parses() {
     assert_eq!(scripts.len(), 4 * 5, "four modules on five targets");
     tsql::assert_parse(&scripts);
 }
+
+/// No kind is silently dropped: every kind of example-mssql's manifests
+/// (beside the inventory: servers, instances, groups) is planned, or listed
+/// once as not planned, in every plan and drift format.
+#[test]
+fn every_kind_is_planned_or_listed_once_as_not_planned_in_every_format() {
+    let catalog = fleetform::schemas::SchemaCatalog::embedded().unwrap();
+    let source = fleetform::source::ManifestSource::Directory { root: repository() };
+    let check = fleetform::ops::check_environment(&source, "example-mssql", &catalog);
+    let fleet = check.fleet.expect("example-mssql validates");
+    let kinds: std::collections::BTreeSet<String> = fleet
+        .manifests
+        .objects
+        .iter()
+        .filter(|object| {
+            catalog.kind(&object.kind).unwrap().category != fleetform::schemas::INVENTORY_CATEGORY
+        })
+        .map(|object| object.kind.clone())
+        .collect();
+    let (_, json) = plan(&repository(), "example-mssql", &["--format", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let planned: std::collections::BTreeSet<&str> = document["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["kind"].as_str().unwrap())
+        .collect();
+    let not_planned: Vec<&str> = document["not_planned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["kind"].as_str().unwrap())
+        .collect();
+    for kind in &kinds {
+        let listed = not_planned.iter().filter(|listed| *listed == kind).count();
+        assert!(
+            planned.contains(kind.as_str()) != (listed == 1),
+            "{kind}: planned {}, listed as not planned {listed} times",
+            planned.contains(kind.as_str())
+        );
+    }
+    for kind in [
+        "AvailabilityGroup",
+        "FailoverCluster",
+        "WindowsFeature",
+        "BackupPolicy",
+    ] {
+        assert!(not_planned.contains(&kind), "{kind}: {not_planned:?}");
+    }
+    let run = |command: &str, format: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args([command, "-e", "example-mssql", "--format", format, "--repo"])
+            .arg(repository())
+            .env("NO_COLOR", "1")
+            .env_remove("FLEETFORM_ENV")
+            .output()
+            .expect("fleetform runs");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for (command, format, line_start) in [
+        ("plan", "human", "  "),
+        ("plan", "markdown", "- "),
+        ("drift", "human", "  "),
+        ("drift", "markdown", "- "),
+    ] {
+        let text = run(command, format);
+        for kind in &not_planned {
+            let lines = text
+                .lines()
+                .filter(|line| line.starts_with(&format!("{line_start}{kind} (")))
+                .count();
+            assert_eq!(lines, 1, "{command} --format {format}: {kind}\n{text}");
+        }
+    }
+    let junit = run("drift", "junit");
+    let prometheus = run("drift", "prometheus");
+    for kind in &not_planned {
+        assert!(
+            junit.contains(&format!("<testcase classname=\"{kind}\"")),
+            "{kind}\n{junit}"
+        );
+        assert_eq!(
+            prometheus
+                .matches(&format!("fleetform_drift_not_planned_resources{{environment=\"example-mssql\",kind=\"{kind}\""))
+                .count(),
+            1,
+            "{kind}\n{prometheus}"
+        );
+    }
+}

@@ -103,8 +103,6 @@ pub enum Blocked {
     DiscoveryFailed(String),
     /// Its desired state could not be read (a secret that is not there).
     Unresolvable(String),
-    /// The engine has no module for the kind (yet).
-    NoModule(String),
     /// Left to something else on the target (a database on an availability
     /// group's secondary replica is seeded and changed through the group).
     Deferred(String),
@@ -116,14 +114,13 @@ impl Blocked {
             Blocked::CannotChange(message)
             | Blocked::DiscoveryFailed(message)
             | Blocked::Unresolvable(message)
-            | Blocked::NoModule(message)
             | Blocked::Deferred(message) => message,
         }
     }
 
     /// Whether this makes the plan fail (exit 1).
     pub fn is_error(&self) -> bool {
-        !matches!(self, Blocked::NoModule(_) | Blocked::Deferred(_))
+        !matches!(self, Blocked::Deferred(_))
     }
 }
 
@@ -242,6 +239,20 @@ pub struct Plan {
     pub resource_changes: Vec<ResourceChange>,
     pub unmanaged: Vec<UnmanagedObject>,
     pub target_errors: Vec<TargetError>,
+    /// Kinds of the manifests that fleetform does not converge on their
+    /// targets yet: validated, listed once per kind and kind of target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_planned: Vec<NotPlanned>,
+}
+
+/// One kind that is not planned on one kind of target, and its resources.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NotPlanned {
+    pub kind: String,
+    /// Why, as a person reads it: `no module for SQL Server instances yet`.
+    pub reason: String,
+    /// The resources (or, for definitions, the objects) that wait.
+    pub resources: Vec<String>,
 }
 
 impl Plan {

@@ -17,13 +17,13 @@ use serde_json::{Map, Value, json};
 use crate::connector::{Endpoint, Session};
 use crate::engines::EngineCatalog;
 use crate::model::plan::{
-    Action, Blocked, DriftStatus, ItemChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Risk,
-    TargetError, UnmanagedObject,
+    Action, Blocked, DriftStatus, ItemChange, NotPlanned, PLAN_FORMAT_VERSION, Plan,
+    ResourceChange, Risk, TargetError, UnmanagedObject,
 };
 use crate::model::{Target, ValidatedFleet};
 use crate::modules::{Compare, Module, ModuleCatalog};
 use crate::ops::diff::{self, DesiredItem, ItemDiff};
-use crate::schemas::{SchemaCatalog, Targets};
+use crate::schemas::{INVENTORY_CATEGORY, SchemaCatalog};
 use crate::secrets::SecretRef;
 use crate::template::{self, Templates};
 
@@ -82,6 +82,8 @@ pub struct Engine {
     /// Per instance, what templates see as `instance` (spec, disk folders, availability groups).
     pub instances: BTreeMap<String, Value>,
     pub resources: Vec<DesiredResource>,
+    /// Kinds of the manifests no module converges on their targets yet.
+    pub not_planned: Vec<NotPlanned>,
     /// (kind, metadata.name) of every manifest object, for names that must
     /// not clash (import).
     pub manifest_names: BTreeSet<(String, String)>,
@@ -213,6 +215,9 @@ impl Engine {
         };
         let mut position_of_graph_index = BTreeMap::new();
         let mut resources = Vec::new();
+        // (kind, why) -> the resources of the kind that no module converges
+        // on their targets: listed once per kind in the plan.
+        let mut not_planned: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for graph_index in fleet.graph.topological_order() {
             let resource = &fleet.graph.resources[graph_index];
             if keep
@@ -221,49 +226,43 @@ impl Engine {
             {
                 continue;
             }
-            let Target::Instance(target) = &resource.target else {
-                continue;
-            };
             let object = &fleet.manifests.objects[resource.object];
-            if catalog
-                .kind(&object.kind)
-                .is_some_and(|info| info.targets != Targets::Instances)
-            {
-                continue;
-            }
-            let spec = Value::Object(catalog.spec_with_defaults(&object.kind, object.spec()));
             let address = resource.address.to_string();
-            let module = endpoints
-                .get(target)
-                .and_then(|endpoint| modules.get(&object.kind, endpoint.engine()));
-            let (items, blocked) = match module {
-                None => (
-                    Vec::new(),
-                    Some(Blocked::NoModule(format!(
-                        "no module converges {} yet: it is validated but not planned",
-                        object.kind
-                    ))),
-                ),
-                Some(module) => {
-                    // A snapshot target is never written to and its rows hold
-                    // no secrets: a secret that cannot be read here is not needed.
-                    let offline = snapshots.contains_key(target);
-                    match desired_items(module, &spec, &object.name, &settings, &templates, offline)
-                    {
-                        Ok(items) => (items, None),
-                        Err(error) => (
-                            Vec::new(),
-                            Some(Blocked::Unresolvable(format!("{error:#}"))),
-                        ),
-                    }
+            let instance = match &resource.target {
+                Target::Instance(target) => {
+                    endpoints.get(target).map(|endpoint| (target, endpoint))
                 }
+                _ => None,
             };
+            let module =
+                instance.and_then(|(_, endpoint)| modules.get(&object.kind, endpoint.engine()));
+            let (Some((target, _)), Some(module)) = (instance, module) else {
+                if let Some(reason) = not_planned_reason(fleet, catalog, &engines, resource) {
+                    not_planned
+                        .entry((object.kind.clone(), reason))
+                        .or_default()
+                        .push(address);
+                }
+                continue;
+            };
+            let spec = Value::Object(catalog.spec_with_defaults(&object.kind, object.spec()));
+            // A snapshot target is never written to and its rows hold no
+            // secrets: a secret that cannot be read here is not needed.
+            let offline = snapshots.contains_key(target);
+            let (items, blocked) =
+                match desired_items(module, &spec, &object.name, &settings, &templates, offline) {
+                    Ok(items) => (items, None),
+                    Err(error) => (
+                        Vec::new(),
+                        Some(Blocked::Unresolvable(format!("{error:#}"))),
+                    ),
+                };
             let dependencies = fleet.graph.dependencies[graph_index]
                 .iter()
                 .filter_map(|(dependency, _)| position_of_graph_index.get(dependency).copied())
                 .collect();
             position_of_graph_index.insert(graph_index, resources.len());
-            let database = module
+            let database = Some(module)
                 .filter(|module| module.scope == crate::modules::Scope::Database)
                 .and_then(|_| spec.get("database"))
                 .and_then(Value::as_str)
@@ -279,8 +278,32 @@ impl Engine {
                 blocked,
             });
         }
+        if keep.is_none() {
+            for object in &fleet.manifests.objects {
+                let Some(info) = catalog.kind(&object.kind) else {
+                    continue;
+                };
+                if !info.is_resource && info.category != INVENTORY_CATEGORY {
+                    not_planned
+                        .entry((
+                            object.kind.clone(),
+                            "a definition: nothing converges it yet".to_string(),
+                        ))
+                        .or_default()
+                        .push(format!("{}/{}", object.kind, object.name));
+                }
+            }
+        }
         Ok(Engine {
             environment: fleet.manifests.environment.name.clone(),
+            not_planned: not_planned
+                .into_iter()
+                .map(|((kind, reason), resources)| NotPlanned {
+                    kind,
+                    reason,
+                    resources,
+                })
+                .collect(),
             settings,
             modules,
             engines,
@@ -1313,6 +1336,7 @@ impl Engine {
             resource_changes,
             unmanaged,
             target_errors,
+            not_planned: self.not_planned.clone(),
         }
     }
 
@@ -2187,6 +2211,46 @@ pub fn find_row<'a>(
 
 /// The items of a resource: one named by the identity field (or the object's
 /// name), or one per entry of the module's `items` map.
+/// Why a resource of the graph is not planned (no module converges its kind
+/// on its target's engine), or none for the inventory itself (servers,
+/// instances, groups: the targets, not something converged on one).
+fn not_planned_reason(
+    fleet: &ValidatedFleet,
+    catalog: &SchemaCatalog,
+    engines: &EngineCatalog,
+    resource: &crate::model::Resource,
+) -> Option<String> {
+    let object = &fleet.manifests.objects[resource.object];
+    let info = catalog.kind(&object.kind)?;
+    if info.category == INVENTORY_CATEGORY {
+        return None;
+    }
+    let find =
+        |name: &str, kinds: &[&str]| {
+            fleet.manifests.objects.iter().find(|candidate| {
+                candidate.name == name && kinds.contains(&candidate.kind.as_str())
+            })
+        };
+    Some(match &resource.target {
+        Target::Instance(name) => {
+            let engine = find(name, &catalog.instance_kinds(None))
+                .and_then(|instance| catalog.engine_of_instance_kind(&instance.kind));
+            format!(
+                "no module converges it on a {} instance yet",
+                catalog.describe_engine(engine)
+            )
+        }
+        Target::Server(name) => {
+            let host = find(name, &["Server"])
+                .and_then(|server| server.spec_str("os"))
+                .and_then(|os| engines.of_server_os(os))
+                .map_or("host", |profile| profile.description.as_str());
+            format!("no module converges it on a {host} yet")
+        }
+        Target::None => "no module converges it yet".to_string(),
+    })
+}
+
 fn desired_items(
     module: &Module,
     spec: &Value,
