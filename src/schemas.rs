@@ -30,6 +30,8 @@ pub const ENVIRONMENT_KIND: &str = "Environment";
 /// The category of the inventory (environments, servers, instances,
 /// groups): the targets and their selection, not something converged on one.
 pub const INVENTORY_CATEGORY: &str = "Inventory";
+/// The kind of the hosts instances run on (and that host kinds target).
+pub const SERVER_KIND: &str = "Server";
 
 /// What the objects of a kind apply to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

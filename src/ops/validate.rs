@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{expand, graph, rules};
 use crate::diagnostics::Diagnostic;
 use crate::model::{LoadedManifests, ManifestObject, ValidatedFleet};
-use crate::schemas::{Annotation, SchemaCatalog};
+use crate::schemas::{Annotation, SERVER_KIND, SchemaCatalog};
 use crate::suggest::did_you_mean;
 use crate::yaml::escape_pointer_token;
 
@@ -349,17 +349,19 @@ fn duplicate_names(objects: &[ManifestObject], catalog: &SchemaCatalog) -> Vec<D
             continue;
         }
         seen.insert((object.kind.as_str(), object.name.as_str()), object);
-        if catalog.engine_of_instance_kind(&object.kind).is_some() {
+        // Servers and instances are the targets: plans, locks and ledgers
+        // name them without their kind (`Kind/name@target`).
+        if catalog.engine_of_instance_kind(&object.kind).is_some() || object.kind == SERVER_KIND {
             if let Some(first) = instances.get(object.name.as_str()) {
                 if first.kind != object.kind {
                     found.push(
                         object
                             .error_at(
                                 "/metadata/name",
-                                format!("instance name `{}` is already used by {}", object.name, first.id()),
+                                format!("target name `{}` is already used by {}", object.name, first.id()),
                             )
                             .with_hint(format!(
-                                "{} is defined at {}:{}; selectors name instances without their kind, so SqlInstance and PostgresInstance names must differ",
+                                "{} is defined at {}:{}; selectors, plans and ledgers name servers and instances without their kind, so their names must differ",
                                 first.id(),
                                 first.file,
                                 first.locate("/metadata/name").line
