@@ -38,6 +38,9 @@ pub struct EngineProfile {
     pub restart: Option<String>,
     /// What to do when the ledger cannot be created.
     pub ledger_hint: String,
+    /// For hosts: where fleetform keeps the ledger and lock of the host's
+    /// resources, unless the Server's `stateDirectory` says otherwise.
+    pub state_directory: Option<String>,
     /// What instances of this engine must be able to do for the manifests.
     pub capabilities: Vec<CapabilityRule>,
 }
@@ -76,6 +79,8 @@ struct ProfileFile {
     #[serde(default)]
     restart: Option<String>,
     ledger_hint: String,
+    #[serde(default)]
+    state_directory: Option<String>,
 }
 
 /// Every engine profile, by name.
@@ -114,6 +119,11 @@ impl EngineCatalog {
                             "{name}: an engine manages either instances (instanceKind) or hosts (serverOs)"
                         );
                     }
+                    if raw.server_os.is_some() != raw.state_directory.is_some() {
+                        bail!(
+                            "{name}: a host engine, and only a host engine, names its stateDirectory"
+                        );
+                    }
                     let dialect = Dialect::from_extension(&raw.dialect).with_context(|| {
                         format!(
                             "{name}: dialect `{}` is not sql, tsql, ps1 or sh",
@@ -132,6 +142,7 @@ impl EngineCatalog {
                             system_databases: raw.system_databases,
                             restart: raw.restart,
                             ledger_hint: raw.ledger_hint,
+                            state_directory: raw.state_directory,
                             capabilities: Vec::new(),
                         },
                     );
@@ -177,6 +188,29 @@ impl EngineCatalog {
     pub fn of_server_os(&self, os: &str) -> Option<&Arc<EngineProfile>> {
         self.iter()
             .find(|profile| profile.server_os.as_deref() == Some(os))
+    }
+}
+
+impl EngineCatalog {
+    /// The engine of a resource's target: its instance's, or its Server's
+    /// (by `os`); none for standalone objects.
+    pub fn of_target(
+        &self,
+        fleet: &crate::model::ValidatedFleet,
+        target: &crate::model::Target,
+    ) -> Option<&Arc<EngineProfile>> {
+        let name = target.name()?;
+        let object = fleet.manifests.objects.iter().find(|object| {
+            object.name == name
+                && match target {
+                    crate::model::Target::Server(_) => object.kind == crate::schemas::SERVER_KIND,
+                    _ => object.kind != crate::schemas::SERVER_KIND,
+                }
+        })?;
+        match target {
+            crate::model::Target::Server(_) => self.of_server_os(object.spec_str("os")?),
+            _ => self.of_instance_kind(&object.kind),
+        }
     }
 }
 

@@ -169,7 +169,18 @@ impl jsonschema::Retrieve for EmbeddedRetriever {
 impl SchemaCatalog {
     /// Load the schemas embedded in the binary.
     pub fn embedded() -> Result<Self> {
+        Self::embedded_with(Vec::new())
+    }
+
+    /// The embedded schemas and `extra` ones (`(file name, JSON text)`), as
+    /// a test fixture brings the schema of its own kind.
+    pub fn embedded_with(extra: Vec<(String, String)>) -> Result<Self> {
         let mut files = BTreeMap::new();
+        for (name, text) in extra {
+            let value: Value = serde_json::from_str(&text)
+                .with_context(|| format!("schema {name} is not valid JSON"))?;
+            files.insert(name, Arc::new(value));
+        }
         for file in SCHEMA_DIRECTORY.files() {
             let name = file.path().to_string_lossy().into_owned();
             if !name.ends_with(".schema.json") {

@@ -1147,6 +1147,7 @@ async fn record_outcome(
         .find(|resource| resource.address == change.address && !change.prune)
         .zip(engine.module(&change.kind, &change.target))
         .map(|(resource, module)| crate::ops::engine::recorded_spec(module, &resource.spec));
+    let spec_value = json!(spec);
     context.insert("spec".into(), json!(spec.map(|spec| spec.to_string())));
     // Kinds with items keep owning the items they applied and the manifests
     // dropped, until a prune resets them (`dropped_items`).
@@ -1174,14 +1175,41 @@ async fn record_outcome(
         "desired_fingerprint".into(),
         json!(change.desired_fingerprint),
     );
+    let observed_items_value = json!(observed.as_ref().map(|(_, items)| items));
     let (observed_fingerprint, observed_items) = match observed {
         Some((fingerprint, items)) => (Some(fingerprint), Some(json!(items).to_string())),
         None => (None, None),
     };
-    context.insert("observed_fingerprint".into(), json!(observed_fingerprint));
+    let observed_fingerprint = json!(observed_fingerprint);
+    context.insert("observed_fingerprint".into(), observed_fingerprint.clone());
     context.insert("observed_items".into(), json!(observed_items));
     context.insert("message".into(), json!(outcome.message));
     context.insert("script".into(), json!(script));
+    // The whole entry as one JSON object, for stores that keep entries as
+    // documents (a host's files), and a file name for its resource.
+    let entry = json!({
+        "run_id": run_id,
+        "environment": engine.environment,
+        "commit": engine.settings.commit,
+        "actor": engine.settings.actor,
+        "resource": change.address,
+        "action": change.action.name(),
+        "result": outcome.outcome.name(),
+        "desired_fingerprint": change.desired_fingerprint,
+        "observed_fingerprint": observed_fingerprint,
+        "observed_items": observed_items_value,
+        "message": outcome.message,
+        "script": script,
+        "kind": change.kind,
+        "database": change.database,
+        "spec": spec_value,
+        "recorded_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    });
+    context.insert("entry".into(), entry);
+    context.insert(
+        "entry_file".into(),
+        json!(crate::ops::diff::fingerprint(&json!(change.address))),
+    );
     let attempt = async {
         let endpoint = engine.endpoints.get(target).context("no endpoint")?;
         let rendered = engine

@@ -81,6 +81,8 @@ pub struct Engine {
     pub snapshots: BTreeMap<String, PathBuf>,
     /// Per instance, what templates see as `instance` (spec, disk folders, availability groups).
     pub instances: BTreeMap<String, Value>,
+    /// Per Server, what host templates see as `server` (host, os, state directory).
+    pub servers: BTreeMap<String, Value>,
     pub resources: Vec<DesiredResource>,
     /// Kinds of the manifests no module converges on their targets yet.
     pub not_planned: Vec<NotPlanned>,
@@ -191,15 +193,44 @@ impl Engine {
         catalog: &SchemaCatalog,
         settings: RunSettings,
     ) -> Result<Engine> {
-        let templates = Templates::embedded()?;
-        let engines = EngineCatalog::embedded()?;
-        let modules = ModuleCatalog::embedded(&templates, &engines)?;
-        let endpoints = crate::ops::targets::resolve_endpoints(
+        Self::prepare_with(fleet, catalog, settings, Vec::new())
+    }
+
+    /// The same with `extra` files beside the built-in ones: modules
+    /// (`modules/<engine>/<kind>/...`), engine templates and profiles
+    /// (`templates/<engine>/...`), as a test fixture brings its own.
+    pub fn prepare_with(
+        fleet: &ValidatedFleet,
+        catalog: &SchemaCatalog,
+        settings: RunSettings,
+        extra: Vec<(String, String)>,
+    ) -> Result<Engine> {
+        let mut template_files = crate::template::embedded_template_files();
+        let mut module_files = crate::template::embedded_module_files();
+        for (name, text) in extra {
+            if name.starts_with("modules/") {
+                module_files.push((name, text));
+            } else {
+                template_files.push((name, text));
+            }
+        }
+        let templates = Templates::from_files(
+            module_files
+                .iter()
+                .chain(&template_files)
+                .cloned()
+                .collect(),
+        )?;
+        let engines = EngineCatalog::from_files(template_files)?;
+        let modules = ModuleCatalog::from_files(module_files, &templates, &engines)?;
+        let mut endpoints = crate::ops::targets::resolve_endpoints(
             fleet,
             catalog,
             &engines,
             &settings.repository_root,
         )?;
+        let servers = crate::ops::targets::resolve_servers(fleet, catalog, &engines);
+        endpoints.extend(servers.endpoints);
         let hosts = crate::ops::targets::resolve_hosts(fleet, catalog);
         let snapshots =
             crate::ops::targets::resolve_snapshots(fleet, catalog, &settings.repository_root);
@@ -228,16 +259,30 @@ impl Engine {
             }
             let object = &fleet.manifests.objects[resource.object];
             let address = resource.address.to_string();
+            // Instances and Servers are both targets, named uniquely.
             let instance = match &resource.target {
-                Target::Instance(target) => {
+                Target::Instance(target) | Target::Server(target) => {
                     endpoints.get(target).map(|endpoint| (target, endpoint))
                 }
-                _ => None,
+                Target::None => None,
             };
             let module =
                 instance.and_then(|(_, endpoint)| modules.get(&object.kind, endpoint.engine()));
             let (Some((target, _)), Some(module)) = (instance, module) else {
-                if let Some(reason) = not_planned_reason(fleet, catalog, &engines, resource) {
+                let unavailable = resource
+                    .target
+                    .name()
+                    .and_then(|name| servers.unavailable.get(name))
+                    .filter(|_| {
+                        engines
+                            .of_target(fleet, &resource.target)
+                            .is_some_and(|engine| modules.get(&object.kind, &engine.name).is_some())
+                    });
+                let reason = match unavailable {
+                    Some(reason) => Some(reason.clone()),
+                    None => not_planned_reason(fleet, catalog, &engines, resource),
+                };
+                if let Some(reason) = reason {
                     not_planned
                         .entry((object.kind.clone(), reason))
                         .or_default()
@@ -312,6 +357,7 @@ impl Engine {
             hosts,
             snapshots,
             instances,
+            servers: servers.contexts,
             resources,
             manifest_names: fleet
                 .manifests
@@ -462,6 +508,11 @@ impl Engine {
             "instance".into(),
             self.instances.get(target).cloned().unwrap_or(Value::Null),
         );
+        context.insert(
+            "server".into(),
+            self.servers.get(target).cloned().unwrap_or(Value::Null),
+        );
+        context.insert("fleetform_pid".into(), json!(std::process::id()));
         context
     }
 

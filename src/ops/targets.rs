@@ -16,7 +16,7 @@ use crate::connector::tls::SslMode;
 use crate::connector::{Connector, Endpoint};
 use crate::engines::{EngineCatalog, EngineProfile};
 use crate::model::ValidatedFleet;
-use crate::schemas::SchemaCatalog;
+use crate::schemas::{SERVER_KIND, SchemaCatalog};
 use crate::secrets::SecretRef;
 
 /// Every instance of the environment that fleetform can reach, by name:
@@ -67,6 +67,94 @@ pub fn resolve_endpoints(
         }
     }
     Ok(endpoints)
+}
+
+/// The Servers fleetform can reach as targets of host resources.
+#[derive(Default)]
+pub struct Hosts {
+    /// By Server name: its host engine's profile and a connector.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Servers that cannot be reached yet, and why (for the plan).
+    pub unavailable: BTreeMap<String, String>,
+    /// By Server name, what host templates see as `server`: name, host,
+    /// os and the state directory of the ledger and lock.
+    pub contexts: BTreeMap<String, Value>,
+}
+
+/// How long one host script may run.
+const HOST_SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Every Server whose `os` a host engine manages: reached through the
+/// engine's connector when fleetform has it for the Server's
+/// `connection.method` (the local shell today), else listed as unavailable.
+pub fn resolve_servers(
+    fleet: &ValidatedFleet,
+    catalog: &SchemaCatalog,
+    engines: &EngineCatalog,
+) -> Hosts {
+    let default_method = catalog
+        .kind(SERVER_KIND)
+        .and_then(|info| catalog.file(&info.file))
+        .and_then(|schema| schema.pointer("/$defs/connection/properties/method/default"))
+        .and_then(Value::as_str)
+        .unwrap_or("ssh")
+        .to_string();
+    let mut hosts = Hosts::default();
+    for server in fleet
+        .manifests
+        .objects
+        .iter()
+        .filter(|object| object.kind == SERVER_KIND)
+    {
+        let spec = server.spec();
+        let Some(profile) = server
+            .spec_str("os")
+            .and_then(|os| engines.of_server_os(os))
+        else {
+            continue;
+        };
+        let state_directory = server
+            .spec_str("stateDirectory")
+            .map(str::to_string)
+            .or_else(|| profile.state_directory.clone());
+        hosts.contexts.insert(
+            server.name.clone(),
+            json!({
+                "name": server.name,
+                "host": spec.get("host"),
+                "os": spec.get("os"),
+                "state_directory": state_directory,
+            }),
+        );
+        let method = spec
+            .pointer("/connection/method")
+            .and_then(Value::as_str)
+            .unwrap_or(&default_method);
+        let connector: Arc<dyn Connector> = match (profile.connector.as_str(), method) {
+            ("shell", "local") => Arc::new(crate::connector::shell::LocalShell {
+                server: server.name.clone(),
+                timeout: HOST_SCRIPT_TIMEOUT,
+            }),
+            (connector, method) => {
+                hosts.unavailable.insert(
+                    server.name.clone(),
+                    format!(
+                        "Server {} is a {} reached with `{method}`, and fleetform's {connector} connector over {method} is not built yet",
+                        server.name, profile.description
+                    ),
+                );
+                continue;
+            }
+        };
+        hosts.endpoints.insert(
+            server.name.clone(),
+            Endpoint {
+                profile: profile.clone(),
+                connector,
+            },
+        );
+    }
+    hosts
 }
 
 /// Where an instance's connection settings come from beside its own

@@ -1,0 +1,3 @@
+{# A shell has no session settings: each script is its own process and
+   bounds its own waits (lock_wait.sh). #}
+:

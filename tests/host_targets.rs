@@ -1,0 +1,264 @@
+//! A kind that targets Servers, converged through the host engine: the
+//! toy module of tests/hosts/ (a schema and a module that exist only here,
+//! loaded beside the built-in ones) plans, applies, verifies, drifts and
+//! prunes files of a Linux Server reached through the local shell
+//! connector, with the host's ledger and apply lock as files in its state
+//! directory (templates/linux/). Nothing in the engine knows the kind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetform::model::plan::{Action, DriftStatus, Plan};
+use fleetform::ops::apply::{self, Outcome};
+use fleetform::ops::engine::{Engine, RunSettings};
+use fleetform::output::Output;
+use fleetform::schemas::SchemaCatalog;
+use fleetform::source::ManifestSource;
+
+/// The fixture's files under `prefix` (`schemas`, `modules`), named as the
+/// catalogs name theirs.
+fn fixture_files(prefix: &str) -> Vec<(String, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hosts");
+    let mut files = Vec::new();
+    let mut pending = vec![root.join(prefix)];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(&root).unwrap();
+            let name = match prefix {
+                // Schemas are named by their file name alone.
+                "schemas" => relative.file_name().unwrap().to_string_lossy().into_owned(),
+                _ => relative.to_string_lossy().into_owned(),
+            };
+            files.push((name, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    files
+}
+
+/// A Linux Server reached with the local shell, and `files` (name, content)
+/// as ToyFile objects in `directory`.
+fn manifests(state: &Path, directory: &Path, files: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut objects = format!(
+        "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: host-1}}\nspec: {{host: 127.0.0.1, os: linux, stateDirectory: '{}', connection: {{method: local}}}}\n",
+        state.display()
+    );
+    for (name, content) in files {
+        objects.push_str(&format!(
+            "---\napiVersion: fleetform/v1\nkind: ToyFile\nmetadata: {{name: {}}}\nspec: {{on: {{servers: [host-1]}}, directory: '{}', name: {name}, content: {}}}\n",
+            name.replace('.', "-"),
+            directory.display(),
+            serde_json::to_string(content).unwrap()
+        ));
+    }
+    BTreeMap::from([
+        (
+            "environments/t/environment.yaml".to_string(),
+            "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: t}\nspec: {}\n"
+                .to_string(),
+        ),
+        ("environments/t/fleet.yaml".to_string(), objects),
+    ])
+}
+
+fn engine(files: BTreeMap<String, String>, prune: bool) -> Arc<Engine> {
+    let catalog = SchemaCatalog::embedded_with(fixture_files("schemas")).unwrap();
+    let check = fleetform::ops::check_environment(&ManifestSource::Memory { files }, "t", &catalog);
+    let fleet = check
+        .fleet
+        .unwrap_or_else(|| panic!("{:?}", check.diagnostics));
+    let settings = RunSettings {
+        parallelism: 2,
+        prune,
+        replace: BTreeSet::new(),
+        only: Vec::new(),
+        lock_timeout: Duration::from_secs(2),
+        actor: "host-test".into(),
+        commit: None,
+        repository_root: PathBuf::from("/nonexistent"),
+    };
+    Arc::new(Engine::prepare_with(&fleet, &catalog, settings, fixture_files("modules")).unwrap())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn plan(engine: &Arc<Engine>) -> Plan {
+    runtime().block_on(async {
+        let observations = engine.discover().await;
+        engine.build_plan(&observations, "2026-12-05T00:00:00Z".into())
+    })
+}
+
+fn apply(engine: &Arc<Engine>, plan: &Plan) -> apply::ApplyReport {
+    let mut output = Output::to_writers(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    runtime()
+        .block_on(apply::apply(Arc::clone(engine), plan, &mut output))
+        .unwrap()
+}
+
+/// (address, action, drift) of every change of a plan.
+fn changes(plan: &Plan) -> Vec<(String, Action, DriftStatus)> {
+    assert!(plan.target_errors.is_empty(), "{:?}", plan.target_errors);
+    plan.resource_changes
+        .iter()
+        .map(|change| (change.address.clone(), change.action, change.drift))
+        .collect()
+}
+
+#[test]
+fn a_module_on_servers_plans_applies_verifies_and_prunes_through_the_local_shell() {
+    let temp = tempfile::tempdir().unwrap();
+    let (state, directory) = (temp.path().join("state"), temp.path().join("files"));
+    let both = [("motd.toy", "hello"), ("banner.toy", "it's \"quoted\"")];
+
+    // Planned on the Server, with the script it will run.
+    let planned = plan(&engine(manifests(&state, &directory, &both), false));
+    assert_eq!(
+        changes(&planned),
+        vec![
+            (
+                "ToyFile/banner-toy@host-1".into(),
+                Action::Create,
+                DriftStatus::Pending
+            ),
+            (
+                "ToyFile/motd-toy@host-1".into(),
+                Action::Create,
+                DriftStatus::Pending
+            ),
+        ]
+    );
+    let script = &planned.resource_changes[1].items[0].script;
+    assert!(script.contains("printf '%s\\n' 'hello'"), "{script}");
+    assert!(planned.not_planned.is_empty(), "{:?}", planned.not_planned);
+
+    // Applied and verified by re-reading; recorded in the host's ledger;
+    // the lock released.
+    let engine_both = engine(manifests(&state, &directory, &both), false);
+    let report = apply(&engine_both, &planned);
+    for outcome in &report.outcomes {
+        assert_eq!(outcome.outcome, Outcome::Converged, "{outcome:?}");
+    }
+    assert!(report.unrecorded.is_empty(), "{:?}", report.unrecorded);
+    assert_eq!(
+        std::fs::read_to_string(directory.join("banner.toy")).unwrap(),
+        "it's \"quoted\"\n"
+    );
+    let latest = state.join("ledger/t/latest");
+    assert_eq!(std::fs::read_dir(&latest).unwrap().count(), 2);
+    let history = std::fs::read_to_string(state.join("ledger/t/history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    assert!(history.contains("\"actor\":\"host-test\""), "{history}");
+    assert!(!state.join("lock").exists());
+
+    // Nothing left to do; a change by hand is drift, repaired by apply.
+    let again = plan(&engine_both);
+    assert!(
+        changes(&again)
+            .iter()
+            .all(|(_, action, drift)| *action == Action::NoOp && *drift == DriftStatus::InSync),
+        "{:?}",
+        changes(&again)
+    );
+    std::fs::write(directory.join("motd.toy"), "changed by hand\n").unwrap();
+    let drifted = plan(&engine_both);
+    assert!(
+        changes(&drifted).contains(&(
+            "ToyFile/motd-toy@host-1".into(),
+            Action::Update,
+            DriftStatus::Drifted
+        )),
+        "{:?}",
+        changes(&drifted)
+    );
+    apply(&engine_both, &drifted);
+    assert_eq!(
+        std::fs::read_to_string(directory.join("motd.toy")).unwrap(),
+        "hello\n"
+    );
+
+    // Gone from the manifests: the ledger says fleetform made it, so
+    // --prune deletes it, and only it.
+    let only_motd = &both[..1];
+    let kept = plan(&engine(manifests(&state, &directory, only_motd), false));
+    assert!(
+        kept.unmanaged
+            .iter()
+            .any(|object| object.identity == "banner.toy" && object.owned),
+        "{:?}",
+        kept.unmanaged
+    );
+    assert!(
+        changes(&kept)
+            .iter()
+            .all(|(_, action, _)| *action == Action::NoOp),
+        "{:?}",
+        changes(&kept)
+    );
+    let pruning = engine(manifests(&state, &directory, only_motd), true);
+    let pruned = plan(&pruning);
+    assert!(
+        changes(&pruned).contains(&(
+            "ToyFile/banner-toy@host-1".into(),
+            Action::Delete,
+            DriftStatus::Pending
+        )),
+        "{:?}",
+        changes(&pruned)
+    );
+    apply(&pruning, &pruned);
+    assert!(!directory.join("banner.toy").exists());
+    assert!(directory.join("motd.toy").exists());
+}
+
+/// The host's apply lock: held by a live process, an apply waits for it and
+/// gives up after the lock timeout; left by a process that is gone, it is
+/// taken over.
+#[test]
+fn a_hosts_apply_lock_is_waited_for_and_a_stale_one_is_taken_over() {
+    let temp = tempfile::tempdir().unwrap();
+    let (state, directory) = (temp.path().join("state"), temp.path().join("files"));
+    let files = [("motd.toy", "hello")];
+    let engine = engine(manifests(&state, &directory, &files), false);
+    let planned = plan(&engine);
+    let lock = state.join("lock");
+    std::fs::create_dir_all(&lock).unwrap();
+
+    let mut holder = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(lock.join("owner"), format!("{}\n", holder.id())).unwrap();
+    let report = apply(&engine, &planned);
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|outcome| outcome.outcome != Outcome::Converged),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(!directory.join("motd.toy").exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    // The holder is gone: its lock is stale.
+    let report = apply(&engine, &planned);
+    for outcome in &report.outcomes {
+        assert_eq!(outcome.outcome, Outcome::Converged, "{outcome:?}");
+    }
+    assert!(directory.join("motd.toy").exists());
+    assert!(!lock.exists());
+}

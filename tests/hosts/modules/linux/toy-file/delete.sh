@@ -1,0 +1,3 @@
+{# Remove the file (--prune). #}
+set -eu
+rm -f {{ spec.directory }}/{{ name }}
