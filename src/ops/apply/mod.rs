@@ -1,0 +1,594 @@
+//! Apply: execute an approved plan. Per target: take the apply lock, make
+//! sure the ledger exists, re-read the live state and refuse what changed
+//! since the plan; then converge resources in dependency order (independent
+//! ones in parallel), verify each by re-discovery, and record every outcome
+//! in the target's ledger.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::connector::Session;
+use crate::model::plan::{Action, Plan, ResourceChange};
+use crate::ops::engine::{DesiredResource, Engine, Observations, TargetObservation, find_row};
+use crate::output::Output;
+
+mod converge;
+mod ledger;
+mod lock;
+mod restart;
+mod schedule;
+
+use converge::{Converged, converge, verify};
+use ledger::{ledger_note, record_outcome};
+use lock::{lock_target, release_locks};
+use restart::restart_waiting;
+use schedule::{Job, Next, Scheduler};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Converged,
+    /// Nothing to do any more: someone converged it since the plan.
+    AlreadyConverged,
+    Failed,
+    /// The action ran but re-discovery still finds a difference.
+    NotConverged,
+    /// A dependency failed, or its target could not be locked.
+    Skipped,
+    /// The live state or the manifests changed since the plan.
+    Refused,
+}
+
+impl Outcome {
+    pub fn is_success(self) -> bool {
+        matches!(self, Outcome::Converged | Outcome::AlreadyConverged)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Converged => "converged",
+            Outcome::AlreadyConverged => "already-converged",
+            Outcome::Failed => "failed",
+            Outcome::NotConverged => "not-converged",
+            Outcome::Skipped => "skipped",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ResourceOutcome {
+    pub address: String,
+    pub action: Action,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub seconds: f64,
+}
+
+impl ResourceOutcome {
+    fn skipped(change: &ResourceChange, message: String) -> ResourceOutcome {
+        ResourceOutcome {
+            address: change.address.clone(),
+            action: change.action,
+            outcome: Outcome::Skipped,
+            message: Some(message),
+            seconds: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApplyReport {
+    pub run_id: String,
+    pub outcomes: Vec<ResourceOutcome>,
+    /// Ledger rows that could not be written (the target went away).
+    pub unrecorded: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn is_success(&self) -> bool {
+        self.outcomes
+            .iter()
+            .all(|outcome| outcome.outcome.is_success())
+            && self.unrecorded.is_empty()
+    }
+
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|entry| entry.outcome == outcome)
+            .count()
+    }
+}
+
+/// A resource to converge, with its approved and fresh plans.
+#[derive(Clone)]
+struct Work {
+    approved: ResourceChange,
+    resource: DesiredResource,
+    /// Items fleetform applied that the manifests dropped, which the
+    /// approved plan resets (`--prune`), as a stand-in resource.
+    removed: Option<DesiredResource>,
+    dependencies: Vec<String>,
+}
+
+impl Work {
+    /// What discovery must cover beyond the manifests for this work.
+    fn discovery_extra(&self, engine: &Engine) -> Vec<DesiredResource> {
+        engine
+            .discovery_extra(&self.resource)
+            .iter()
+            .chain(&self.removed)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Converge `approved` (a plan the user saw). Prints progress as it goes.
+pub async fn apply(
+    engine: Arc<Engine>,
+    approved: &Plan,
+    output: &mut Output,
+) -> Result<ApplyReport> {
+    let run_id = run_identifier();
+    let mut report = ApplyReport {
+        run_id: run_id.clone(),
+        ..ApplyReport::default()
+    };
+    let wanted: Vec<&ResourceChange> = approved
+        .resource_changes
+        .iter()
+        .filter(|change| change.has_changes())
+        .collect();
+    let targets: BTreeSet<String> = wanted.iter().map(|change| change.target.clone()).collect();
+
+    // 1. Lock every target and make sure its ledger exists.
+    let mut locks: BTreeMap<String, Session> = BTreeMap::new();
+    let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+    for target in &targets {
+        match lock_target(&engine, target, output).await {
+            Ok(session) => {
+                locks.insert(target.clone(), session);
+            }
+            Err(error) => {
+                unavailable.insert(target.clone(), format!("{error:#}"));
+            }
+        }
+    }
+
+    // 2. Re-read the locked targets and re-plan: the plan may be stale.
+    let mut observations = Observations::new();
+    for target in locks.keys() {
+        let observation = engine
+            .discover_target(target)
+            .await
+            .map_err(|error| format!("{error:#}"));
+        observations.insert(target.clone(), observation);
+    }
+    let fresh = engine.build_plan(&observations, approved.created_at.clone());
+    let fresh_by_address: BTreeMap<&str, &ResourceChange> = fresh
+        .resource_changes
+        .iter()
+        .map(|change| (change.address.as_str(), change))
+        .collect();
+
+    // 3. Decide what runs.
+    let position: BTreeMap<&str, usize> = engine
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(index, resource)| (resource.address.as_str(), index))
+        .collect();
+    let mut queue: Vec<Work> = Vec::new();
+    for change in &wanted {
+        let started = Instant::now();
+        let settle = |outcome: Outcome, message: String| ResourceOutcome {
+            address: change.address.clone(),
+            action: change.action,
+            outcome,
+            message: Some(message),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        if let Some(reason) = unavailable.get(&change.target) {
+            report.outcomes.push(settle(
+                Outcome::Skipped,
+                format!("target {} unavailable: {reason}", change.target),
+            ));
+            continue;
+        }
+        let Some(current) = fresh_by_address.get(change.address.as_str()) else {
+            report.outcomes.push(settle(
+                Outcome::Refused,
+                "no longer in the manifests or not discovered again".into(),
+            ));
+            continue;
+        };
+        if let Some(blocked) = &current.blocked {
+            report
+                .outcomes
+                .push(settle(Outcome::Failed, blocked.message().to_string()));
+            continue;
+        }
+        if current.desired_fingerprint != change.desired_fingerprint {
+            report.outcomes.push(settle(
+                Outcome::Refused,
+                "the manifests changed since the plan was made: plan again".into(),
+            ));
+            continue;
+        }
+        if current.observed_fingerprint != change.observed_fingerprint {
+            if current.action == Action::NoOp {
+                report.outcomes.push(settle(
+                    Outcome::AlreadyConverged,
+                    "converged by someone else since the plan".into(),
+                ));
+            } else {
+                report.outcomes.push(settle(
+                    Outcome::Refused,
+                    "its live state changed since the plan was made: plan again".into(),
+                ));
+            }
+            continue;
+        }
+        let module = engine.module(&change.kind, &change.target);
+        let subject = match (change.prune, module, position.get(change.address.as_str())) {
+            (true, Some(_), _) => engine.prune_subject(current, &observations),
+            (false, Some(_), Some(index)) => Some(engine.resources[*index].clone()),
+            _ => None,
+        };
+        let resource = match subject {
+            Some(resource) => resource,
+            None => {
+                report.outcomes.push(settle(
+                    Outcome::Refused,
+                    "not a resource of these manifests".into(),
+                ));
+                continue;
+            }
+        };
+        let dependencies = resource
+            .dependencies
+            .iter()
+            .map(|index| engine.resources[*index].address.clone())
+            .collect();
+        let removed = match observations.get(&change.target) {
+            Some(Ok(observation))
+                if current
+                    .items
+                    .iter()
+                    .any(|item| item.action == Action::Delete) =>
+            {
+                observation
+                    .superseded
+                    .iter()
+                    .find(|superseded| superseded.of == change.address && !change.prune)
+                    .map(|superseded| superseded.resource.clone())
+            }
+            _ => None,
+        };
+        queue.push(Work {
+            approved: (*current).clone(),
+            resource,
+            removed,
+            dependencies,
+        });
+    }
+    // What was settled before running anything is recorded too (refused,
+    // already converged, blocked), except on targets that could not be locked.
+    let settled = report.outcomes.clone();
+    for outcome in &settled {
+        print_outcome(output, outcome);
+        let Some(change) = wanted
+            .iter()
+            .find(|change| change.address == outcome.address)
+        else {
+            continue;
+        };
+        if !unavailable.contains_key(&change.target) {
+            record_outcome(&engine, change, outcome, None, &run_id, &mut report).await;
+        }
+    }
+
+    // Ledger bookkeeping on the targets this apply read again: what the
+    // ledger says fleetform applied but nothing of which is left (dropped or
+    // reset by someone else) is no longer fleetform's; recorded so, a later
+    // object of the same name is never taken for fleetform's.
+    for (target, observation) in &observations {
+        let Ok(observation) = observation else {
+            continue;
+        };
+        let gone = |resource: &DesiredResource| {
+            let module = engine.module(&resource.kind, &resource.target)?;
+            let rows = observation
+                .rows
+                .get(&(resource.kind.clone(), resource.database.clone()))?;
+            let remaining = engine.prune_remaining(module, resource, rows, &observation.facts);
+            let gone: Vec<String> = resource
+                .items
+                .iter()
+                .filter(|item| !remaining.iter().any(|left| left.identity == item.identity))
+                .map(|item| item.identity.clone())
+                .collect();
+            Some(gone)
+        };
+        let mut bookkeeping = Vec::new();
+        // An orphan is gone when none of its objects exists any more (an
+        // orphan whose objects another resource covers stays fleetform's).
+        for orphan in &observation.orphans {
+            let Some(module) = engine.module(&orphan.kind, &orphan.target) else {
+                continue;
+            };
+            let rows = observation
+                .rows
+                .get(&(orphan.kind.clone(), orphan.database.clone()));
+            let exists = rows.is_none_or(|rows| {
+                orphan.items.iter().any(|item| {
+                    find_row(rows, &item.identity).is_some_and(|row| module.row_exists(row))
+                })
+            });
+            if !exists {
+                bookkeeping.push(ledger_note(orphan, Action::Delete, Vec::new(), true));
+            }
+        }
+        for superseded in observation
+            .superseded
+            .iter()
+            .filter(|superseded| superseded.needs_prune)
+        {
+            let Some(gone) = gone(&superseded.resource).filter(|gone| !gone.is_empty()) else {
+                continue;
+            };
+            let Some(index) = position.get(superseded.of.as_str()) else {
+                continue;
+            };
+            bookkeeping.push(ledger_note(
+                &engine.resources[*index],
+                Action::NoOp,
+                gone,
+                false,
+            ));
+        }
+        for (mut change, message) in bookkeeping {
+            // A row of a resource of the manifests keeps its fingerprints:
+            // drift is still told from pending against it.
+            let observed = fresh_by_address.get(change.address.as_str()).map(|fresh| {
+                change.desired_fingerprint = fresh.desired_fingerprint.clone();
+                (
+                    fresh.observed_fingerprint.clone(),
+                    fresh.observed_items.clone(),
+                )
+            });
+            let outcome = ResourceOutcome {
+                address: change.address.clone(),
+                action: change.action,
+                outcome: Outcome::Converged,
+                message: Some(message),
+                seconds: 0.0,
+            };
+            tracing::info!(resource = %change.address, target = %target, "ledger: no longer fleetform's");
+            record_outcome(&engine, &change, &outcome, observed, &run_id, &mut report).await;
+        }
+    }
+
+    // 4. Converge: dependency order, independent resources in parallel,
+    // prune deletions last (in the order the plan lists them).
+    let mut finished: BTreeMap<String, Outcome> = report
+        .outcomes
+        .iter()
+        .map(|outcome| (outcome.address.clone(), outcome.outcome))
+        .collect();
+    // A resource that cannot be planned (a secret that cannot be read, a fixed
+    // field) counts as failed: what depends on it is skipped. Only on the
+    // targets this apply read again: the others have nothing to do here and
+    // were not discovered.
+    for change in &fresh.resource_changes {
+        if observations.contains_key(&change.target)
+            && change
+                .blocked
+                .as_ref()
+                .is_some_and(|blocked| blocked.is_error())
+        {
+            finished
+                .entry(change.address.clone())
+                .or_insert(Outcome::Failed);
+        }
+    }
+    let jobs = queue
+        .into_iter()
+        .map(|work| Job {
+            address: work.approved.address.clone(),
+            dependencies: work.dependencies.clone(),
+            serial_key: engine
+                .module(&work.resource.kind, &work.resource.target)
+                .filter(|module| module.serial)
+                .map(|_| (work.resource.kind.clone(), work.resource.target.clone())),
+            deletion: work.approved.prune,
+            work,
+        })
+        .collect();
+    let settled = finished
+        .iter()
+        .map(|(address, outcome)| (address.clone(), outcome.is_success()))
+        .collect();
+    let mut scheduler = Scheduler::new(jobs, engine.settings.parallelism, settled);
+    let mut restarts: BTreeMap<String, Vec<Work>> = BTreeMap::new();
+    let mut tasks: BTreeMap<tokio::task::Id, Work> = BTreeMap::new();
+    let mut running: tokio::task::JoinSet<(Result<Converged>, f64)> = tokio::task::JoinSet::new();
+    loop {
+        let work = match scheduler.next() {
+            Next::Done => break,
+            Next::Start(work) => work,
+            Next::Skip(work, reason) => {
+                let outcome = ResourceOutcome::skipped(&work.approved, reason);
+                settle(
+                    &engine,
+                    &work.approved,
+                    outcome,
+                    None,
+                    &run_id,
+                    &mut report,
+                    output,
+                )
+                .await;
+                continue;
+            }
+            Next::Wait => {
+                let Some(joined) = running.join_next_with_id().await else {
+                    break;
+                };
+                // A task that panicked is a failed resource, recorded like any other.
+                let (task, result, seconds) = match joined {
+                    Ok((task, (result, seconds))) => (task, result, seconds),
+                    Err(error) => (
+                        error.id(),
+                        Err(anyhow!("the apply task panicked: {error}")),
+                        0.0,
+                    ),
+                };
+                let Some(work) = tasks.remove(&task) else {
+                    continue;
+                };
+                let waits_for_restart = matches!(&result, Ok(converged) if converged.waits_for_restart && converged.remaining_difference.is_none());
+                let (outcome, observed) = outcome_of(&work, result, seconds);
+                let converged = outcome.outcome.is_success();
+                settle(
+                    &engine,
+                    &work.approved,
+                    outcome,
+                    observed,
+                    &run_id,
+                    &mut report,
+                    output,
+                )
+                .await;
+                scheduler.finish(&work.approved.address, converged);
+                if waits_for_restart {
+                    restarts
+                        .entry(work.approved.target.clone())
+                        .or_default()
+                        .push(work);
+                }
+                continue;
+            }
+        };
+        let engine = Arc::clone(&engine);
+        let facts = observations
+            .get(&work.approved.target)
+            .and_then(|observation| observation.as_ref().ok())
+            .map(|observation| observation.facts.clone())
+            .unwrap_or_default();
+        let task_work = work.clone();
+        let handle = running.spawn(async move {
+            let started = Instant::now();
+            let result = converge(&engine, &task_work, &facts).await;
+            (result, started.elapsed().as_secs_f64())
+        });
+        tasks.insert(handle.id(), work);
+    }
+
+    // 5. Restart the instances whose manifests allow it and that wait for it,
+    // after everything else on them is done.
+    for (target, works) in restarts {
+        restart_waiting(
+            &engine,
+            &target,
+            &works,
+            &observations,
+            &run_id,
+            &mut report,
+            output,
+        )
+        .await;
+    }
+
+    // 6. Release the locks (closing the sessions would too).
+    release_locks(&engine, locks).await;
+    Ok(report)
+}
+
+/// What re-discovery observed after an action: the fingerprint and items
+/// recorded in the ledger.
+type Observed = Option<(String, BTreeMap<String, String>)>;
+
+/// The outcome of converged work, and what its re-discovery observed.
+fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (ResourceOutcome, Observed) {
+    let (outcome, message, observed) = match result {
+        Ok(converged) => match &converged.remaining_difference {
+            None => (
+                Outcome::Converged,
+                None,
+                Some((converged.observed_fingerprint, converged.observed_items)),
+            ),
+            Some(difference) => (
+                Outcome::NotConverged,
+                Some(format!(
+                    "after the action, re-discovery still differs: {difference}"
+                )),
+                Some((converged.observed_fingerprint, converged.observed_items)),
+            ),
+        },
+        Err(error) => (Outcome::Failed, Some(format!("{error:#}")), None),
+    };
+    (
+        ResourceOutcome {
+            address: work.approved.address.clone(),
+            action: work.approved.action,
+            outcome,
+            message,
+            seconds,
+        },
+        observed,
+    )
+}
+
+/// Settle one resource: ledger, progress line, report.
+async fn settle(
+    engine: &Engine,
+    change: &ResourceChange,
+    outcome: ResourceOutcome,
+    observed: Observed,
+    run_id: &str,
+    report: &mut ApplyReport,
+    output: &mut Output,
+) {
+    record_outcome(engine, change, &outcome, observed, run_id, report).await;
+    tracing::info!(
+        resource = %outcome.address,
+        outcome = outcome.outcome.name(),
+        seconds = outcome.seconds,
+        "resource settled"
+    );
+    print_outcome(output, &outcome);
+    report.outcomes.push(outcome);
+}
+
+fn print_outcome(output: &mut Output, outcome: &ResourceOutcome) {
+    let mark = if outcome.outcome.is_success() {
+        "ok"
+    } else {
+        "!!"
+    };
+    let mut line = format!(
+        "{mark} {} {}: {}",
+        outcome.action.symbol(),
+        outcome.address,
+        outcome.outcome.name()
+    );
+    if let Some(message) = &outcome.message {
+        line.push_str(&format!(" ({})", message.replace('\n', "; ")));
+    }
+    output.status(&line);
+}
+
+fn run_identifier() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}-{:x}", now.as_millis(), std::process::id())
+}

@@ -1,0 +1,166 @@
+//! Desired items: a resource's spec turned into the items and fields its
+//! module compares (secrets resolved into memory only), and the redactions
+//! that keep secrets out of what is recorded or shown.
+
+use super::*;
+
+pub fn row_identity(row: &Map<String, Value>) -> String {
+    row.get("identity")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The row of `identity`, whether or not its object exists (see `Module::row_exists`).
+pub fn find_row<'a>(
+    rows: &'a [Map<String, Value>],
+    identity: &str,
+) -> Option<&'a Map<String, Value>> {
+    rows.iter()
+        .find(|row| row.get("identity").and_then(Value::as_str) == Some(identity))
+}
+
+/// The items of a resource: one named by the identity field (or the object's
+/// name), or one per entry of the module's `items` map.
+pub(crate) fn desired_items(
+    module: &Module,
+    spec: &Value,
+    object_name: &str,
+    settings: &RunSettings,
+    templates: &Templates,
+    // Secrets are not needed: a snapshot target, or a spec the ledger
+    // recorded (rebuilt to be pruned or undone).
+    offline: bool,
+) -> Result<Vec<DesiredItem>> {
+    if !module.item_sources.is_empty() {
+        return Ok(source_items(module, spec));
+    }
+    let identity = match &module.identity_from {
+        Some(expression) => templates.evaluate_text(expression, &json!({ "spec": spec }))?,
+        None => module
+            .identity
+            .as_ref()
+            .and_then(|field| spec.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or(object_name)
+            .to_string(),
+    };
+    let mut fields = Map::new();
+    let mut secrets = BTreeMap::new();
+    for (field, rule) in &module.fields {
+        if let Some(only) = &rule.only
+            && !templates.evaluate_condition(only, &json!({ "spec": spec }))?
+        {
+            continue;
+        }
+        if let Some(value) = &rule.desired {
+            fields.insert(field.clone(), value.clone());
+            continue;
+        }
+        let Some(value) = spec.get(field) else {
+            continue;
+        };
+        if rule.sensitive {
+            // A recorded spec holds `(sensitive)` where the secret was.
+            if offline && value.as_str() == Some(template::SENSITIVE) {
+                fields.insert(field.clone(), value.clone());
+                continue;
+            }
+            let reference = SecretRef::from_manifest(value, &settings.repository_root)?;
+            match reference.resolve() {
+                Ok(secret) => {
+                    secrets.insert(field.clone(), secret);
+                }
+                Err(_) if offline => {}
+                Err(error) => return Err(error.context(format!("{field} of {identity}"))),
+            }
+            fields.insert(field.clone(), Value::String(template::SENSITIVE.into()));
+        } else {
+            fields.insert(field.clone(), value.clone());
+        }
+    }
+    Ok(vec![DesiredItem {
+        identity,
+        fields,
+        secrets,
+    }])
+}
+
+/// The items of a module with item sources: map entries (each named by its
+/// key) and whole fields (one item named by the field).
+fn source_items(module: &Module, spec: &Value) -> Vec<DesiredItem> {
+    let first_field = module
+        .fields
+        .first()
+        .map(|(name, _)| name.clone())
+        .unwrap_or_else(|| "value".into());
+    let mut items = Vec::new();
+    for source in &module.item_sources {
+        if let Some(path) = &source.map {
+            let entries = path
+                .split('.')
+                .try_fold(spec, |value, key| value.get(key))
+                .and_then(Value::as_object);
+            let field = source.field.clone().unwrap_or_else(|| first_field.clone());
+            for (identity, value) in entries.into_iter().flatten() {
+                if source.except.contains(identity) {
+                    continue;
+                }
+                items.push(DesiredItem {
+                    identity: identity.clone(),
+                    fields: Map::from_iter([(field.clone(), value.clone())]),
+                    secrets: BTreeMap::new(),
+                });
+            }
+        }
+        if let Some(field) = &source.whole
+            && let Some(value) = spec.get(field).filter(|value| !value.is_null())
+        {
+            items.push(DesiredItem {
+                identity: field.clone(),
+                fields: Map::from_iter([(field.clone(), value.clone())]),
+                secrets: BTreeMap::new(),
+            });
+        }
+    }
+    items
+}
+
+/// The spec as the ledger records it: sensitive fields as `(sensitive)`.
+pub fn recorded_spec(module: &Module, spec: &Value) -> Value {
+    match spec {
+        Value::Object(map) => Value::Object(redact_row(module, map)),
+        other => other.clone(),
+    }
+}
+
+/// A discovered row with sensitive fields replaced by `(sensitive)`.
+pub fn redact_row(module: &Module, row: &Map<String, Value>) -> Map<String, Value> {
+    row.iter()
+        .map(|(field, value)| {
+            if module.is_sensitive(field) && !value.is_null() {
+                (field.clone(), Value::String(template::SENSITIVE.into()))
+            } else {
+                (field.clone(), value.clone())
+            }
+        })
+        .collect()
+}
+
+/// The spec as templates see it: sensitive fields as `(sensitive)`, the
+/// user's own SQL fields marked to be written as they are.
+pub(crate) fn redact_spec(module: &Module, spec: &Value) -> Value {
+    match spec {
+        Value::Object(map) => {
+            let mut redacted = redact_row(module, map);
+            for field in &module.sql {
+                if let Some(Value::String(code)) = redacted.get(field) {
+                    let code = code.trim().trim_end_matches(';').trim_end().to_string();
+                    redacted.insert(field.clone(), template::trusted_sql(code));
+                }
+            }
+            Value::Object(redacted)
+        }
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,487 @@
+//! Discovery: which modules run on a target and where (scopes), the
+//! target's facts, ledger and rows, read-only, `--parallelism` targets at a
+//! time; snapshot targets are read from their file.
+
+use super::*;
+
+impl Engine {
+    /// What to discover on `target`: each module, with the database for
+    /// database-scoped modules. With the whole environment, modules that own
+    /// objects are also discovered where nothing declares them (to find what
+    /// to prune): instance-wide, and in every database the manifests name on
+    /// the target (every database, with --prune).
+    pub fn modules_for(
+        &self,
+        target: &str,
+        existing_databases: &BTreeSet<String>,
+        orphans: &[DesiredResource],
+    ) -> Vec<(&Module, Option<String>)> {
+        let on_target: Vec<&DesiredResource> = self
+            .resources
+            .iter()
+            .filter(|resource| resource.target == target && resource.blocked.is_none())
+            .chain(orphans)
+            .collect();
+        let Some(endpoint) = self.endpoints.get(target) else {
+            return Vec::new();
+        };
+        let profile = &endpoint.profile;
+        let mut scopes: BTreeSet<(String, Option<String>)> = on_target
+            .iter()
+            .map(|resource| (resource.kind.clone(), resource.database.clone()))
+            .collect();
+        if self.settings.only.is_empty() {
+            let mut databases: BTreeSet<String> = on_target
+                .iter()
+                .filter_map(|resource| resource.database.clone())
+                .collect();
+            // To prune, every database is searched: what left the manifests
+            // may sit in a database no manifest names any more.
+            if self.settings.prune {
+                databases.extend(
+                    existing_databases
+                        .iter()
+                        .filter(|name| !profile.system_databases.contains(name))
+                        .cloned(),
+                );
+            }
+            // Only this target's engine's modules: a PostgreSQL query is
+            // never sent to SQL Server.
+            for module in self.modules.iter() {
+                // Marked objects are searched for; ledger-owned ones are
+                // named by the ledger (the orphans above).
+                let marked = module
+                    .ownership
+                    .as_ref()
+                    .is_some_and(|ownership| ownership.field.is_some());
+                if !marked || module.engine != profile.name {
+                    continue;
+                }
+                match module.scope {
+                    crate::modules::Scope::Instance => {
+                        scopes.insert((module.kind.clone(), None));
+                    }
+                    crate::modules::Scope::Database => {
+                        for database in &databases {
+                            scopes.insert((module.kind.clone(), Some(database.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        scopes
+            .into_iter()
+            .filter_map(|(kind, database)| {
+                self.modules
+                    .get(&kind, &profile.name)
+                    .map(|module| (module, database))
+            })
+            .collect()
+    }
+
+    /// Identities wanted of `kind` on `target` in `database` (discovery may
+    /// filter on them), with those of `extra` (resources that left the manifests).
+    fn identities(
+        &self,
+        kind: &str,
+        target: &str,
+        database: Option<&str>,
+        extra: &[DesiredResource],
+    ) -> Vec<String> {
+        self.resources
+            .iter()
+            .chain(extra)
+            .filter(|resource| {
+                resource.kind == kind
+                    && resource.target == target
+                    && resource.database.as_deref() == database
+            })
+            .flat_map(|resource| resource.items.iter().map(|item| item.identity.clone()))
+            .collect()
+    }
+
+    /// Read the live state of every target, `parallelism` targets at a time.
+    pub async fn discover(self: &Arc<Self>) -> Observations {
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.parallelism.max(1),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut target_of_task = BTreeMap::new();
+        for target in self.targets() {
+            let engine = Arc::clone(self);
+            let limit = Arc::clone(&limit);
+            let name = target.clone();
+            let handle = tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let observation = engine.discover_target(&target).await;
+                (target, observation.map_err(|error| format!("{error:#}")))
+            });
+            target_of_task.insert(handle.id(), name);
+        }
+        let mut observations = Observations::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((target, observation)) => {
+                    observations.insert(target, observation);
+                }
+                // A reading that panicked is an error of its target, never
+                // a target silently missing from the plan.
+                Err(error) => {
+                    if let Some(target) = target_of_task.get(&error.id()) {
+                        observations.insert(
+                            target.clone(),
+                            Err(format!("reading the instance failed unexpectedly: {error}")),
+                        );
+                    }
+                }
+            }
+        }
+        observations
+    }
+
+    pub async fn discover_target(&self, target: &str) -> Result<TargetObservation> {
+        if let Some(path) = self.snapshots.get(target) {
+            return self.snapshot_observation(target, path);
+        }
+        let endpoint = self
+            .endpoints
+            .get(target)
+            .with_context(|| format!("no instance {target} in the environment"))?;
+        let started = std::time::Instant::now();
+        let session = endpoint.connect(None).await?;
+        let facts = self.server_facts(endpoint, &session).await?;
+        endpoint.check_facts(&facts)?;
+        let existing = databases_of(&facts);
+        let mut observation = TargetObservation {
+            facts,
+            ..TargetObservation::default()
+        };
+        let mut context = self.base_context(target, &observation.facts);
+        let exists = session
+            .query_json(&self.templates.render(
+                &endpoint.script("ledger/exists"),
+                &Value::Object(context.clone()),
+            )?)
+            .await
+            .with_context(|| format!("cannot look for the ledger on {}", endpoint.describe()))?;
+        observation.ledger_exists = exists
+            .get("exists")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        context.insert("ledger_exists".into(), json!(observation.ledger_exists));
+        let entries = session
+            .query_json(
+                &self
+                    .templates
+                    .render(&endpoint.script("ledger/latest"), &Value::Object(context))?,
+            )
+            .await
+            .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
+        observation.ledger = LedgerEntry::read_all(entries, &endpoint.describe())?;
+        observation.orphans = self.orphans(target, &observation.ledger);
+        observation.superseded = self.superseded(target, &observation.ledger);
+        let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
+        let beyond_manifests: Vec<DesiredResource> = observation
+            .orphans
+            .iter()
+            .chain(
+                observation
+                    .superseded
+                    .iter()
+                    .map(|superseded| &superseded.resource),
+            )
+            .cloned()
+            .collect();
+        for (module, database) in self.modules_for(target, &existing, &beyond_manifests) {
+            // The maintenance session for instance-wide kinds, one session per
+            // database for the others. A database that does not exist yet
+            // (apply creates it first) holds nothing: its rows stay unknown.
+            if let Some(name) = &database {
+                if !existing.contains(name) {
+                    continue;
+                }
+                if !database_sessions.contains_key(name) {
+                    let opened = endpoint.connect(Some(name)).await?;
+                    database_sessions.insert(name.clone(), opened);
+                }
+            }
+            let scope_session = match &database {
+                Some(name) => &database_sessions[name],
+                None => &session,
+            };
+            let place = database.as_deref();
+            let in_scope = |extra: &DesiredResource| {
+                extra.kind == module.kind && extra.database.as_deref() == place
+            };
+            let mut orphans: &[DesiredResource] = &beyond_manifests;
+            let rows = match self
+                .discover_module(
+                    scope_session,
+                    module,
+                    target,
+                    place,
+                    &observation.facts,
+                    orphans,
+                )
+                .await
+            {
+                Ok(rows) => rows,
+                // What the ledger recorded (a custom SQL query of an old
+                // commit) must not stop the plan: without it, and not pruned.
+                Err(error) if beyond_manifests.iter().any(in_scope) => {
+                    tracing::warn!(
+                        target = %target,
+                        kind = %module.kind,
+                        error = %format!("{error:#}"),
+                        "discovering what left the manifests failed; it is neither listed nor pruned"
+                    );
+                    observation.orphans.retain(|orphan| !in_scope(orphan));
+                    observation
+                        .superseded
+                        .retain(|superseded| !in_scope(&superseded.resource));
+                    orphans = &[];
+                    self.discover_module(
+                        scope_session,
+                        module,
+                        target,
+                        place,
+                        &observation.facts,
+                        orphans,
+                    )
+                    .await?
+                }
+                Err(error) => return Err(error),
+            };
+            let inventory = self
+                .inventory(
+                    scope_session,
+                    module,
+                    target,
+                    place,
+                    &observation.facts,
+                    orphans,
+                )
+                .await?;
+            if !inventory.is_empty() {
+                observation
+                    .inventory
+                    .insert((module.kind.clone(), database.clone()), inventory);
+            }
+            observation
+                .rows
+                .insert((module.kind.clone(), database), rows);
+        }
+        tracing::info!(
+            target = %target,
+            kinds = observation.rows.len(),
+            objects = observation.rows.values().map(Vec::len).sum::<usize>(),
+            ledger_entries = observation.ledger.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "discovered"
+        );
+        Ok(observation)
+    }
+
+    /// `target` as its discovery snapshot recorded it.
+    fn snapshot_observation(
+        &self,
+        target: &str,
+        path: &std::path::Path,
+    ) -> Result<TargetObservation> {
+        let snapshot = crate::ops::snapshot::Snapshot::read(path)?;
+        let recorded = snapshot.targets.get(target).with_context(|| {
+            format!(
+                "the snapshot {} has no target {target} (it records {})",
+                path.display(),
+                snapshot
+                    .targets
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let mut observation = recorded
+            .observation()
+            .with_context(|| format!("the snapshot {}", path.display()))?;
+        observation.orphans = self.orphans(target, &observation.ledger);
+        observation.superseded = self.superseded(target, &observation.ledger);
+        tracing::info!(target = %target, snapshot = %path.display(), "read from a snapshot");
+        Ok(observation)
+    }
+
+    /// What discovery must be told about `resource` beyond the manifests:
+    /// itself, when it is a ledger orphan being pruned.
+    pub fn discovery_extra<'a>(&self, resource: &'a DesiredResource) -> &'a [DesiredResource] {
+        let ledger_owned = self
+            .module(&resource.kind, &resource.target)
+            .and_then(|module| module.ownership.as_ref())
+            .is_some_and(|ownership| ownership.ledger);
+        let in_manifests = self
+            .resources
+            .iter()
+            .any(|candidate| candidate.address == resource.address);
+        if ledger_owned && !in_manifests {
+            std::slice::from_ref(resource)
+        } else {
+            &[]
+        }
+    }
+
+    /// The discovery query of `module` for `target` (and `database`).
+    pub fn discovery_script(
+        &self,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+        extra: &[DesiredResource],
+    ) -> Result<String> {
+        let context = self.scope_context(module, target, database, facts, extra);
+        self.templates
+            .render(&module.template(&module.discover), &Value::Object(context))
+    }
+
+    /// What discovery and inventory templates see: the server facts, the
+    /// wanted identities (`names`) and items with their specs (`wanted`),
+    /// those of `extra` (resources that left the manifests) included.
+    fn scope_context(
+        &self,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+        extra: &[DesiredResource],
+    ) -> Map<String, Value> {
+        let mut context = self.base_context(target, facts);
+        context.insert(
+            "names".into(),
+            json!(self.identities(&module.kind, target, database, extra)),
+        );
+        context.insert("database".into(), json!(database));
+        let wanted: Vec<Value> = self
+            .resources
+            .iter()
+            .chain(extra)
+            .filter(|resource| {
+                resource.kind == module.kind
+                    && resource.target == target
+                    && resource.database.as_deref() == database
+                    && resource.blocked.is_none()
+            })
+            .flat_map(|resource| {
+                let orphan = !self
+                    .resources
+                    .iter()
+                    .any(|candidate| candidate.address == resource.address);
+                resource.items.iter().map(move |item| {
+                    json!({
+                        "identity": item.identity,
+                        "spec": redact_spec(module, &resource.spec),
+                        // Not in the manifests: being pruned, or superseded.
+                        "orphan": orphan,
+                    })
+                })
+            })
+            .collect();
+        context.insert("wanted".into(), Value::Array(wanted));
+        context
+    }
+
+    /// The module's inventory of related live things no manifest manages
+    /// (identities), when it has one and something is wanted here.
+    pub async fn inventory(
+        &self,
+        session: &Session,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+        orphans: &[DesiredResource],
+    ) -> Result<Vec<String>> {
+        let Some(template) = &module.inventory else {
+            return Ok(Vec::new());
+        };
+        // What the ledger's orphans cover is theirs (listed or pruned as such).
+        let context = self.scope_context(module, target, database, facts, orphans);
+        if context["wanted"].as_array().is_none_or(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let script = self
+            .templates
+            .render(&module.template(template), &Value::Object(context))?;
+        let rows = query_rows(session, &script)
+            .await
+            .with_context(|| format!("inventory of {} on {target} failed", module.kind))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.get("identity").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// What every template may know about the server (`templates/<engine>/server.sql`).
+    pub async fn server_facts(
+        &self,
+        endpoint: &Endpoint,
+        session: &Session,
+    ) -> Result<Map<String, Value>> {
+        let script = self
+            .templates
+            .render(&endpoint.script("server"), &json!({}))?;
+        let facts = session
+            .query_json(&script)
+            .await
+            .with_context(|| format!("cannot read the server facts of {}", endpoint.describe()))?;
+        Ok(facts.as_object().cloned().unwrap_or_default())
+    }
+
+    /// Run one module's discovery on an open session.
+    pub async fn discover_module(
+        &self,
+        session: &Session,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+        extra: &[DesiredResource],
+    ) -> Result<Vec<Row>> {
+        let script = self.discovery_script(module, target, database, facts, extra)?;
+        let place = match database {
+            Some(database) => format!("{target}, database {database}"),
+            None => target.to_string(),
+        };
+        query_rows(session, &script)
+            .await
+            .with_context(|| format!("discovery of {} on {place} failed", module.kind))
+    }
+}
+
+/// The databases that accept connections, from the server facts.
+/// Names, or objects with a `name` (SQL Server's `FOR JSON PATH`).
+pub fn databases_of(facts: &Map<String, Value>) -> BTreeSet<String> {
+    facts
+        .get("databases")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|entry| entry.as_str().or_else(|| entry.get("name")?.as_str()))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Run a query returning a JSON list of objects (discovery, inventory,
+/// import); anything else in the list is ignored.
+pub async fn query_rows(session: &Session, script: &str) -> Result<Vec<Row>> {
+    let value = session.query_json(script).await?;
+    let rows = value
+        .as_array()
+        .context("the query did not return a JSON list")?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.as_object().cloned())
+        .collect())
+}

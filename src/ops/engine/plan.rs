@@ -1,0 +1,270 @@
+//! Plan building: every resource of the manifests, every prune and every
+//! unmanaged object of the observations, as one `Plan`. Pure: no IO, no clock.
+
+use super::*;
+
+impl Engine {
+    /// The plan for `observations`. Pure.
+    pub fn build_plan(&self, observations: &Observations, created_at: String) -> Plan {
+        let mut resource_changes = Vec::new();
+        type Claim = (String, String, Option<String>, String);
+        let mut claimed: BTreeSet<Claim> = BTreeSet::new();
+        for resource in &self.resources {
+            for item in &resource.items {
+                claimed.insert((
+                    resource.kind.clone(),
+                    resource.target.clone(),
+                    resource.database.clone(),
+                    item.identity.clone(),
+                ));
+            }
+            resource_changes.push(self.plan_resource(resource, observations));
+        }
+        for index in 0..self.resources.len() {
+            self.plan_refresh(index, &mut resource_changes, observations);
+        }
+        let mut unmanaged = Vec::new();
+        let mut prunes = Vec::new();
+        // With --target only part of the manifests is loaded: what it does not
+        // claim may still be managed, so nothing is listed or pruned.
+        let whole_environment = self.settings.only.is_empty();
+        for (target, observation) in observations.iter().filter(|_| whole_environment) {
+            let Ok(observation) = observation else {
+                continue;
+            };
+            for ((kind, database), rows) in &observation.rows {
+                let Some(module) = self.module(kind, target) else {
+                    continue;
+                };
+                let Some(marker) = module
+                    .ownership
+                    .as_ref()
+                    .and_then(|ownership| ownership.field.as_ref())
+                else {
+                    continue;
+                };
+                let prune_order = module.ownership.as_ref().map_or(0, |o| o.prune_order);
+                for row in rows.iter().filter(|row| module.row_exists(row)) {
+                    let identity = row_identity(row);
+                    let claim = (
+                        kind.clone(),
+                        target.clone(),
+                        database.clone(),
+                        identity.clone(),
+                    );
+                    if claimed.contains(&claim) {
+                        continue;
+                    }
+                    let owned = row.get(marker).and_then(Value::as_bool).unwrap_or(false);
+                    if owned && self.settings.prune {
+                        let resource =
+                            prune_resource(module, target, database.as_deref(), &identity);
+                        prunes.push((
+                            prune_order,
+                            self.plan_prune(
+                                module,
+                                &resource,
+                                std::slice::from_ref(row),
+                                observation,
+                            ),
+                        ));
+                    } else {
+                        unmanaged.push(UnmanagedObject {
+                            kind: kind.clone(),
+                            target: target.clone(),
+                            identity: match database {
+                                Some(database) => format!("{database}/{identity}"),
+                                None => identity,
+                            },
+                            owned,
+                        });
+                    }
+                }
+            }
+        }
+        // What the ledger says fleetform applied and the manifests dropped.
+        for (target, observation) in observations.iter().filter(|_| whole_environment) {
+            let Ok(observation) = observation else {
+                continue;
+            };
+            // Items of the manifests' resources that fleetform applied and
+            // the manifests dropped: listed until pruned.
+            for removed in observation
+                .superseded
+                .iter()
+                .filter(|superseded| superseded.needs_prune && !self.settings.prune)
+                .map(|superseded| &superseded.resource)
+            {
+                let (Some(module), Some(rows)) = (
+                    self.module(&removed.kind, target),
+                    observation
+                        .rows
+                        .get(&(removed.kind.clone(), removed.database.clone())),
+                ) else {
+                    continue;
+                };
+                for item in self.prune_remaining(module, removed, rows, &observation.facts) {
+                    unmanaged.push(UnmanagedObject {
+                        kind: removed.kind.clone(),
+                        target: target.clone(),
+                        identity: item.identity.clone(),
+                        owned: true,
+                    });
+                }
+            }
+            for orphan in &observation.orphans {
+                let Some(module) = self.module(&orphan.kind, target) else {
+                    continue;
+                };
+                let Some(ownership) = &module.ownership else {
+                    continue;
+                };
+                let Some(rows) = observation
+                    .rows
+                    .get(&(orphan.kind.clone(), orphan.database.clone()))
+                else {
+                    continue;
+                };
+                // Now managed by another resource of the manifests: theirs.
+                let taken_over = orphan.items.iter().any(|item| {
+                    claimed.contains(&(
+                        orphan.kind.clone(),
+                        target.clone(),
+                        orphan.database.clone(),
+                        item.identity.clone(),
+                    ))
+                });
+                if taken_over
+                    || self
+                        .prune_remaining(module, orphan, rows, &observation.facts)
+                        .is_empty()
+                {
+                    continue;
+                }
+                if self.settings.prune {
+                    prunes.push((
+                        ownership.prune_order,
+                        self.plan_prune(module, orphan, rows, observation),
+                    ));
+                } else {
+                    for item in &orphan.items {
+                        unmanaged.push(UnmanagedObject {
+                            kind: orphan.kind.clone(),
+                            target: target.clone(),
+                            identity: match &orphan.database {
+                                Some(database) => format!("{database}/{}", item.identity),
+                                None => item.identity.clone(),
+                            },
+                            owned: true,
+                        });
+                    }
+                }
+            }
+            for ((kind, database), identities) in &observation.inventory {
+                for identity in identities {
+                    unmanaged.push(UnmanagedObject {
+                        kind: kind.clone(),
+                        target: target.clone(),
+                        identity: match database {
+                            Some(database) => format!("{database}/{identity}"),
+                            None => identity.clone(),
+                        },
+                        owned: false,
+                    });
+                }
+            }
+        }
+        prunes.sort_by(|left, right| {
+            left.0
+                .cmp(&right.0)
+                .then(left.1.address.cmp(&right.1.address))
+        });
+        resource_changes.extend(prunes.into_iter().map(|(_, change)| change));
+        let mut target_errors: Vec<TargetError> = observations
+            .iter()
+            .filter_map(|(target, observation)| {
+                observation.as_ref().err().map(|message| TargetError {
+                    target: target.clone(),
+                    message: message.clone(),
+                })
+            })
+            .collect();
+        for (target, observation) in observations {
+            if let Ok(observation) = observation {
+                target_errors.extend(self.capability_errors(target, observation));
+            }
+        }
+        let resource_drift = resource_changes
+            .iter()
+            .filter(|change| change.drift == DriftStatus::Drifted)
+            .map(|change| change.address.clone())
+            .collect();
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            fleetform_version: env!("CARGO_PKG_VERSION").to_string(),
+            environment: self.environment.clone(),
+            commit: self.settings.commit.clone(),
+            created_at,
+            prune: self.settings.prune,
+            replace: self.settings.replace.iter().cloned().collect(),
+            summary: Plan::summarize(&resource_changes),
+            resource_drift,
+            resource_changes,
+            unmanaged,
+            target_errors,
+            not_planned: self.not_planned.clone(),
+        }
+    }
+
+    /// What the manifests ask of `target` that it cannot do, by its
+    /// engine's capability rules over the server facts and `instance`.
+    fn capability_errors(&self, target: &str, observation: &TargetObservation) -> Vec<TargetError> {
+        let Some(endpoint) = self.endpoints.get(target) else {
+            return Vec::new();
+        };
+        let base = json!({
+            "facts": observation.facts,
+            "instance": self.instances.get(target),
+        });
+        let mut errors = Vec::new();
+        for rule in &endpoint.profile.capabilities {
+            let contexts = match &rule.each {
+                None => vec![base.clone()],
+                Some(each) => match self.templates.evaluate_list(each, &base) {
+                    Ok(items) => items
+                        .into_iter()
+                        .map(|item| {
+                            let mut context = base.clone();
+                            context["item"] = item;
+                            context
+                        })
+                        .collect(),
+                    Err(error) => {
+                        errors.push(TargetError {
+                            target: target.to_string(),
+                            message: format!("a capability rule failed: {error:#}"),
+                        });
+                        continue;
+                    }
+                },
+            };
+            for context in contexts {
+                match self.templates.evaluate_condition(&rule.refuse, &context) {
+                    Ok(false) => {}
+                    Ok(true) => errors.push(TargetError {
+                        target: target.to_string(),
+                        message: self
+                            .templates
+                            .evaluate_text(&rule.message, &context)
+                            .unwrap_or_else(|error| format!("{error:#}")),
+                    }),
+                    Err(error) => errors.push(TargetError {
+                        target: target.to_string(),
+                        message: format!("a capability rule failed: {error:#}"),
+                    }),
+                }
+            }
+        }
+        errors
+    }
+}

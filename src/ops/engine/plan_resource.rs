@@ -1,0 +1,515 @@
+//! One resource's change: its items diffed against the observed rows,
+//! fingerprints for stale-plan checks, deferrals, fixed fields, and a refresh
+//! of the ledger's record when only ownership changed. Pure.
+
+use super::*;
+
+impl Engine {
+    pub fn plan_resource(
+        &self,
+        resource: &DesiredResource,
+        observations: &Observations,
+    ) -> ResourceChange {
+        let mut change = ResourceChange {
+            address: resource.address.clone(),
+            kind: resource.kind.clone(),
+            target: resource.target.clone(),
+            database: resource.database.clone(),
+            action: Action::NoOp,
+            items: Vec::new(),
+            observed_fingerprint: String::new(),
+            observed_items: BTreeMap::new(),
+            desired_fingerprint: desired_fingerprint(resource),
+            drift: DriftStatus::InSync,
+            blocked: resource.blocked.clone(),
+            after_script: String::new(),
+            restart_script: String::new(),
+            prune: false,
+        };
+        if change.blocked.is_some() {
+            return change;
+        }
+        let Some(module) = self.module(&resource.kind, &resource.target) else {
+            return change;
+        };
+        let observation = match observations.get(&resource.target) {
+            Some(Ok(observation)) => observation,
+            Some(Err(message)) => {
+                change.blocked = Some(Blocked::DiscoveryFailed(message.clone()));
+                return change;
+            }
+            None => {
+                change.blocked = Some(Blocked::DiscoveryFailed(format!(
+                    "{} was not discovered",
+                    resource.target
+                )));
+                return change;
+            }
+        };
+        let scope = (resource.kind.clone(), resource.database.clone());
+        // Unknown when the database does not exist yet: then nothing can be
+        // missing from the server, only not created yet.
+        let rows_known = observation.rows.contains_key(&scope);
+        let rows = observation
+            .rows
+            .get(&scope)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut cannot_change = Vec::new();
+        let mut unknown = Vec::new();
+        let mut deferred = Vec::new();
+        let mut observed_items = BTreeMap::new();
+        for item in &resource.items {
+            let candidate = find_row(rows, &item.identity);
+            // What capability checks and defer rules see.
+            let context = json!({
+                "name": item.identity,
+                "desired": item.fields,
+                "observed": candidate.map(|row| redact_row(module, row)),
+                "facts": observation.facts,
+                "spec": redact_spec(module, &resource.spec),
+                "instance": self.instances.get(&resource.target),
+            });
+            for check in &module.checks {
+                // A check that cannot be evaluated refuses, naming why: a
+                // broken check must not pass silently.
+                let refused = match self.templates.evaluate_condition(&check.refuse, &context) {
+                    Ok(refused) => refused,
+                    Err(error) => {
+                        unknown.push(format!(
+                            "{}: the module's check could not be evaluated: {error:#}",
+                            item.identity
+                        ));
+                        false
+                    }
+                };
+                if refused {
+                    let detail = check
+                        .detail
+                        .as_ref()
+                        .and_then(|detail| self.templates.evaluate_text(detail, &context).ok())
+                        .map(|detail| format!(": {detail}"))
+                        .unwrap_or_default();
+                    unknown.push(format!("{} {}{detail}", item.identity, check.message));
+                }
+            }
+            for rule in &module.defer {
+                let defer = match self.templates.evaluate_condition(&rule.when, &context) {
+                    Ok(defer) => defer,
+                    Err(error) => {
+                        unknown.push(format!(
+                            "{}: the module's defer rule could not be evaluated: {error:#}",
+                            item.identity
+                        ));
+                        false
+                    }
+                };
+                if defer {
+                    let message = self
+                        .templates
+                        .evaluate_text(&rule.message, &context)
+                        .unwrap_or_else(|error| format!("{error:#}"));
+                    deferred.push(format!("{} {message}", item.identity));
+                }
+            }
+            let observed = candidate.filter(|row| module.row_exists(row));
+            observed_items.insert(
+                item.identity.clone(),
+                diff::fingerprint(&observed_fields(module, Some(item), observed)),
+            );
+            if candidate.is_none()
+                && rows_known
+                && let Some(rule) = &module.missing
+                && self
+                    .templates
+                    .evaluate_condition(&rule.refuse, &json!({"name": item.identity}))
+                    .unwrap_or(false)
+            {
+                unknown.push(format!("{} {}", item.identity, rule.message));
+            }
+            let replace_requested = self.settings.replace.contains(&resource.address);
+            let mut item_diff = diff::diff_item(module, item, observed, replace_requested);
+            if module.reapply_when_changed && item_diff.action == Some(Action::NoOp) {
+                let now = &observed_items[&item.identity];
+                let recorded = observation
+                    .ledger
+                    .get(&resource.address)
+                    .and_then(|entry| entry.observed_items.as_ref())
+                    .and_then(|items| items.get(&item.identity));
+                if recorded.is_some_and(|then| then != now) {
+                    item_diff.action = Some(Action::Update);
+                    item_diff.changes.push(crate::model::plan::FieldChange {
+                        field: "state".into(),
+                        before: json!("(as it was after the last apply)"),
+                        after: observed
+                            .and_then(|row| row.get("state"))
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        added: Vec::new(),
+                        removed: Vec::new(),
+                        text_diff: None,
+                        forces_replace: None,
+                    });
+                }
+            }
+            cannot_change.extend(item_diff.cannot_change.iter().cloned());
+            let planned = self.plan_item(
+                module,
+                resource,
+                item,
+                observed,
+                &item_diff,
+                &observation.facts,
+            );
+            change.action = change.action.combine(planned.action);
+            change.items.push(planned);
+        }
+        // What the previous definition applied and this one does not manage:
+        // undone by this update (dropped items of kinds with items: with --prune).
+        if let Some(removed) = observation
+            .superseded
+            .iter()
+            .find(|superseded| superseded.of == resource.address)
+            .filter(|superseded| !superseded.needs_prune || self.settings.prune)
+            .map(|superseded| &superseded.resource)
+        {
+            let delete = ItemDiff {
+                action: Some(Action::Delete),
+                ..ItemDiff::default()
+            };
+            for item in self.prune_remaining(module, removed, rows, &observation.facts) {
+                let row = find_row(rows, &item.identity);
+                change.items.push(self.plan_item(
+                    module,
+                    removed,
+                    item,
+                    row,
+                    &delete,
+                    &observation.facts,
+                ));
+                change.action = change.action.combine(Action::Update);
+            }
+        }
+        // Nothing to change live, but the ledger (the ownership of kinds
+        // without a marker) records another spec: record this one, so that a
+        // later prune acts on what the manifests say now.
+        if change.action == Action::NoOp
+            && let Some(recorded) = observation
+                .ledger
+                .get(&resource.address)
+                .and_then(|entry| entry.spec.as_ref())
+        {
+            let current = recorded_spec(module, &resource.spec);
+            let owned = self
+                .ledger_module(&resource.kind, &resource.target, &current)
+                .is_some()
+                || self
+                    .ledger_module(&resource.kind, &resource.target, recorded)
+                    .is_some();
+            let mut recorded = recorded.clone();
+            // Dropped items still owned are carried in the recorded spec.
+            if let Some(field) = &module.items
+                && let (Some(Value::Object(kept)), Some(Value::Object(now))) =
+                    (recorded.get_mut(field), current.get(field))
+            {
+                kept.retain(|name, _| now.contains_key(name));
+            }
+            if owned && recorded != current {
+                change.action = Action::Update;
+                change.items.push(ItemChange {
+                    identity: "(ledger)".into(),
+                    action: Action::Update,
+                    changes: vec![crate::model::plan::FieldChange {
+                        field: "spec".into(),
+                        before: json!("as recorded at the last apply"),
+                        after: json!("as the manifests say now (nothing changes on the server)"),
+                        added: Vec::new(),
+                        removed: Vec::new(),
+                        text_diff: None,
+                        forces_replace: None,
+                    }],
+                    risks: Vec::new(),
+                    script: String::new(),
+                });
+            }
+        }
+        change.observed_fingerprint = diff::fingerprint(&json!(observed_items));
+        change.observed_items = observed_items;
+        if change.action != Action::NoOp {
+            change.after_script = match self.render_after(module, resource, &observation.facts) {
+                Ok(script) => script.map(|(script, _)| script).unwrap_or_default(),
+                Err(error) => format!("-- cannot render: {error:#}\n"),
+            };
+        }
+        let waits_for_restart = change
+            .risks()
+            .any(|risk| risk.mark == crate::modules::RiskMark::Restart);
+        if waits_for_restart && self.restart_allowed(module, resource) {
+            change.restart_script = match self.render_restart(&resource.target, &observation.facts)
+            {
+                Ok(script) => script,
+                Err(error) => format!("# cannot restart: {error:#}\n"),
+            };
+        }
+        if !deferred.is_empty() {
+            change.blocked = Some(Blocked::Deferred(deferred.join("\n")));
+            change.action = Action::NoOp;
+            change.items.clear();
+            return change;
+        } else if !unknown.is_empty() {
+            change.blocked = Some(Blocked::Unresolvable(unknown.join("\n")));
+        } else if !cannot_change.is_empty() {
+            change.blocked = Some(Blocked::CannotChange(format!(
+                "{}\nhint: to drop and recreate it (losing what it holds), run with --replace {}",
+                cannot_change.join("\n"),
+                resource.address
+            )));
+        }
+        if change.action != Action::NoOp {
+            // Drift: an item applied before no longer reads as it read then.
+            let drifted = observation
+                .ledger
+                .get(&resource.address)
+                .and_then(|entry| entry.observed_items.as_ref())
+                .is_some_and(|recorded| {
+                    change.observed_items.iter().any(|(identity, now)| {
+                        recorded.get(identity).is_some_and(|then| then != now)
+                    })
+                });
+            change.drift = if drifted {
+                DriftStatus::Drifted
+            } else {
+                DriftStatus::Pending
+            };
+        }
+        change
+    }
+
+    /// The module's `refreshWhen`: resource `index`, unchanged itself, is
+    /// updated with `refresh` when one of its dependencies changes that way.
+    pub(crate) fn plan_refresh(
+        &self,
+        index: usize,
+        changes: &mut [ResourceChange],
+        observations: &Observations,
+    ) {
+        let resource = &self.resources[index];
+        let Some(module) = self.module(&resource.kind, &resource.target) else {
+            return;
+        };
+        let Some(condition) = &module.refresh_when else {
+            return;
+        };
+        if changes[index].action != Action::NoOp || changes[index].blocked.is_some() {
+            return;
+        }
+        let Some(Ok(observation)) = observations.get(&resource.target) else {
+            return;
+        };
+        let rows = observation
+            .rows
+            .get(&(resource.kind.clone(), resource.database.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let causes: Vec<String> = resource
+            .dependencies
+            .iter()
+            .map(|&dependency| &changes[dependency])
+            .filter(|dependency| dependency.action != Action::NoOp && dependency.blocked.is_none())
+            .filter(|dependency| {
+                resource.items.iter().any(|item| {
+                    let context = json!({
+                        "dependency": {
+                            "kind": dependency.kind,
+                            "address": dependency.address,
+                            "action": dependency.action.name(),
+                            "changed": dependency
+                                .items
+                                .iter()
+                                .flat_map(|item| item.changes.iter().map(|change| change.field.as_str()))
+                                .collect::<BTreeSet<_>>(),
+                        },
+                        "desired": item.fields,
+                    });
+                    self.templates
+                        .evaluate_condition(condition, &context)
+                        .unwrap_or(false)
+                })
+            })
+            .map(|dependency| dependency.address.clone())
+            .collect();
+        if causes.is_empty() {
+            return;
+        }
+        let item_diff = ItemDiff {
+            action: Some(Action::Update),
+            changes: vec![crate::model::plan::FieldChange {
+                field: "refresh".into(),
+                before: Value::Null,
+                after: json!(format!("after {}", causes.join(", "))),
+                added: Vec::new(),
+                removed: Vec::new(),
+                text_diff: None,
+                forces_replace: None,
+            }],
+            cannot_change: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        let change = &mut changes[index];
+        change.items = resource
+            .items
+            .iter()
+            .map(|item| {
+                let observed = find_row(rows, &item.identity).filter(|row| module.row_exists(row));
+                self.plan_item(
+                    module,
+                    resource,
+                    item,
+                    observed,
+                    &item_diff,
+                    &observation.facts,
+                )
+            })
+            .collect();
+        change.action = Action::Update;
+        change.drift = DriftStatus::Pending;
+    }
+
+    pub(crate) fn plan_item(
+        &self,
+        module: &Module,
+        resource: &DesiredResource,
+        item: &DesiredItem,
+        observed: Option<&Map<String, Value>>,
+        item_diff: &ItemDiff,
+        facts: &Map<String, Value>,
+    ) -> ItemChange {
+        let action = item_diff.action.unwrap_or(Action::NoOp);
+        let changed = item_diff.changed_fields();
+        let risk_context = json!({
+            "spec": redact_spec(module, &resource.spec),
+            "action": action.name(),
+            "desired": item.fields,
+            "observed": observed.map(|row| redact_row(module, row)),
+            "changed": changed,
+            "name": item.identity,
+            "facts": facts,
+            "instance": self.instances.get(&resource.target),
+        });
+        let mut risks: Vec<Risk> = item_diff
+            .unreadable
+            .iter()
+            .map(|field| Risk {
+                mark: crate::modules::RiskMark::Unverified,
+                message: format!(
+                    "{field} is not in the snapshot (a snapshot never holds secrets): not compared"
+                ),
+            })
+            .collect();
+        for rule in &module.risks {
+            match self.templates.evaluate_condition(&rule.when, &risk_context) {
+                Ok(true) => risks.push(Risk {
+                    mark: rule.mark,
+                    message: rule.message.clone(),
+                }),
+                Ok(false) => {}
+                Err(error) => risks.push(Risk {
+                    mark: rule.mark,
+                    message: format!(
+                        "{} (the module's condition failed: {error:#})",
+                        rule.message
+                    ),
+                }),
+            }
+        }
+        let script = if action == Action::NoOp || !item_diff.cannot_change.is_empty() {
+            String::new()
+        } else {
+            match self.render_item(
+                module,
+                resource,
+                item,
+                observed,
+                item_diff,
+                facts,
+                RenderMode::Display,
+            ) {
+                Ok(scripts) => scripts
+                    .into_iter()
+                    .map(|(script, _)| script)
+                    .collect::<Vec<_>>()
+                    .join(""),
+                Err(error) => format!("-- cannot render: {error:#}\n"),
+            }
+        };
+        ItemChange {
+            identity: item.identity.clone(),
+            action,
+            changes: item_diff.changes.clone(),
+            risks,
+            script,
+        }
+    }
+}
+
+/// Observed values of every compared field of the module, in a stable
+/// order (what fingerprints cover). A sensitive value enters only as its
+/// hash; a plain secret read back from the server (a subscription's
+/// password) only as whether it matches the manifest's, since a hash of a
+/// plain password in a plan file would let anyone test guesses offline.
+pub(crate) fn observed_fields(
+    module: &Module,
+    item: Option<&DesiredItem>,
+    observed: Option<&Map<String, Value>>,
+) -> Value {
+    let Some(observed) = observed else {
+        return Value::Null;
+    };
+    let fields: BTreeMap<&str, Value> = module
+        .fields
+        .iter()
+        .filter(|(_, rule)| rule.compare != Compare::Never)
+        .map(|(field, rule)| {
+            let value = observed.get(field).cloned().unwrap_or(Value::Null);
+            let value = match (rule.sensitive, rule.compare, &value) {
+                (_, _, Value::Null) | (false, _, _) => value,
+                (true, Compare::Secret, Value::String(text)) => {
+                    let secret = item.and_then(|item| item.secrets.get(field));
+                    json!({ "matches": secret.map(|secret| secret == text) })
+                }
+                (true, Compare::BinarySecret, Value::String(text)) => {
+                    let secret = item.and_then(|item| item.secrets.get(field));
+                    json!({ "matches": secret.map(|secret| secret.trim().eq_ignore_ascii_case(text)) })
+                }
+                (true, _, _) => Value::String(diff::fingerprint(&value)),
+            };
+            (field.as_str(), value)
+        })
+        .collect();
+    json!(fields)
+}
+
+/// The desired state's fingerprint. A secret enters only as its reference
+/// (`{fromEnv: APP_PASSWORD}`), never its value: a fingerprint in a plan file
+/// or a ledger must not allow guessing the secret. A secret rotated in its
+/// store shows as a pending change (the server's verifier no longer matches,
+/// but the live state is still what was applied).
+fn desired_fingerprint(resource: &DesiredResource) -> String {
+    let items: BTreeMap<String, Value> = resource
+        .items
+        .iter()
+        .map(|item| {
+            let mut fields: BTreeMap<String, Value> = item
+                .fields
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            for field in item.secrets.keys() {
+                let reference = resource.spec.get(field).cloned().unwrap_or(Value::Null);
+                fields.insert(field.clone(), json!({"secret": reference}));
+            }
+            (item.identity.clone(), json!(fields))
+        })
+        .collect();
+    diff::fingerprint(&json!(items))
+}
