@@ -43,7 +43,9 @@ pub enum LogFormat {
 /// They carry names, addresses and timings, never a script or a secret.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEETFORM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // The SQL Server driver's own warnings repeat fleetform's (an
+        // unencrypted login) in its words: by default only its errors.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tiberius=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

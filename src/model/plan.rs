@@ -187,6 +187,23 @@ impl ResourceChange {
             .collect()
     }
 
+    /// What still differs, item by item: an item that does not exist, one
+    /// that still exists, or its fields (a verification's message).
+    pub fn differences(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .flat_map(|item| match item.action {
+                Action::Create => vec![format!("{} does not exist", item.identity)],
+                Action::Delete => vec![format!("{} still exists", item.identity)],
+                _ => item
+                    .changes
+                    .iter()
+                    .map(|change| format!("{} {}", item.identity, change.field))
+                    .collect(),
+            })
+            .collect()
+    }
+
     pub fn risks(&self) -> impl Iterator<Item = &Risk> {
         self.items.iter().flat_map(|item| item.risks.iter())
     }

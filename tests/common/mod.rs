@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod tds;
 pub mod tls;
 
 use std::collections::BTreeMap;

@@ -257,7 +257,7 @@ pub(super) async fn verify(
             let replanned = engine.plan_resource(&work.resource, &observations);
             let mut differences = Vec::new();
             if replanned.action != Action::NoOp {
-                differences.push(replanned.changed_fields().join(", "));
+                differences.push(replanned.differences().join(", "));
             }
             // Dropped items this apply reset must be gone.
             if let Some(removed) = &work.removed {
