@@ -38,6 +38,10 @@ pub struct EngineProfile {
     pub restart: Option<String>,
     /// What to do when the ledger cannot be created.
     pub ledger_hint: String,
+    /// The database the ledger's records are written from, when not the
+    /// instance's maintenance database (SQL Server: msdb, whose
+    /// compatibility level follows upgrades where master's does not).
+    pub ledger_database: Option<String>,
     /// For hosts: where fleetform keeps the ledger and lock of the host's
     /// resources, unless the Server's `stateDirectory` says otherwise.
     pub state_directory: Option<String>,
@@ -79,6 +83,8 @@ struct ProfileFile {
     #[serde(default)]
     restart: Option<String>,
     ledger_hint: String,
+    #[serde(default)]
+    ledger_database: Option<String>,
     #[serde(default)]
     state_directory: Option<String>,
 }
@@ -142,6 +148,7 @@ impl EngineCatalog {
                             system_databases: raw.system_databases,
                             restart: raw.restart,
                             ledger_hint: raw.ledger_hint,
+                            ledger_database: raw.ledger_database,
                             state_directory: raw.state_directory,
                             capabilities: Vec::new(),
                         },

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use common::tds::{Batch, FakeSqlServer, Login, Received, Reply, Responder};
+use fleetform::connector::sqlserver::{Authentication, Encrypt, SqlServerEndpoint};
 use fleetform::ops::snapshot::{Snapshot, TargetSnapshot};
+use fleetform::secrets::SecretRef;
 
 const PASSWORD: &str = "loopback-only-password";
 /// The secrets example-mssql's manifests name.
@@ -54,10 +56,8 @@ impl TemplateIndex {
                     .filter(|line| !line.starts_with("{%"))
                     .filter(|line| expression.replace_all(line, "").trim().len() >= 4)
                     .map(|line| {
-                        let parts: Vec<String> = expression
-                            .split(line)
-                            .map(|part| regex::escape(part))
-                            .collect();
+                        let parts: Vec<String> =
+                            expression.split(line).map(regex::escape).collect();
                         regex::Regex::new(&format!("^{}$", parts.join(".*"))).unwrap()
                     })
                     .collect();
@@ -129,13 +129,21 @@ enum Role {
     Change,
 }
 
-/// A fault the endpoint injects: the `nth` batch (from 1) of `template`
-/// gets `reply` instead of its usual answer.
+/// A fault the endpoint injects on the `nth` batch (from 1) of `template`.
 struct Fault {
     template: String,
     nth: usize,
-    reply: Reply,
+    effect: Effect,
     seen: usize,
+}
+
+#[derive(Clone)]
+enum Effect {
+    /// This answer instead of the usual one; an error rolls back the
+    /// session's transaction, as under XACT_ABORT.
+    Reply(Reply),
+    /// The batch runs and leaves one more transaction open.
+    OpensTransaction,
 }
 
 /// An instance answering from its recorded discovery.
@@ -203,11 +211,11 @@ impl Recorded {
             .unwrap_or(Role::Change)
     }
 
-    fn fault(&self, template: &str, nth: usize, reply: Reply) {
+    fn fault(&self, template: &str, nth: usize, effect: Effect) {
         self.faults.lock().unwrap().push(Fault {
             template: template.to_string(),
             nth,
-            reply,
+            effect,
             seen: 0,
         });
     }
@@ -250,12 +258,13 @@ impl Responder for Recorded {
             .lock()
             .unwrap()
             .push((batch.clone(), template.clone()));
+        let mut effect = None;
         if let Some(name) = &template {
             for fault in self.faults.lock().unwrap().iter_mut() {
                 if name.ends_with(&fault.template) {
                     fault.seen += 1;
                     if fault.seen == fault.nth {
-                        return fault.reply.clone();
+                        effect = Some(fault.effect.clone());
                     }
                 }
             }
@@ -264,6 +273,19 @@ impl Responder for Recorded {
         let scope = Recorded::scope(&batch.database);
         let mut transactions = self.transactions.lock().unwrap();
         let open = transactions.entry(batch.connection).or_default();
+        match effect {
+            Some(Effect::Reply(reply)) => {
+                if matches!(reply, Reply::Error { .. }) {
+                    *open = 0;
+                }
+                return reply;
+            }
+            Some(Effect::OpensTransaction) => {
+                *open += 1;
+                return Reply::Done;
+            }
+            None => {}
+        }
         match self.role(template.as_deref()) {
             Role::Facts => Reply::Json(Value::Object(state.facts.clone())),
             Role::LedgerExists => Reply::Json(json!({ "exists": state.ledger_exists })),
@@ -458,8 +480,8 @@ impl LiveEnvironment {
     }
 
     /// On every connection: a transaction is opened, each batch in it is
-    /// followed by the check that it is still open, and it ends in a commit
-    /// or a rollback; on every instance, nothing changes before the apply
+    /// followed by the check that it is still open (and only it), and it
+    /// ends in a commit after a check or a rollback; on every instance, nothing changes before the apply
     /// lock is taken and the lock is released last.
     fn assert_transactions_well_formed(&self, applied: bool) {
         for (name, (_, responder)) in &self.instances {
@@ -476,13 +498,20 @@ impl LiveEnvironment {
                         assert!(!*inside, "{name}: a transaction opened inside another");
                         *inside = true;
                     }
+                    // Inside: after each batch. Outside: after a commit
+                    // or a script that is not one transaction.
                     Role::OpenTransactions => {
-                        assert!(*inside && *unchecked, "{name}: a check without a batch");
+                        assert!(!*inside || *unchecked, "{name}: a check without a batch");
                         *unchecked = false;
                     }
-                    Role::Commit | Role::Rollback => {
-                        assert!(!*unchecked, "{name}: a batch not checked before its end");
+                    Role::Commit => {
+                        assert!(!*unchecked, "{name}: a batch not checked before its commit");
                         *inside = false;
+                    }
+                    // After a failed batch, or a check that failed.
+                    Role::Rollback => {
+                        *inside = false;
+                        *unchecked = false;
                     }
                     _ if *inside => {
                         assert!(!*unchecked, "{name}: two batches without a check between");
@@ -495,7 +524,8 @@ impl LiveEnvironment {
                 open.values().all(|(inside, _)| !inside),
                 "{name}: a transaction left open"
             );
-            if applied {
+            let changed = roles.iter().any(|(_, role)| matches!(role, Role::Change));
+            if applied && changed {
                 let lock = roles
                     .iter()
                     .position(|(_, role)| matches!(role, Role::Lock));
@@ -554,7 +584,7 @@ fn rewrite_instances(directory: &Path, hosts: &BTreeMap<&str, &str>, port: u16) 
                             format!("  port: {port}")
                         } else if line.starts_with("  snapshot:") {
                             format!(
-                                "  connection:\n    host: {host}\n    authentication: sql\n    user: fleetform\n    password: {{fromEnv: FLEETFORM_TEST_SQL_PASSWORD}}\n    encrypt: 'off'\n    connectTimeoutSeconds: 5\n    commandTimeoutSeconds: 5"
+                                "  connection:\n    host: {host}\n    authentication: sql\n    user: fleetform\n    password: {{fromEnv: FLEETFORM_TEST_SQL_PASSWORD}}\n    encrypt: 'off'\n    connectTimeoutSeconds: 5\n    commandTimeoutSeconds: 2"
                             )
                         } else {
                             line.to_string()
@@ -654,4 +684,313 @@ fn example_mssql_applies_a_saved_plan_through_the_connector() {
         assert_eq!(records, resources, "{instance}");
     }
     insta::assert_snapshot!("example_mssql_apply_batches", live.sequences());
+}
+
+const APP_SALES: &str = "SqlLogin/app-sales@sql-a";
+
+/// Each batch `instance` received as (template, text), in order.
+fn templates_sent(live: &LiveEnvironment, instance: &str) -> Vec<(String, String)> {
+    live.responder(instance)
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(batch, template)| (template.clone().unwrap_or_default(), batch.text.clone()))
+        .collect()
+}
+
+fn count_ending(sent: &[(String, String)], suffix: &str) -> usize {
+    sent.iter()
+        .filter(|(template, _)| template.ends_with(suffix))
+        .count()
+}
+
+/// A batch that fails inside a transaction: the connector rolls back (and
+/// sends nothing more of the script), the resource fails with the server's
+/// message, and the ledger records the failure.
+#[test]
+fn a_batch_error_inside_a_transaction_is_rolled_back_and_recorded() {
+    let live = example_mssql();
+    live.responder("sql-a").fault(
+        "login/create.tsql",
+        1,
+        Effect::Reply(Reply::Error {
+            number: 15025,
+            class: 16,
+            message: "The server principal 'app_sales' already exists.".into(),
+        }),
+    );
+    let (code, stdout, stderr) = live.run(&["apply", "--auto-approve", "--target", APP_SALES]);
+    let output = format!("{stdout}{stderr}");
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("failed SqlLogin/app-sales@sql-a")
+            && output.contains("The server principal 'app_sales' already exists."),
+        "{output}"
+    );
+    live.assert_batches_parse();
+    live.assert_transactions_well_formed(true);
+    let sent = templates_sent(&live, "sql-a");
+    let create = sent
+        .iter()
+        .position(|(template, _)| template.ends_with("login/create.tsql"))
+        .unwrap();
+    assert!(
+        sent[create + 1].0.ends_with("connector/rollback.tsql"),
+        "{sent:#?}"
+    );
+    let record = sent
+        .iter()
+        .find(|(template, _)| template.ends_with("ledger/record.tsql"))
+        .expect("the failure is recorded");
+    assert!(record.1.contains("N'failed'"), "{}", record.1);
+}
+
+/// A batch that leaves a transaction of its own open would make the
+/// connector's COMMIT only lower @@TRANCOUNT, the work lost when the session
+/// ends: the check after the batch refuses it and everything is rolled back.
+#[test]
+fn a_batch_that_leaves_a_nested_transaction_open_is_rolled_back() {
+    let live = example_mssql();
+    live.responder("sql-a")
+        .fault("login/create.tsql", 1, Effect::OpensTransaction);
+    let (code, stdout, stderr) = live.run(&["apply", "--auto-approve", "--target", APP_SALES]);
+    let output = format!("{stdout}{stderr}");
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("batch 1 of the script left 2 transactions open"),
+        "{output}"
+    );
+    let sent = templates_sent(&live, "sql-a");
+    assert_eq!(count_ending(&sent, "login/create.tsql"), 1);
+    let create = sent
+        .iter()
+        .position(|(template, _)| template.ends_with("login/create.tsql"))
+        .unwrap();
+    let after: Vec<&str> = sent[create + 1..create + 3]
+        .iter()
+        .map(|(template, _)| template.as_str())
+        .collect();
+    assert!(
+        after[0].ends_with("open_transactions.tsql") && after[1].ends_with("rollback.tsql"),
+        "{after:?}"
+    );
+}
+
+/// A deadlock victim (Msg 1205) was rolled back by the server: the
+/// transactional script is run again, and converges like any other.
+#[test]
+fn a_deadlock_victim_is_run_again() {
+    let live = example_mssql();
+    live.responder("sql-a").fault(
+        "login/create.tsql",
+        1,
+        Effect::Reply(Reply::Error {
+            number: 1205,
+            class: 13,
+            message: "Transaction (Process ID 61) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.".into(),
+        }),
+    );
+    let (_, stdout, stderr) = live.run(&["apply", "--auto-approve", "--target", APP_SALES]);
+    let output = format!("{stdout}{stderr}");
+    assert!(output.contains("deadlock victim"), "{output}");
+    // Run twice; the endpoints do not change, so verification reports it
+    // missing rather than the deadlock.
+    let sent = templates_sent(&live, "sql-a");
+    assert_eq!(count_ending(&sent, "login/create.tsql"), 2, "{output}");
+    assert!(
+        output.contains("not-converged SqlLogin/app-sales@sql-a"),
+        "{output}"
+    );
+    live.assert_transactions_well_formed(true);
+}
+
+/// A statement that runs past commandTimeoutSeconds is cancelled on the
+/// server (a TDS attention), and the plan says so for the instance.
+#[test]
+fn a_statement_past_its_timeout_is_cancelled_with_an_attention() {
+    let live = example_mssql();
+    live.responder("sql-a")
+        .fault("login/discover.tsql", 1, Effect::Reply(Reply::Hang));
+    let (code, stdout, stderr) = live.run(&["plan"]);
+    let output = format!("{stdout}{stderr}");
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("sql-a: the query did not finish within 2 s and was cancelled"),
+        "{output}"
+    );
+    let attentions = live.instances["sql-a"]
+        .0
+        .received()
+        .iter()
+        .filter(|received| matches!(received, Received::Attention { .. }))
+        .count();
+    assert_eq!(attentions, 1);
+}
+
+/// A refused login: the plan names the instance and the server's message,
+/// and sends nothing else.
+#[test]
+fn a_refused_login_names_the_instance() {
+    let live = example_mssql();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args([
+            "plan",
+            "-e",
+            "example-mssql",
+            "--repo",
+            live.root.to_str().unwrap(),
+        ])
+        .env("FLEETFORM_TEST_SQL_PASSWORD", "not-the-password")
+        .envs(SECRETS)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("SqlInstance sql-a") && text.contains("Login failed for user 'fleetform'."),
+        "{text}"
+    );
+    for (name, (server, _)) in &live.instances {
+        assert!(server.batches().is_empty(), "{name} was sent batches");
+    }
+}
+
+/// A plan whose instance changed before apply is refused there, and
+/// nothing is changed on it.
+#[test]
+fn a_saved_plan_is_refused_when_the_instance_changed() {
+    let live = example_mssql();
+    let plan = live.root.join("plan.json");
+    let (code, _, stderr) = live.run(&["plan", "--out", plan.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    {
+        // Someone sets max server memory by hand after the plan.
+        let mut state = live.responder("sql-a").state.lock().unwrap();
+        let configuration = state
+            .scopes
+            .iter_mut()
+            .find(|scope| scope.kind == "SqlConfiguration")
+            .unwrap();
+        let row = configuration
+            .rows
+            .iter_mut()
+            .find(|row| row["identity"] == "maxServerMemoryMB")
+            .unwrap();
+        row.insert("value".into(), json!(65536));
+        row.insert("valueInUse".into(), json!(65536));
+    }
+    live.clear();
+    let (code, stdout, stderr) = live.run(&["apply", plan.to_str().unwrap()]);
+    let output = format!("{stdout}{stderr}");
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("changed since the plan"), "{output}");
+    let sent = templates_sent(&live, "sql-a");
+    assert!(
+        sent.iter()
+            .all(|(template, _)| !template.ends_with("configuration/update.tsql")),
+        "{sent:#?}"
+    );
+    live.assert_transactions_well_formed(false);
+}
+
+/// Drift read through the connector is drift read from the snapshot.
+#[test]
+fn example_mssql_drift_through_the_connector_is_drift_from_its_snapshot() {
+    let live = example_mssql();
+    let (code, from_endpoints, stderr) = live.run(&["drift"]);
+    let recorded = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["drift", "-e", "example-mssql", "--repo"])
+        .arg(repository())
+        .envs(SECRETS)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(Some(code), recorded.status.code(), "{stderr}");
+    let from_snapshot = String::from_utf8_lossy(&recorded.stdout);
+    let from_snapshot = regex::Regex::new(r", commit [0-9a-f]+")
+        .unwrap()
+        .replace(&from_snapshot, "");
+    assert_same(&from_snapshot, &from_endpoints, &stderr);
+    live.assert_batches_parse();
+}
+
+/// TDS 8.0 strict encryption: TLS before the prelogin, the certificate
+/// verified against caFile, the login and a query inside it.
+#[test]
+fn strict_encryption_logs_in_and_queries_inside_tls() {
+    let made = common::tls::certificates("fleetform TDS test CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(
+                made.server_der.clone(),
+            )],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(made.server_key_der.clone().into()),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"tds/8.0".to_vec()];
+    let recorded =
+        Snapshot::read(&repository().join("environments/example-mssql/snapshots/discovery.json"))
+            .unwrap();
+    let responder = Arc::new(Recorded::new(
+        recorded.targets["sql-a"].clone(),
+        Arc::new(TemplateIndex::new()),
+    ));
+    let server =
+        FakeSqlServer::start("127.0.0.1:0", responder.clone(), Some(Arc::new(config))).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let ca_file = directory.path().join("ca.pem");
+    std::fs::write(&ca_file, &made.ca_pem).unwrap();
+    // SAFETY: no other test of this file reads or writes this variable.
+    unsafe { std::env::set_var("FLEETFORM_TLS_TEST_PASSWORD", PASSWORD) };
+    let endpoint = SqlServerEndpoint {
+        instance: "sql-tls".into(),
+        host: "127.0.0.1".into(),
+        port: Some(server.address.port()),
+        instance_name: None,
+        authentication: Authentication::Sql,
+        user: Some("fleetform".into()),
+        password: Some(SecretRef::FromEnv("FLEETFORM_TLS_TEST_PASSWORD".into())),
+        database: "master".into(),
+        encrypt: Encrypt::Strict,
+        trust_server_certificate: false,
+        ca_file: Some(ca_file),
+        host_name_in_certificate: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: Some(std::time::Duration::from_secs(5)),
+        application_name: "fleetform-test".into(),
+        declared_version: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let facts = runtime.block_on(async {
+        let session = endpoint.connect(None).await.expect("logs in inside TLS");
+        let templates = fleetform::template::Templates::embedded().unwrap();
+        let script = templates
+            .render("templates/sqlserver/server.tsql", &json!({}))
+            .unwrap();
+        session.query_json(&script).await.unwrap()
+    });
+    assert_eq!(facts["product_major_version"], json!(16));
+    let logins: Vec<Login> = server
+        .received()
+        .into_iter()
+        .filter_map(|received| match received {
+            Received::Login(login) => Some(login),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0].application, "fleetform-test");
 }

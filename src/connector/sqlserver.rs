@@ -10,8 +10,11 @@
 //! Discovery queries return one JSON document (`FOR JSON PATH`), which SQL
 //! Server splits over rows of one column: the session joins them. Scripts are
 //! batches separated by `GO` lines, as in sqlcmd. Connections that fail for a
-//! transient reason (a reset, a failover in progress, a deadlock victim) are
-//! tried again a bounded number of times with a growing pause.
+//! transient reason (a reset, a failover in progress) are tried again a
+//! bounded number of times with a growing pause. A query or a transactional
+//! script chosen as a deadlock victim (Msg 1205: the server rolled it back)
+//! is run again, a bounded number of times; a script that is not one
+//! transaction is not, since part of it may have run.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,8 +96,9 @@ pub struct SqlServerEndpoint {
     pub declared_version: Option<u64>,
 }
 
-/// Server errors worth trying again: a deadlock victim, and the codes Azure
-/// SQL and availability groups return while a database moves or recovers.
+/// Server errors at login worth trying again: the codes Azure SQL and
+/// availability groups return while a database moves or recovers (and a
+/// deadlock victim, which a login can be too).
 const TRANSIENT_CODES: &[u32] = &[
     1205, 4060, 4221, 40197, 40501, 40613, 49918, 49919, 49920, 10928, 10929, 10053, 10054, 10060,
     233, 64,
@@ -245,7 +249,14 @@ impl SqlServerEndpoint {
 
     async fn connect_once(&self, database: Option<&str>) -> Result<SqlServerSession, Failure> {
         let config = self.config(database).map_err(Failure::permanent)?;
-        if self.encrypt == Encrypt::Off {
+        // Said once per instance and run, not per session.
+        static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        if self.encrypt == Encrypt::Off
+            && WARNED
+                .lock()
+                .is_ok_and(|mut warned| warned.insert(self.instance.clone()))
+        {
             tracing::warn!(
                 instance = %self.instance,
                 "encrypt: off sends the login, password included, without TLS"
@@ -460,6 +471,20 @@ impl SqlServerSession {
     }
 
     async fn query_json_bounded(&self, script: &str, timeout: Option<Duration>) -> Result<Value> {
+        let mut attempt = 1;
+        loop {
+            match self.query_json_once(script, timeout).await {
+                Err(error) if is_deadlock_victim(&error) && attempt < DEADLOCK_ATTEMPTS => {
+                    tracing::warn!(instance = %self.instance, attempt, "a query was chosen as a deadlock victim; running it again");
+                    tokio::time::sleep(DEADLOCK_PAUSE * attempt).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn query_json_once(&self, script: &str, timeout: Option<Duration>) -> Result<Value> {
         let instance = self.instance.clone();
         let rows = self
             .bounded(timeout, async {
@@ -470,11 +495,19 @@ impl SqlServerSession {
             .map_err(|seconds| {
                 anyhow!("{instance}: the query did not finish within {seconds} s and was cancelled")
             })?
-            .map_err(|error| anyhow!("{instance}: {error}"))?;
-        let text: String = rows
-            .iter()
-            .filter_map(|row| row.get::<&str, _>(0))
-            .collect();
+            .map_err(|error| server_error(&instance, error))?;
+        let mut text = String::new();
+        for row in &rows {
+            match row.try_get::<&str, _>(0) {
+                Ok(Some(part)) => text.push_str(part),
+                Ok(None) => {}
+                Err(error) => {
+                    anyhow::bail!(
+                        "{instance}: the query returned no text in its first column ({error})"
+                    )
+                }
+            }
+        }
         if text.is_empty() {
             return Ok(Value::Null);
         }
@@ -484,64 +517,119 @@ impl SqlServerSession {
 
     /// Run a script: batches separated by `GO` lines, in one transaction when
     /// `transaction` is true (XACT_ABORT: any error rolls everything back).
+    /// Either way no transaction stays open after it: a script that leaves
+    /// one is rolled back and fails.
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
         let batches = split_batches(script);
+        let statements = TransactionStatements::embedded()?;
         if !transaction {
             for batch in &batches {
                 self.run_batch(batch).await?;
             }
-            return Ok(());
+            return self.expect_open(statements, 0, "the script").await;
         }
-        let statements = TransactionStatements::embedded()?;
+        let mut attempt = 1;
+        loop {
+            match self.execute_transaction(statements, &batches).await {
+                Err(error) if is_deadlock_victim(&error) && attempt < DEADLOCK_ATTEMPTS => {
+                    tracing::warn!(instance = %self.instance, attempt, "a script was chosen as a deadlock victim and rolled back; running it again");
+                    tokio::time::sleep(DEADLOCK_PAUSE * attempt).await;
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn execute_transaction(
+        &mut self,
+        statements: &TransactionStatements,
+        batches: &[String],
+    ) -> Result<()> {
         self.run_batch(&statements.begin).await?;
         for (index, batch) in batches.iter().enumerate() {
             let outcome = match self.run_batch(batch).await {
-                Ok(()) => self.still_in_transaction(statements, index).await,
+                Ok(()) => {
+                    let after = format!("batch {} of the script", index + 1);
+                    self.expect_open(statements, 1, &after).await
+                }
                 failed => failed,
             };
             if let Err(error) = outcome {
-                // Whatever failed (the batch or the probe after it), nothing
+                // Whatever failed (the batch or the check after it), nothing
                 // of the script stays open or half done.
-                if let Err(rollback) = self.run_batch(&statements.rollback).await {
-                    tracing::warn!(instance = %self.instance, error = %format!("{rollback:#}"), "rolling back a failed script failed; the server rolls back when the session ends");
-                }
+                self.roll_back(statements).await;
                 return Err(error);
             }
         }
-        self.run_batch(&statements.commit).await
+        if let Err(error) = self.run_batch(&statements.commit).await {
+            // A commit that failed (or timed out) may or may not have
+            // committed: say which, and leave nothing open.
+            return Err(match self.open_transactions(statements).await {
+                Ok(0) => error.context("the commit failed; no transaction is open, so it either committed or was rolled back by the server: discovery will tell"),
+                Ok(_) => {
+                    self.roll_back(statements).await;
+                    error.context("the commit failed; the transaction was rolled back")
+                }
+                Err(_) => error.context("the commit failed and the session cannot say whether it committed: discovery will tell"),
+            });
+        }
+        self.expect_open(statements, 0, "the commit").await
     }
 
-    /// After batch `index` of a transactional script: the transaction is still
-    /// open. A batch that ended it itself (a ROLLBACK in a CATCH) would leave
-    /// the next batches to commit one by one.
-    async fn still_in_transaction(
-        &self,
-        statements: &TransactionStatements,
-        index: usize,
-    ) -> Result<()> {
-        let open = self
-            .query_json(&statements.open_transactions)
-            .await
-            .with_context(|| {
-                format!(
-                    "{}: cannot check the transaction after batch {}",
-                    self.instance,
-                    index + 1
-                )
-            })?;
-        match open.get("open").and_then(Value::as_u64) {
-            Some(0) => Err(anyhow!(
-                "{}: batch {} of the script ended the transaction; the rest was not run",
-                self.instance,
-                index + 1
-            )),
-            Some(_) => Ok(()),
-            None => Err(anyhow!(
-                "{}: the transaction check after batch {} returned {open}, not a count",
-                self.instance,
-                index + 1
-            )),
+    async fn roll_back(&mut self, statements: &TransactionStatements) {
+        if let Err(rollback) = self.run_batch(&statements.rollback).await {
+            tracing::warn!(instance = %self.instance, error = %format!("{rollback:#}"), "rolling back a failed script failed; the server rolls back when the session ends");
         }
+    }
+
+    /// How many transactions the session has open (`@@TRANCOUNT`).
+    async fn open_transactions(&self, statements: &TransactionStatements) -> Result<u64> {
+        let open = self.query_json(&statements.open_transactions).await?;
+        open.get("open").and_then(Value::as_u64).ok_or_else(|| {
+            anyhow!(
+                "{}: the transaction check returned {open}, not a count",
+                self.instance
+            )
+        })
+    }
+
+    /// After `after`, exactly `expected` transactions are open (1 inside a
+    /// transactional script, 0 outside). A batch that ended the transaction
+    /// itself (a ROLLBACK in a CATCH) would leave the next batches to commit
+    /// one by one; one that opened another would make the connector's COMMIT
+    /// only lower the count, and the work be lost when the session ends.
+    async fn expect_open(
+        &mut self,
+        statements: &TransactionStatements,
+        expected: u64,
+        after: &str,
+    ) -> Result<()> {
+        let open = self.open_transactions(statements).await.with_context(|| {
+            format!(
+                "{}: cannot check the transaction after {after}",
+                self.instance
+            )
+        })?;
+        if open == expected {
+            return Ok(());
+        }
+        let problem = match (expected, open) {
+            (1, 0) => format!("{after} ended the transaction; the rest was not run"),
+            (_, open) => format!(
+                "{after} left {open} transaction{} open (a transaction begun in the script and not committed); {} rolled back",
+                if open == 1 { "" } else { "s" },
+                if expected == 0 {
+                    "it was"
+                } else {
+                    "everything was"
+                }
+            ),
+        };
+        if expected == 0 {
+            self.roll_back(statements).await;
+        }
+        Err(anyhow!("{}: {problem}", self.instance))
     }
 
     async fn run_batch(&mut self, batch: &str) -> Result<()> {
@@ -554,8 +642,41 @@ impl SqlServerSession {
         .map_err(|seconds| {
             anyhow!("{instance}: the script did not finish within {seconds} s and was cancelled")
         })?
-        .map_err(|error| anyhow!("{instance}: {error}"))?;
+        .map_err(|error| server_error(&instance, error))?;
         Ok(())
+    }
+}
+
+/// How often a deadlock victim is run in all, and the pause that grows
+/// between runs.
+const DEADLOCK_ATTEMPTS: u32 = 3;
+const DEADLOCK_PAUSE: Duration = Duration::from_millis(200);
+
+/// A statement the server chose as a deadlock victim (Msg 1205) and rolled back.
+#[derive(Debug)]
+struct DeadlockVictim(String);
+
+impl std::fmt::Display for DeadlockVictim {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeadlockVictim {}
+
+fn is_deadlock_victim(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<DeadlockVictim>().is_some()
+}
+
+/// A driver error on `instance`, as one message; a deadlock victim stays
+/// recognisable for the retry.
+fn server_error(instance: &str, error: tiberius::error::Error) -> anyhow::Error {
+    let message = format!("{instance}: {error}");
+    match &error {
+        tiberius::error::Error::Server(token) if token.code() == 1205 => {
+            anyhow::Error::new(DeadlockVictim(message))
+        }
+        _ => anyhow!(message),
     }
 }
 
@@ -569,15 +690,21 @@ pub fn split_batches(script: &str) -> Vec<String> {
         Code,
         Text,
         Identifier,
-        Comment,
+        Quoted,
+        /// Block comments nest in T-SQL: how deep.
+        Comment(u32),
     }
     let mut state = State::Code;
     let mut batches = Vec::new();
     let mut current = String::new();
     for line in script.split_inclusive('\n') {
-        if state == State::Code && line.trim().eq_ignore_ascii_case("go") {
+        if state == State::Code
+            && let Some(count) = go_line(line)
+        {
             if !current.trim().is_empty() {
-                batches.push(std::mem::take(&mut current));
+                for _ in 0..count {
+                    batches.push(current.clone());
+                }
             }
             current.clear();
             continue;
@@ -587,9 +714,10 @@ pub fn split_batches(script: &str) -> Vec<String> {
             state = match (state, character) {
                 (State::Code, '\'') => State::Text,
                 (State::Code, '[') => State::Identifier,
+                (State::Code, '"') => State::Quoted,
                 (State::Code, '/') if characters.peek() == Some(&'*') => {
                     characters.next();
-                    State::Comment
+                    State::Comment(1)
                 }
                 // A line comment ends with the line: nothing in it counts.
                 (State::Code, '-') if characters.peek() == Some(&'-') => {
@@ -607,9 +735,22 @@ pub fn split_batches(script: &str) -> Vec<String> {
                     State::Identifier
                 }
                 (State::Identifier, ']') => State::Code,
-                (State::Comment, '*') if characters.peek() == Some(&'/') => {
+                (State::Quoted, '"') if characters.peek() == Some(&'"') => {
                     characters.next();
-                    State::Code
+                    State::Quoted
+                }
+                (State::Quoted, '"') => State::Code,
+                (State::Comment(depth), '/') if characters.peek() == Some(&'*') => {
+                    characters.next();
+                    State::Comment(depth + 1)
+                }
+                (State::Comment(depth), '*') if characters.peek() == Some(&'/') => {
+                    characters.next();
+                    if depth == 1 {
+                        State::Code
+                    } else {
+                        State::Comment(depth - 1)
+                    }
                 }
                 (state, _) => state,
             };
@@ -623,6 +764,21 @@ pub fn split_batches(script: &str) -> Vec<String> {
         batches.push(current);
     }
     batches
+}
+
+/// A line that ends a batch, as sqlcmd reads it: `GO`, optionally a count
+/// (the batch runs that many times) and a line comment; how many times.
+fn go_line(line: &str) -> Option<usize> {
+    let code = line.split("--").next().unwrap_or_default().trim();
+    let mut words = code.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("go") {
+        return None;
+    }
+    match (words.next(), words.next()) {
+        (None, _) => Some(1),
+        (Some(count), None) => count.parse().ok().filter(|count| *count > 0),
+        _ => None,
+    }
 }
 
 impl super::Connector for SqlServerEndpoint {
@@ -686,6 +842,22 @@ mod tests {
                 "SELECT N'one\nGO\ntwo', [a\ngo\n]]b];\n/* x\nGO\n*/ SELECT 1; -- it's\n"
                     .to_string(),
                 "SELECT 2;\n".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn go_lines_may_count_and_comment_and_comments_nest() {
+        let script = "SELECT 1;\nGO -- first\nSELECT 2;\nGo 2\n/* a /* nested */ comment\nGO\n*/ SELECT 3;\nSELECT \"a\nGO\nb\";\nGO 0\n";
+        let batches = split_batches(script);
+        assert_eq!(
+            batches,
+            vec![
+                "SELECT 1;\n".to_string(),
+                "SELECT 2;\n".to_string(),
+                "SELECT 2;\n".to_string(),
+                "/* a /* nested */ comment\nGO\n*/ SELECT 3;\nSELECT \"a\nGO\nb\";\nGO 0\n"
+                    .to_string(),
             ]
         );
     }

@@ -146,7 +146,9 @@ pub(super) async fn record_outcome(
         let rendered = engine
             .templates
             .render(&endpoint.script("ledger/record"), &Value::Object(context))?;
-        let mut session = endpoint.connect(None).await?;
+        let mut session = endpoint
+            .connect(endpoint.profile.ledger_database.as_deref())
+            .await?;
         session.execute(&rendered, true).await
     };
     if let Err(error) = attempt.await {
