@@ -34,7 +34,7 @@ pub const INVENTORY_CATEGORY: &str = "Inventory";
 pub const SERVER_KIND: &str = "Server";
 
 /// What the objects of a kind apply to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Targets {
     /// The object stands alone: one resource, no target.
     None,
@@ -42,6 +42,102 @@ pub enum Targets {
     Instances,
     /// `spec.on` selects servers; one resource per selected server.
     Servers,
+    /// The object spans the instances or servers its spec names (an
+    /// availability group's replicas, a cluster's nodes): one resource per
+    /// target named, the others after the lead.
+    Spans(Spans),
+}
+
+/// Where a spanning kind's spec names its targets and its lead
+/// (`x-fleetform.targets: {spans: [...], lead: [...]}`), as JSON pointers in
+/// which `*` stands for every item of an array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spans {
+    /// The pointers as the schema writes them, for documentation.
+    pub target_pointers: Vec<String>,
+    pub lead_pointers: Vec<String>,
+    targets: Vec<Vec<PathToken>>,
+    lead: Vec<Vec<PathToken>>,
+}
+
+impl Spans {
+    fn parse(file: &str, block: &Value) -> Result<Self> {
+        let written = |key: &str| -> Vec<String> {
+            block
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        let pointers = |key: &str| -> Result<Vec<Vec<PathToken>>> {
+            let list = block
+                .get(key)
+                .and_then(Value::as_array)
+                .filter(|list| !list.is_empty())
+                .ok_or_else(|| {
+                    anyhow!("schema {file}: x-fleetform.targets.{key} is not a list of pointers")
+                })?;
+            list.iter()
+                .map(|pointer| {
+                    let pointer = pointer.as_str().unwrap_or_default();
+                    let Some(rest) = pointer.strip_prefix('/') else {
+                        bail!("schema {file}: x-fleetform.targets.{key}: `{pointer}` is not a JSON pointer");
+                    };
+                    Ok(rest
+                        .split('/')
+                        .map(|token| match token {
+                            "*" => PathToken::AnyItem,
+                            key => PathToken::Key(unescape_pointer_token(key)),
+                        })
+                        .collect())
+                })
+                .collect()
+        };
+        Ok(Spans {
+            target_pointers: written("spans"),
+            lead_pointers: written("lead"),
+            targets: pointers("spans")?,
+            lead: pointers("lead")?,
+        })
+    }
+
+    /// The target names `document` gives, in order, each once, with the
+    /// pointer where it is named.
+    pub fn targets_of(&self, document: &Value) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        for (pointer, name) in strings_at(&self.targets, document) {
+            if !found.iter().any(|(_, known)| *known == name) {
+                found.push((pointer, name));
+            }
+        }
+        found
+    }
+
+    /// The lead target of `document`: the first lead pointer that names one.
+    pub fn lead_of(&self, document: &Value) -> Option<String> {
+        strings_at(&self.lead, document)
+            .into_iter()
+            .next()
+            .map(|(_, name)| name)
+    }
+}
+
+/// The strings the patterns reach in `document`, pattern by pattern.
+fn strings_at(patterns: &[Vec<PathToken>], document: &Value) -> Vec<(String, String)> {
+    let mut strings = Vec::new();
+    for pattern in patterns {
+        let mut found = Vec::new();
+        find_along(pattern, document, String::new(), &mut found);
+        strings.extend(
+            found
+                .into_iter()
+                .filter_map(|(pointer, value)| Some((pointer, value.as_str()?.to_string()))),
+        );
+    }
+    strings
 }
 
 #[derive(Clone, Debug)]
@@ -216,11 +312,16 @@ impl SchemaCatalog {
                     .map(str::to_string)
                     .ok_or_else(|| anyhow!("schema {file}: x-fleetform.{name} is missing"))
             };
-            let targets = match field("targets")?.as_str() {
-                "none" => Targets::None,
-                "instances" => Targets::Instances,
-                "servers" => Targets::Servers,
-                other => bail!("schema {file}: unknown x-fleetform.targets `{other}`"),
+            let targets = match block.get("targets") {
+                Some(spans @ Value::Object(_)) => Targets::Spans(Spans::parse(file, spans)?),
+                _ => match field("targets")?.as_str() {
+                    "none" => Targets::None,
+                    "instances" => Targets::Instances,
+                    "servers" => Targets::Servers,
+                    other => bail!(
+                        "schema {file}: unknown x-fleetform.targets `{other}` (none, instances, servers, or {{spans, lead}})"
+                    ),
+                },
             };
             let engine = match field("engine")?.as_str() {
                 "any" => None,

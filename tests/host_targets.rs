@@ -262,3 +262,95 @@ fn a_hosts_apply_lock_is_waited_for_and_a_stale_one_is_taken_over() {
     assert!(directory.join("motd.toy").exists());
     assert!(!lock.exists());
 }
+
+/// Two Linux Servers reached with the local shell, each with its own state
+/// directory, and a ToySpan over both whose lead is the second.
+fn spanning_manifests(root: &Path, lead: &str) -> BTreeMap<String, String> {
+    let mut objects = String::new();
+    for server in ["host-1", "host-2"] {
+        objects.push_str(&format!(
+            "---\napiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: {server}}}\nspec: {{host: 127.0.0.1, os: linux, stateDirectory: '{}', connection: {{method: local}}}}\n",
+            root.join(server).display()
+        ));
+    }
+    objects.push_str(&format!(
+        "---\napiVersion: fleetform/v1\nkind: ToySpan\nmetadata: {{name: shared}}\nspec: {{members: [host-1, host-2], lead: {lead}, directory: '{}', name: shared.toy, content: hello}}\n",
+        root.join("files").display()
+    ));
+    BTreeMap::from([
+        (
+            "environments/t/environment.yaml".to_string(),
+            "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: t}\nspec: {}\n"
+                .to_string(),
+        ),
+        ("environments/t/fleet.yaml".to_string(), objects),
+    ])
+}
+
+/// A kind that spans the servers its spec names is one resource per
+/// member; the members other than the lead converge after it (their write
+/// copies the lead's file and fails when it is not there yet), although
+/// the apply runs two resources at a time and the lead is not the first
+/// member.
+#[test]
+fn a_kind_spanning_servers_converges_on_its_lead_first() {
+    let temp = tempfile::tempdir().unwrap();
+    let engine = engine(spanning_manifests(temp.path(), "host-2"), false);
+    let lead_of: Vec<(&str, Option<&str>)> = engine
+        .resources
+        .iter()
+        .map(|resource| (resource.address.as_str(), resource.lead.as_deref()))
+        .collect();
+    assert_eq!(
+        lead_of,
+        vec![
+            ("ToySpan/shared@host-2", Some("host-2")),
+            ("ToySpan/shared@host-1", Some("host-2")),
+        ]
+    );
+    // The plan lists the lead's change first, as it will run.
+    let planned = plan(&engine);
+    assert_eq!(
+        changes(&planned),
+        vec![
+            (
+                "ToySpan/shared@host-2".into(),
+                Action::Create,
+                DriftStatus::Pending
+            ),
+            (
+                "ToySpan/shared@host-1".into(),
+                Action::Create,
+                DriftStatus::Pending
+            ),
+        ]
+    );
+    let report = apply(&engine, &planned);
+    for outcome in &report.outcomes {
+        assert_eq!(outcome.outcome, Outcome::Converged, "{outcome:?}");
+    }
+    let files = temp.path().join("files");
+    assert_eq!(
+        std::fs::read_to_string(files.join("order.log")).unwrap(),
+        "host-2\nhost-1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(files.join("host-1/shared.toy")).unwrap(),
+        "hello\n"
+    );
+    // Each member's ledger records its own resource.
+    for server in ["host-1", "host-2"] {
+        let history =
+            std::fs::read_to_string(temp.path().join(server).join("ledger/t/history.jsonl"))
+                .unwrap();
+        assert!(
+            history.contains(&format!("\"ToySpan/shared@{server}\"")),
+            "{history}"
+        );
+    }
+    assert!(
+        changes(&plan(&engine))
+            .iter()
+            .all(|(_, action, drift)| *action == Action::NoOp && *drift == DriftStatus::InSync)
+    );
+}

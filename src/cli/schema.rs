@@ -73,6 +73,7 @@ pub fn run(arguments: SchemaArgs, output: &mut Output) -> Result<u8> {
                     schemas::Targets::None => "standalone",
                     schemas::Targets::Instances => "per instance",
                     schemas::Targets::Servers => "per server",
+                    schemas::Targets::Spans(_) => "per member",
                 };
                 text.push_str(&format!(
                     "{:<26} {:<13} {:<13} schemas/{}\n",

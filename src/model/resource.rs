@@ -34,6 +34,24 @@ pub struct ResourceAddress {
     pub target: Option<String>,
 }
 
+impl ResourceAddress {
+    /// The address `text` spells (`Kind/name` or `Kind/name@target`), or
+    /// none when it is not one: kinds and names hold no `/` or `@`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, rest) = text.split_once('/')?;
+        let (name, target) = match rest.split_once('@') {
+            Some((name, target)) => (name, Some(target)),
+            None => (rest, None),
+        };
+        let plain = |part: &str| !part.is_empty() && !part.contains(['/', '@']);
+        (plain(kind) && plain(name) && target.is_none_or(plain)).then(|| ResourceAddress {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            target: target.map(str::to_string),
+        })
+    }
+}
+
 impl fmt::Display for ResourceAddress {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
@@ -56,6 +74,9 @@ pub struct Resource {
     #[serde(skip)]
     pub object: usize,
     pub target: Target,
+    /// For an object that spans several targets, the one that converges
+    /// first (an availability group's primary, a formation's monitor).
+    pub lead: Option<String>,
 }
 
 /// Resources with their dependencies. `dependencies[i]` lists the indexes of
@@ -104,4 +125,25 @@ impl ResourceGraph {
 pub struct ValidatedFleet {
     pub manifests: LoadedManifests,
     pub graph: ResourceGraph,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_parses_back_from_its_display() {
+        for text in ["SqlLogin/app", "PostgresRole/app@pg-1"] {
+            let address = ResourceAddress::parse(text).unwrap();
+            assert_eq!(address.to_string(), text);
+        }
+        let spanning = ResourceAddress::parse("AvailabilityGroup/ag1@sql-2").unwrap();
+        assert_eq!(
+            (spanning.kind.as_str(), spanning.name.as_str(), spanning.target.as_deref()),
+            ("AvailabilityGroup", "ag1", Some("sql-2"))
+        );
+        for malformed in ["", "SqlLogin", "/app", "SqlLogin/", "a/b@", "a/b@c@d", "a/b/c"] {
+            assert_eq!(ResourceAddress::parse(malformed), None, "{malformed}");
+        }
+    }
 }

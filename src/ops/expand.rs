@@ -1,8 +1,10 @@
 //! Expand: manifest objects → resources, one per object and target.
 //!
-//! A standalone object (a server, an instance, a cluster) is one resource.
-//! A fleet-wide object (`spec.on`) becomes one resource per selected
-//! instance or server, addressed `Kind/name@target`. Selectors that select
+//! A standalone object (a server, an instance) is one resource. A
+//! fleet-wide object (`spec.on`) becomes one resource per selected instance
+//! or server, addressed `Kind/name@target`; so does an object that spans
+//! the targets its spec names (an availability group's replicas), each
+//! resource knowing the lead target that converges first. Selectors that select
 //! nothing are warnings; naming an instance of the wrong engine is an error.
 //! Pure: no IO.
 
@@ -13,7 +15,7 @@ use serde_json::Value;
 use super::validate::ObjectIndex;
 use crate::diagnostics::Diagnostic;
 use crate::model::{ManifestObject, Resource, ResourceAddress, Target, string_list};
-use crate::schemas::{SchemaCatalog, Targets};
+use crate::schemas::{SERVER_KIND, SchemaCatalog, Targets};
 
 pub fn expand(
     objects: &[ManifestObject],
@@ -41,12 +43,52 @@ pub fn expand(
             name: object.name.clone(),
             target: target.map(str::to_string),
         };
-        match info.targets {
+        match &info.targets {
             Targets::None => resources.push(Resource {
                 address: address(None),
                 object: position,
                 target: Target::None,
+                lead: None,
             }),
+            Targets::Spans(spans) => {
+                let targets: Vec<Target> = spans
+                    .targets_of(&object.document)
+                    .into_iter()
+                    .filter_map(|(_, name)| {
+                        if instance_kind(&name, index, &instances).is_some() {
+                            Some(Target::Instance(name))
+                        } else {
+                            // A dangling name is reported by the reference check.
+                            index.find(SERVER_KIND, &name).map(|_| Target::Server(name))
+                        }
+                    })
+                    .collect();
+                // A lead that is not one of the targets is the kind's own
+                // validation error (a desired primary that is no replica).
+                let lead = spans.lead_of(&object.document).filter(|lead| {
+                    targets
+                        .iter()
+                        .any(|target| target.name() == Some(lead.as_str()))
+                });
+                if targets.is_empty() {
+                    // Names no target (yet): still one resource, so that
+                    // the plan shows it is not converged anywhere.
+                    resources.push(Resource {
+                        address: address(None),
+                        object: position,
+                        target: Target::None,
+                        lead: None,
+                    });
+                }
+                for target in targets {
+                    resources.push(Resource {
+                        address: address(target.name()),
+                        object: position,
+                        target,
+                        lead: lead.clone(),
+                    });
+                }
+            }
             Targets::Instances => {
                 let wanted = Wanted {
                     kinds: catalog.instance_kinds(info.engine.as_deref()),
@@ -68,6 +110,7 @@ pub fn expand(
                         address: address(Some(&instance)),
                         object: position,
                         target: Target::Instance(instance),
+                        lead: None,
                     });
                 }
             }
@@ -84,6 +127,7 @@ pub fn expand(
                         address: address(Some(&server)),
                         object: position,
                         target: Target::Server(server),
+                        lead: None,
                     });
                 }
             }
@@ -107,7 +151,7 @@ fn names_dangling(object: &ManifestObject, index: &ObjectIndex, instances: &[&st
             .any(|name| instance_kind(name, index, instances).is_none())
         || named("servers")
             .iter()
-            .any(|name| index.find("Server", name).is_none())
+            .any(|name| index.find(SERVER_KIND, name).is_none())
 }
 
 fn labels_match(object: &ManifestObject, wanted: Option<&Value>) -> bool {
@@ -248,7 +292,7 @@ fn select_servers(
     let add_host_of = |instance_name: &str, selected: &mut BTreeSet<String>| {
         if let Some(server) = instance_kind(instance_name, index, instances)
             .and_then(|instance| instance.spec_str("server"))
-            && index.find("Server", server).is_some()
+            && index.find(SERVER_KIND, server).is_some()
         {
             selected.insert(server.to_string());
         }
@@ -266,12 +310,12 @@ fn select_servers(
         add_host_of(name, &mut selected);
     }
     for name in string_list(Some(selector), "servers") {
-        if index.find("Server", name).is_some() {
+        if index.find(SERVER_KIND, name).is_some() {
             selected.insert(name.to_string());
         }
     }
     if let Some(wanted) = selector.get("matchLabels") {
-        for server in index.of_kind("Server") {
+        for server in index.of_kind(SERVER_KIND) {
             if labels_match(server, Some(wanted)) {
                 selected.insert(server.name.clone());
             }

@@ -1,11 +1,13 @@
 //! Graph: resources → the dependency graph, checked for cycles, and its renderings.
 //!
-//! Edges come from four places: references annotated in the schemas
+//! Edges come from five places: references annotated in the schemas
 //! (`x-fleetform-ref`, except inside the `spec.on` selector), explicit
 //! `metadata.dependsOn`, the target a resource runs on (a role on `pg-1`
-//! needs `PostgresInstance/pg-1`), and names of database objects that another
+//! needs `PostgresInstance/pg-1`), names of database objects that another
 //! resource on the same target manages (`x-fleetform-implies`: a database
-//! owned by `app_owner` needs the `PostgresRole` that creates `app_owner`).
+//! owned by `app_owner` needs the `PostgresRole` that creates `app_owner`),
+//! and the lead of an object that spans targets (an availability group on
+//! a secondary needs the group on its primary).
 //! A cycle is an error that names every resource on it. Pure: no IO.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +20,7 @@ use serde_json::Value;
 use super::validate::ObjectIndex;
 use crate::diagnostics::Diagnostic;
 use crate::model::{ManifestObject, Resource, ResourceGraph, Target};
-use crate::schemas::{Annotation, SchemaCatalog};
+use crate::schemas::{Annotation, SERVER_KIND, SchemaCatalog};
 
 pub fn build(
     resources: Vec<Resource>,
@@ -75,7 +77,7 @@ pub fn build(
         if let Some(target_name) = resource.target.name() {
             let kinds: Vec<&str> = match resource.target {
                 Target::Instance(_) => catalog.instance_kinds(None),
-                Target::Server(_) => vec!["Server"],
+                Target::Server(_) => vec![SERVER_KIND],
                 Target::None => Vec::new(),
             };
             for kind in kinds {
@@ -83,6 +85,20 @@ pub fn build(
                     for dependency in by_object.get(&object_index).into_iter().flatten() {
                         add(*dependency, format!("runs on {kind}/{target_name}"));
                     }
+                }
+            }
+        }
+        // The resources of an object that spans targets converge after the
+        // one on its lead (the primary creates the group the others join).
+        if let Some(lead) = &resource.lead
+            && resource.target.name() != Some(lead.as_str())
+        {
+            for sibling in by_object.get(&resource.object).into_iter().flatten() {
+                if resources[*sibling].target.name() == Some(lead.as_str()) {
+                    add(
+                        *sibling,
+                        format!("{lead} leads {}", objects[resource.object].id()),
+                    );
                 }
             }
         }

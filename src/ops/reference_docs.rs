@@ -61,10 +61,20 @@ pub fn render(catalog: &SchemaCatalog) -> String {
     text
 }
 
+/// `a`, `b` and `c`, each as code, joined by `conjunction` before the last.
+fn code_list(items: &[String], conjunction: &str) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("`{item}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} {conjunction} {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
     let _ = writeln!(text, "### {}\n", info.kind);
     let _ = writeln!(text, "{}\n", info.description);
-    let applies = match info.targets {
+    let applies = match &info.targets {
         Targets::None => "a standalone object (one resource)".to_string(),
         Targets::Instances => format!(
             "every {} instance selected by `spec.on` (one resource per instance, addressed `{}/NAME@INSTANCE`)",
@@ -74,6 +84,12 @@ fn render_kind(catalog: &SchemaCatalog, info: &KindInfo, text: &mut String) {
         Targets::Servers => format!(
             "every server selected by `spec.on` (one resource per server, addressed `{}/NAME@SERVER`)",
             info.kind
+        ),
+        Targets::Spans(spans) => format!(
+            "every instance or server its spec names at {} (one resource per target, addressed `{}/NAME@TARGET`); the target named at {} converges first, the others after it",
+            code_list(&spans.target_pointers, "and"),
+            info.kind,
+            code_list(&spans.lead_pointers, "or else"),
         ),
     };
     let engine = match info.engine.as_deref() {

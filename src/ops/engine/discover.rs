@@ -378,6 +378,7 @@ impl Engine {
                     json!({
                         "identity": item.identity,
                         "spec": redact_spec(module, &resource.spec),
+                        "lead": resource.lead,
                         // Not in the manifests: being pruned, or superseded.
                         "orphan": orphan,
                     })

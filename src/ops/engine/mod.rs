@@ -70,7 +70,12 @@ pub struct RunSettings {
 pub struct DesiredResource {
     pub address: String,
     pub kind: String,
+    /// The manifest object's `metadata.name`.
+    pub name: String,
     pub target: String,
+    /// For an object that spans targets, the one that converges first
+    /// (templates see it as `lead`; `target == lead` on the lead).
+    pub lead: Option<String>,
     /// The database the objects live in, for database-scoped modules.
     pub database: Option<String>,
     /// The spec with schema defaults filled in; secrets are still references.
@@ -331,7 +336,9 @@ impl Engine {
             resources.push(DesiredResource {
                 address,
                 kind: object.kind.clone(),
+                name: object.name.clone(),
                 target: target.clone(),
+                lead: resource.lead.clone(),
                 database,
                 spec,
                 items,

@@ -4,6 +4,7 @@
 //! deletes. Pure: reads observations only.
 
 use super::*;
+use crate::model::ResourceAddress;
 
 impl Engine {
     /// Identities the manifests' resources claim on `target`: (kind,
@@ -69,12 +70,17 @@ impl Engine {
             let Some(module) = self.ledger_module(kind, target, spec) else {
                 continue;
             };
-            let name = entry
-                .resource
-                .strip_prefix(&format!("{kind}/"))
-                .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
-                .unwrap_or(&entry.resource);
-            match desired_items(module, spec, name, &self.settings, &self.templates, true) {
+            let Some(address) = ResourceAddress::parse(&entry.resource)
+                .filter(|address| address.kind == *kind && address.target.as_deref() == Some(target))
+            else {
+                tracing::warn!(
+                    resource = %entry.resource,
+                    target = %target,
+                    "the ledger records a resource whose address is not one of this target; it is not pruned"
+                );
+                continue;
+            };
+            match desired_items(module, spec, &address.name, &self.settings, &self.templates, true) {
                 Ok(mut items) => {
                     items.retain(|item| {
                         !claims.contains(&(
@@ -89,7 +95,9 @@ impl Engine {
                     orphans.push(DesiredResource {
                         address: entry.resource.clone(),
                         kind: kind.clone(),
+                        name: address.name.clone(),
                         target: target.to_string(),
+                        lead: None,
                         database: entry.database.clone(),
                         spec: spec.clone(),
                         items,
@@ -141,11 +149,7 @@ impl Engine {
                     identity.to_string(),
                 ))
             };
-            let name = resource
-                .address
-                .strip_prefix(&format!("{}/", resource.kind))
-                .and_then(|rest| rest.strip_suffix(&format!("@{target}")))
-                .unwrap_or(&resource.address);
+            let name = resource.name.as_str();
             let (spec, needs_prune) = match &module.items {
                 Some(items_field) => {
                     let dropped: Map<String, Value> = recorded
@@ -225,7 +229,9 @@ impl Engine {
                 resource: DesiredResource {
                     address: format!("{}#before", resource.address),
                     kind: resource.kind.clone(),
+                    name: resource.name.clone(),
                     target: target.to_string(),
+                    lead: resource.lead.clone(),
                     database: entry.database.clone(),
                     spec,
                     items,
@@ -378,7 +384,9 @@ pub fn prune_resource(
         // prune can never be mistaken for a resource of the manifests.
         address: format!("{}[{}]@{}", module.kind, live_name, target),
         kind: module.kind.clone(),
+        name: live_name.clone(),
         target: target.to_string(),
+        lead: None,
         database: database.map(str::to_string),
         spec: json!({ "database": database }),
         items: vec![DesiredItem {

@@ -55,6 +55,7 @@ impl Engine {
         let mut context = self.base_context(&resource.target, facts);
         context.insert("database".into(), json!(resource.database));
         context.insert("name".into(), json!(item.identity));
+        context.insert("lead".into(), json!(resource.lead));
         context.insert("desired".into(), Value::Object(desired));
         context.insert(
             "observed".into(),
@@ -232,6 +233,7 @@ impl Engine {
         };
         let mut context = self.base_context(&resource.target, facts);
         context.insert("spec".into(), redact_spec(module, &resource.spec));
+        context.insert("lead".into(), json!(resource.lead));
         let script = self
             .templates
             .render(&module.template(after.file()), &Value::Object(context))?;
