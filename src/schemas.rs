@@ -219,6 +219,12 @@ fn find_along<'a>(
                 find_along(rest, child, pointer, found);
             }
         }
+        // A pointer's number token reaches that item of an array.
+        (PathToken::Key(key), Value::Array(items)) => {
+            if let Some(child) = key.parse::<usize>().ok().and_then(|index| items.get(index)) {
+                find_along(rest, child, format!("{pointer}/{key}"), found);
+            }
+        }
         (PathToken::AnyItem, Value::Array(items)) => {
             for (index, child) in items.iter().enumerate() {
                 find_along(rest, child, format!("{pointer}/{index}"), found);
@@ -711,6 +717,61 @@ pub fn union_schema(catalog: &SchemaCatalog) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spanning_kind_names_its_members_once_and_its_lead_by_the_first_pointer_set() {
+        let catalog = SchemaCatalog::embedded().unwrap();
+        let Targets::Spans(group) = &catalog.kind("AvailabilityGroup").unwrap().targets else {
+            panic!("an availability group spans its replicas");
+        };
+        let document = serde_json::json!({"spec": {"replicas": [
+            {"instance": "sql-a"}, {"instance": "sql-b"}, {"instance": "sql-a"}
+        ]}});
+        assert_eq!(
+            group.targets_of(&document),
+            vec![
+                ("/spec/replicas/0/instance".to_string(), "sql-a".to_string()),
+                ("/spec/replicas/1/instance".to_string(), "sql-b".to_string()),
+            ]
+        );
+        // No desired primary: the first replica leads.
+        assert_eq!(group.lead_of(&document).as_deref(), Some("sql-a"));
+        let mut chosen = document.clone();
+        chosen["spec"]["desiredPrimary"] = "sql-b".into();
+        assert_eq!(group.lead_of(&chosen).as_deref(), Some("sql-b"));
+
+        let Targets::Spans(formation) = &catalog.kind("PostgresHaCluster").unwrap().targets else {
+            panic!("a formation spans its monitor and nodes");
+        };
+        let document = serde_json::json!({"spec": {
+            "monitor": {"instance": "mon"},
+            "nodes": [{"instance": "pg-1"}, {"instance": "pg-2"}]
+        }});
+        let names: Vec<String> = formation
+            .targets_of(&document)
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        assert_eq!(names, ["mon", "pg-1", "pg-2"]);
+        assert_eq!(formation.lead_of(&document).as_deref(), Some("mon"));
+    }
+
+    #[test]
+    fn a_spans_block_that_is_not_pointers_is_refused_naming_the_schema() {
+        let block = serde_json::json!({"spans": ["spec/nodes/*"], "lead": ["/spec/nodes/0"]});
+        let error = Spans::parse("x.schema.json", &block)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("x.schema.json")
+                && error.contains("`spec/nodes/*` is not a JSON pointer"),
+            "{error}"
+        );
+        let error = Spans::parse("x.schema.json", &serde_json::json!({"spans": ["/a"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("targets.lead"), "{error}");
+    }
 
     #[test]
     fn every_kind_schema_compiles_and_declares_itself() {

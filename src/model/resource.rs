@@ -139,10 +139,22 @@ mod tests {
         }
         let spanning = ResourceAddress::parse("AvailabilityGroup/ag1@sql-2").unwrap();
         assert_eq!(
-            (spanning.kind.as_str(), spanning.name.as_str(), spanning.target.as_deref()),
+            (
+                spanning.kind.as_str(),
+                spanning.name.as_str(),
+                spanning.target.as_deref()
+            ),
             ("AvailabilityGroup", "ag1", Some("sql-2"))
         );
-        for malformed in ["", "SqlLogin", "/app", "SqlLogin/", "a/b@", "a/b@c@d", "a/b/c"] {
+        for malformed in [
+            "",
+            "SqlLogin",
+            "/app",
+            "SqlLogin/",
+            "a/b@",
+            "a/b@c@d",
+            "a/b/c",
+        ] {
             assert_eq!(ResourceAddress::parse(malformed), None, "{malformed}");
         }
     }

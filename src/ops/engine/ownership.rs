@@ -70,9 +70,9 @@ impl Engine {
             let Some(module) = self.ledger_module(kind, target, spec) else {
                 continue;
             };
-            let Some(address) = ResourceAddress::parse(&entry.resource)
-                .filter(|address| address.kind == *kind && address.target.as_deref() == Some(target))
-            else {
+            let Some(address) = ResourceAddress::parse(&entry.resource).filter(|address| {
+                address.kind == *kind && address.target.as_deref() == Some(target)
+            }) else {
                 tracing::warn!(
                     resource = %entry.resource,
                     target = %target,
@@ -80,7 +80,14 @@ impl Engine {
                 );
                 continue;
             };
-            match desired_items(module, spec, &address.name, &self.settings, &self.templates, true) {
+            match desired_items(
+                module,
+                spec,
+                &address.name,
+                &self.settings,
+                &self.templates,
+                true,
+            ) {
                 Ok(mut items) => {
                     items.retain(|item| {
                         !claims.contains(&(
