@@ -101,16 +101,60 @@ pub struct FieldRule {
     pub only: Option<String>,
 }
 
-/// A template reference: a file name, or a file and whether it runs in a transaction.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// A template reference: a file name, or a file with the connector it runs
+/// through and that connector's options (whether it runs in a transaction).
+#[derive(Clone, Debug)]
 pub enum ActionTemplate {
     File(String),
     Detailed {
         template: String,
-        #[serde(default)]
-        transaction: Transaction,
+        transaction: Option<Transaction>,
+        through: Through,
     },
+}
+
+/// An action written out in full, with its keys checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetailedAction {
+    template: String,
+    #[serde(default)]
+    transaction: Option<Transaction>,
+    #[serde(default)]
+    through: Through,
+}
+
+impl<'de> Deserialize<'de> for ActionTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(deserializer)? {
+            Value::String(file) => Ok(ActionTemplate::File(file)),
+            detailed @ Value::Object(_) => {
+                let action: DetailedAction =
+                    serde_json::from_value(detailed).map_err(D::Error::custom)?;
+                Ok(ActionTemplate::Detailed {
+                    template: action.template,
+                    transaction: action.transaction,
+                    through: action.through,
+                })
+            }
+            _ => Err(D::Error::custom(
+                "an action is a template file name or {template, transaction, through}",
+            )),
+        }
+    }
+}
+
+/// Which connector an action runs through.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Through {
+    /// The target's own connector (SQL on an instance, the shell of a Server).
+    #[default]
+    Target,
+    /// The connector of the host the instance runs on (its Server's shell or
+    /// PowerShell): a service setting, a file, a restart of its own.
+    Host,
 }
 
 /// Whether an action runs in one transaction: fixed, or a spec field.
@@ -122,16 +166,17 @@ pub enum Transaction {
     FromSpec(String),
 }
 
-impl Default for Transaction {
-    fn default() -> Self {
-        Transaction::Fixed(true)
-    }
-}
-
 impl ActionTemplate {
     pub fn file(&self) -> &str {
         match self {
             ActionTemplate::File(file) | ActionTemplate::Detailed { template: file, .. } => file,
+        }
+    }
+
+    pub fn through(&self) -> Through {
+        match self {
+            ActionTemplate::File(_) => Through::Target,
+            ActionTemplate::Detailed { through, .. } => *through,
         }
     }
 
@@ -140,13 +185,16 @@ impl ActionTemplate {
     /// `transaction: spec.FIELD` takes it from the manifest (default true).
     pub fn transaction(&self, spec: &Value) -> bool {
         match self {
-            ActionTemplate::File(_) => true,
+            ActionTemplate::File(_)
+            | ActionTemplate::Detailed {
+                transaction: None, ..
+            } => true,
             ActionTemplate::Detailed {
-                transaction: Transaction::Fixed(value),
+                transaction: Some(Transaction::Fixed(value)),
                 ..
             } => *value,
             ActionTemplate::Detailed {
-                transaction: Transaction::FromSpec(path),
+                transaction: Some(Transaction::FromSpec(path)),
                 ..
             } => path
                 .strip_prefix("spec.")
@@ -455,6 +503,19 @@ pub struct Module {
 }
 
 impl Module {
+    /// Whether any action runs through the host the instance runs on.
+    pub fn runs_through_host(&self) -> bool {
+        [
+            Some(&self.actions.create),
+            self.actions.update.as_ref(),
+            self.actions.delete.as_ref(),
+            self.actions.after.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|action| action.through() == Through::Host)
+    }
+
     /// Full template name of a file of this module.
     pub fn template(&self, file: &str) -> String {
         format!("{}/{}", self.directory, file)
@@ -655,21 +716,23 @@ fn parse_module(
         refresh_when: file.refresh_when,
         serial: file.serial,
     };
-    let mut referenced = vec![
-        module.discover.clone(),
-        module.actions.create.file().to_string(),
-    ];
+    let mut referenced = vec![module.discover.clone()];
     referenced.extend(module.import.clone());
     referenced.extend(module.inventory.clone());
+    let mut through_host = Vec::new();
     for action in [
-        &module.actions.update,
-        &module.actions.delete,
-        &module.actions.after,
+        Some(&module.actions.create),
+        module.actions.update.as_ref(),
+        module.actions.delete.as_ref(),
+        module.actions.after.as_ref(),
     ]
     .into_iter()
     .flatten()
     {
-        referenced.push(action.file().to_string());
+        match action.through() {
+            Through::Target => referenced.push(action.file().to_string()),
+            Through::Host => through_host.push(action),
+        }
     }
     for file in referenced {
         if Dialect::of_file(&file) != Some(dialect) {
@@ -679,6 +742,46 @@ fn parse_module(
             );
         }
         if !templates.exists(&module.template(&file)) {
+            bail!("template {file} does not exist in {directory}");
+        }
+    }
+    // An action through the host is written in a host engine's language,
+    // and takes none of the database connector's options.
+    let host_dialects: Vec<Dialect> = engines
+        .iter()
+        .filter(|profile| profile.server_os.is_some())
+        .map(|profile| profile.dialect)
+        .collect();
+    for action in through_host {
+        let file = action.file();
+        if dialect == Dialect::Shell || dialect == Dialect::PowerShell {
+            bail!(
+                "template {file} runs through the host, and the {} engine's targets are hosts already",
+                module.engine
+            );
+        }
+        if !Dialect::of_file(file).is_some_and(|of| host_dialects.contains(&of)) {
+            bail!(
+                "template {file} runs through the host: give it the extension of a host engine ({})",
+                host_dialects
+                    .iter()
+                    .map(|dialect| format!(".{}", dialect.extension()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if matches!(
+            action,
+            ActionTemplate::Detailed {
+                transaction: Some(_),
+                ..
+            }
+        ) {
+            bail!(
+                "template {file} runs through the host, whose shell has no transactions: remove `transaction`"
+            );
+        }
+        if !templates.exists(&module.template(file)) {
             bail!("template {file} does not exist in {directory}");
         }
     }
@@ -743,6 +846,53 @@ mod tests {
             format!("{error:#}").contains("discover.sql does not exist"),
             "{error:#}"
         );
+    }
+
+    /// An action through the host is written in a host engine's language and
+    /// takes no transaction; an unknown key of an action is refused.
+    #[test]
+    fn actions_through_the_host_are_checked_when_the_module_loads() {
+        let refusal = |after: &str| {
+            let module = format!(
+                "kind: X\ndescription: x\nengine: postgres\ndiscover: discover.sql\nfields: {{}}\nactions: {{create: create.sql, after: {after}}}\n"
+            );
+            let files: Vec<(String, String)> =
+                ["discover.sql", "create.sql", "host.sh", "host.sql"]
+                    .iter()
+                    .map(|file| (format!("modules/x/{file}"), String::new()))
+                    .collect();
+            let templates = Templates::from_files(files).unwrap();
+            ModuleCatalog::from_files(
+                vec![("modules/x/module.yaml".into(), module)],
+                &templates,
+                &EngineCatalog::embedded().unwrap(),
+            )
+            .err()
+            .map(|error| format!("{error:#}"))
+        };
+        assert_eq!(refusal("{template: host.sh, through: host}"), None);
+        let refused = [
+            (
+                "{template: host.sql, through: host}",
+                "give it the extension of a host engine",
+            ),
+            (
+                "{template: host.sh, through: host, transaction: false}",
+                "remove `transaction`",
+            ),
+            (
+                "{template: host.sh}",
+                "does not have the extension of the postgres engine",
+            ),
+            (
+                "{template: host.sh, though: host}",
+                "unknown field `though`",
+            ),
+        ];
+        for (after, expected) in refused {
+            let error = refusal(after).unwrap_or_else(|| panic!("{after} was accepted"));
+            assert!(error.contains(expected), "{after}: {error}");
+        }
     }
 
     /// A kind may have one module per engine; two for one engine are refused.

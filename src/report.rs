@@ -282,9 +282,21 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
                 &format!("{prefix}| "),
             ));
         }
+        if !item.host_script.is_empty() {
+            out.push_str(&indent("then, on the host it runs on:", prefix));
+            out.push_str(&indent(
+                &style.dim(item.host_script.trim_end()),
+                &format!("{prefix}| "),
+            ));
+        }
     }
     if !change.after_script.is_empty() {
-        out.push_str(&indent("then, once:", "      "));
+        let then = if change.after_through_host {
+            "then, once, on the host it runs on:"
+        } else {
+            "then, once:"
+        };
+        out.push_str(&indent(then, "      "));
         out.push_str(&indent(
             &style.dim(change.after_script.trim_end()),
             "          | ",
@@ -392,12 +404,25 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
                     let fence = fence_for(&item.script);
                     let _ = write!(block, "\n{fence}sql\n{}{fence}\n", item.script);
                 }
+                if !item.host_script.is_empty() {
+                    let fence = fence_for(&item.host_script);
+                    let _ = write!(
+                        block,
+                        "\nthen, on the host it runs on:\n\n{fence}\n{}{fence}\n",
+                        item.host_script
+                    );
+                }
             }
             if !change.after_script.is_empty() {
                 let fence = fence_for(&change.after_script);
+                let (then, language) = if change.after_through_host {
+                    ("then, once, on the host it runs on", "")
+                } else {
+                    ("then, once", "sql")
+                };
                 let _ = write!(
                     block,
-                    "\nthen, once:\n\n{fence}sql\n{}{fence}\n",
+                    "\n{then}:\n\n{fence}{language}\n{}{fence}\n",
                     change.after_script
                 );
             }

@@ -4,6 +4,11 @@
 //! prunes files of a Linux Server reached through the local shell
 //! connector, with the host's ledger and apply lock as files in its state
 //! directory (templates/linux/). Nothing in the engine knows the kind.
+//! A kind of PostgreSQL instances whose module runs one action through
+//! the instance's own connector and one through its host's shell does
+//! the same against a real server.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -352,5 +357,129 @@ fn a_kind_spanning_servers_converges_on_its_lead_first() {
         changes(&plan(&engine))
             .iter()
             .all(|(_, action, drift)| *action == Action::NoOp && *drift == DriftStatus::InSync)
+    );
+}
+
+/// A Server reached with `method`, a PostgreSQL instance on it (`server`,
+/// with the test superuser's password in `password_file`) and one ToyStamp.
+fn stamp_manifests(
+    server: &common::postgres::PostgresServer,
+    method: &str,
+    password_file: &Path,
+    directory: &Path,
+    content: &str,
+) -> BTreeMap<String, String> {
+    let fleet = format!(
+        "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: db-host}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: {method}}}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-1}}\nspec: {{server: db-host, port: {port}, connection: {{user: postgres, sslMode: disable, password: {{fromFile: '{password}'}}}}}}\n\
+---\napiVersion: fleetform/v1\nkind: ToyStamp\nmetadata: {{name: release}}\nspec: {{on: {{instances: [pg-1]}}, name: release, directory: '{directory}', content: {content}}}\n",
+        port = server.port,
+        password = password_file.display(),
+        directory = directory.display(),
+        content = serde_json::to_string(content).unwrap(),
+    );
+    BTreeMap::from([
+        (
+            "environments/t/environment.yaml".to_string(),
+            "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: t}\nspec: {}\n"
+                .to_string(),
+        ),
+        ("environments/t/fleet.yaml".to_string(), fleet),
+    ])
+}
+
+#[test]
+fn a_module_runs_each_action_through_the_connector_it_names() {
+    let server = common::postgres::PostgresServer::start();
+    server.psql("CREATE TABLE public.toy_stamp (name text PRIMARY KEY, content text NOT NULL)");
+    let temp = tempfile::tempdir().unwrap();
+    let password_file = temp.path().join("password");
+    std::fs::write(&password_file, common::postgres::SUPERUSER_PASSWORD).unwrap();
+    let directory = temp.path().join("stamps");
+    let manifests =
+        |content: &str| stamp_manifests(&server, "local", &password_file, &directory, content);
+
+    // The plan shows both scripts, each where it runs.
+    let first = engine(manifests("v1"), false);
+    let planned = plan(&first);
+    assert_eq!(
+        changes(&planned),
+        vec![(
+            "ToyStamp/release@pg-1".into(),
+            Action::Create,
+            DriftStatus::Pending
+        )]
+    );
+    let change = &planned.resource_changes[0];
+    assert!(
+        change.items[0]
+            .script
+            .contains("INSERT INTO public.toy_stamp"),
+        "{change:?}"
+    );
+    assert!(change.after_through_host, "{change:?}");
+    assert!(change.after_script.contains("printf"), "{change:?}");
+    let shown =
+        fleetform::report::plan_human(&planned, fleetform::report::Style { color: false }, false);
+    assert!(
+        shown.contains("then, once, on the host it runs on:"),
+        "{shown}"
+    );
+
+    // Apply writes the row through SQL and the file through the host's shell.
+    let report = apply(&first, &planned);
+    for outcome in &report.outcomes {
+        assert_eq!(outcome.outcome, Outcome::Converged, "{outcome:?}");
+    }
+    assert_eq!(
+        server.psql("SELECT content FROM public.toy_stamp WHERE name = 'release'"),
+        "v1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(directory.join("pg-1-release")).unwrap(),
+        "v1\n"
+    );
+    assert!(
+        changes(&plan(&first))
+            .iter()
+            .all(|(_, action, _)| *action == Action::NoOp)
+    );
+
+    // A change runs both again; a host fleetform cannot reach yet refuses
+    // the action through it, naming the Server, and runs nothing.
+    let unreachable = engine(
+        stamp_manifests(&server, "ssh", &password_file, &directory, "v2"),
+        false,
+    );
+    let refused = plan(&unreachable);
+    let change = &refused.resource_changes[0];
+    let blocked = change.blocked.as_ref().map(|blocked| blocked.message());
+    assert!(
+        blocked.is_some_and(
+            |message| message.contains("Server db-host is a Linux host reached with `ssh`")
+        ),
+        "{change:?}"
+    );
+    let report = apply(&unreachable, &refused);
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|outcome| outcome.outcome != Outcome::Converged),
+        "{:?}",
+        report.outcomes
+    );
+    assert_eq!(
+        server.psql("SELECT content FROM public.toy_stamp WHERE name = 'release'"),
+        "v1"
+    );
+    let reachable = engine(manifests("v2"), false);
+    let report = apply(&reachable, &plan(&reachable));
+    for outcome in &report.outcomes {
+        assert_eq!(outcome.outcome, Outcome::Converged, "{outcome:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(directory.join("pg-1-release")).unwrap(),
+        "v2\n"
     );
 }

@@ -1,8 +1,8 @@
 //! The local shell connector: runs rendered POSIX shell scripts on the
 //! machine fleetform runs on, bounded in time, with their output kept for
 //! the error message. It reaches a Server whose `connection.method` is
-//! `local` (host resources, their ledger and lock) and restarts local
-//! instances. Scripts go to `sh` on its standard input, never in its
+//! `local`: host resources, their ledger and lock, and for the instances
+//! on that Server their restarts and module actions `through: host`. Scripts go to `sh` on its standard input, never in its
 //! arguments: nothing of them shows in the process list. The SSH connector
 //! will run the same scripts remotely.
 
@@ -52,13 +52,6 @@ async fn run(script: &str, timeout: Duration) -> Result<Printed> {
         );
     }
     Ok(printed)
-}
-
-/// Run `script` on this machine, waiting at most `timeout`; returns what it
-/// printed (standard output, then standard error).
-pub async fn run_local(script: &str, timeout: Duration) -> Result<String> {
-    let printed = run(script, timeout).await?;
-    Ok(printed.stdout + &printed.stderr)
 }
 
 /// A Server reached through the shell of this machine.

@@ -91,6 +91,10 @@ pub struct ItemChange {
     /// The script as shown to people (secrets as `(sensitive)`); empty for no-op.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub script: String,
+    /// What the action runs through the host the instance runs on (a module
+    /// action `through: host`), after `script`, as shown to people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_script: String,
 }
 
 /// Why a resource is not planned normally.
@@ -161,6 +165,9 @@ pub struct ResourceChange {
     /// Run once after the items' scripts when any item changes (e.g. a reload).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub after_script: String,
+    /// Whether `after_script` runs through the instance's host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_through_host: bool,
     /// The restart apply performs afterwards (the module's restart rule allows
     /// it and a parameter waits for one), as shown to people.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -106,9 +106,10 @@ pub fn resolve_servers(
         .iter()
         .filter(|object| object.kind == SERVER_KIND)
     {
-        let spec = server.spec();
-        let Some(profile) = server
-            .spec_str("os")
+        let spec = catalog.spec_with_defaults(SERVER_KIND, server.spec());
+        let Some(profile) = spec
+            .get("os")
+            .and_then(Value::as_str)
             .and_then(|os| engines.of_server_os(os))
         else {
             continue;
@@ -126,7 +127,8 @@ pub fn resolve_servers(
                 "state_directory": state_directory,
             }),
         );
-        let method = spec
+        let method = server
+            .spec()
             .pointer("/connection/method")
             .and_then(Value::as_str)
             .unwrap_or(&default_method);
@@ -360,72 +362,24 @@ pub fn resolve_snapshots(
         .collect()
 }
 
-/// How fleetform reaches the operating system an instance runs on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostAccess {
-    /// Commands run on this machine (`connection.method: local`).
-    Local {
-        /// The instance's data directory, when the manifest gives it.
-        data_directory: Option<String>,
-        /// The service to restart instead of using pg_ctl, when given.
-        service_name: Option<String>,
-    },
-    /// Not reachable yet, and why.
-    Unavailable(String),
-}
-
-/// The host access of every instance, from its Server's `connection.method`.
-pub fn resolve_hosts(
+/// The Server each instance runs on, by instance name: restarts and the
+/// module actions that run `through: host` go through that Server's
+/// endpoint.
+pub fn resolve_instance_hosts(
     fleet: &ValidatedFleet,
     catalog: &SchemaCatalog,
-) -> BTreeMap<String, HostAccess> {
-    let default_method = catalog
-        .kind("Server")
-        .and_then(|info| catalog.file(&info.file))
-        .and_then(|schema| schema.pointer("/$defs/connection/properties/method/default"))
-        .and_then(Value::as_str)
-        .unwrap_or("ssh")
-        .to_string();
-    let mut hosts = BTreeMap::new();
+) -> BTreeMap<String, String> {
     let instance_kinds = catalog.instance_kinds(None);
-    for object in fleet
+    fleet
         .manifests
         .objects
         .iter()
         .filter(|object| instance_kinds.contains(&object.kind.as_str()))
-    {
-        let spec = object.spec();
-        let server_name = spec
-            .get("server")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let method = fleet
-            .manifests
-            .objects
-            .iter()
-            .find(|candidate| candidate.kind == "Server" && candidate.name == server_name)
-            .and_then(|server| server.spec().pointer("/connection/method"))
-            .and_then(Value::as_str)
-            .unwrap_or(&default_method)
-            .to_string();
-        let access = match method.as_str() {
-            "local" => HostAccess::Local {
-                data_directory: spec
-                    .get("dataDirectory")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                service_name: spec
-                    .get("serviceName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            },
-            other => HostAccess::Unavailable(format!(
-                "Server {server_name} is reached with `{other}`, and fleetform's {other} connector is not built yet; only `local` servers can be restarted"
-            )),
-        };
-        hosts.insert(object.name.clone(), access);
-    }
-    hosts
+        .filter_map(|object| {
+            let server = object.spec_str("server")?;
+            Some((object.name.clone(), server.to_string()))
+        })
+        .collect()
 }
 
 /// What templates of each instance see as `instance`: its name, engine,
@@ -452,10 +406,11 @@ pub fn resolve_instance_contexts(
             Some((profile.name.clone(), account))
         })
         .collect();
+    let instance_kinds = catalog.instance_kinds(None);
     let mut contexts = BTreeMap::new();
     for object in objects
         .iter()
-        .filter(|object| matches!(object.kind.as_str(), "SqlInstance" | "PostgresInstance"))
+        .filter(|object| instance_kinds.contains(&object.kind.as_str()))
     {
         let mut spec = catalog.spec_with_defaults(&object.kind, object.spec());
         // What templates need; never a secret reference (the sa password,

@@ -3,6 +3,8 @@
 //! re-discover it until the diff is empty (bounded), and say what is left.
 
 use super::*;
+use crate::modules::Through;
+use crate::ops::engine::Step;
 
 /// Verification re-reads at most this many times (a reload takes effect
 /// asynchronously), pausing a little longer each time.
@@ -33,10 +35,13 @@ pub(super) async fn converge(
         .endpoints
         .get(&work.resource.target)
         .context("no endpoint")?;
-    let mut session = endpoint.connect(work.resource.database.as_deref()).await?;
+    let mut sessions = Sessions {
+        target: endpoint.connect(work.resource.database.as_deref()).await?,
+        host: None,
+    };
     let rows = engine
         .discover_module(
-            &session,
+            &sessions.target,
             module,
             &work.resource.target,
             work.resource.database.as_deref(),
@@ -96,7 +101,7 @@ pub(super) async fn converge(
         changed_any = true;
         run_item(
             engine,
-            &mut session,
+            &mut sessions,
             module,
             &work.resource,
             item,
@@ -127,7 +132,7 @@ pub(super) async fn converge(
             let observed = find_row(&rows, &item.identity);
             run_item(
                 engine,
-                &mut session,
+                &mut sessions,
                 module,
                 removed,
                 item,
@@ -138,22 +143,44 @@ pub(super) async fn converge(
             .await?;
         }
     }
-    if changed_any
-        && let Some((script, transaction)) = engine.render_after(module, &work.resource, facts)?
-    {
-        session
-            .execute(&script, transaction)
+    if changed_any && let Some(step) = engine.render_after(module, &work.resource, facts)? {
+        sessions
+            .run(engine, &work.resource.target, &step)
             .await
             .context("the module's after step")?;
     }
-    verify(engine, &session, work, module, facts, false).await
+    verify(engine, &sessions.target, work, module, facts, false).await
+}
+
+/// The sessions one resource's actions run through: its target's, and the
+/// host's once an action runs `through: host`.
+pub(super) struct Sessions {
+    pub target: Session,
+    pub host: Option<Session>,
+}
+
+impl Sessions {
+    /// Run `step` through the connector it names.
+    async fn run(&mut self, engine: &Engine, target: &str, step: &Step) -> Result<()> {
+        let session = match step.through {
+            Through::Target => &mut self.target,
+            Through::Host => match &mut self.host {
+                Some(host) => host,
+                host => {
+                    let endpoint = engine.host_endpoint(target)?;
+                    host.insert(endpoint.connect(None).await?)
+                }
+            },
+        };
+        session.execute(&step.script, step.transaction).await
+    }
 }
 
 /// Render one item's action for the server and run it.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_item(
     engine: &Engine,
-    session: &mut Session,
+    sessions: &mut Sessions,
     module: &crate::modules::Module,
     resource: &DesiredResource,
     item: &crate::ops::diff::DesiredItem,
@@ -177,9 +204,9 @@ pub(super) async fn run_item(
         facts,
         crate::ops::engine::RenderMode::Execute,
     )?;
-    for (script, transaction) in scripts {
-        session
-            .execute(&script, transaction)
+    for step in scripts {
+        sessions
+            .run(engine, &resource.target, &step)
             .await
             .with_context(|| format!("{} of {}", action.name(), item.identity))?;
     }

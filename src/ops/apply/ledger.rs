@@ -34,6 +34,7 @@ pub(super) fn ledger_note(
                 changes: Vec::new(),
                 risks: Vec::new(),
                 script: String::new(),
+                host_script: String::new(),
             })
             .collect(),
         observed_fingerprint: String::new(),
@@ -42,6 +43,7 @@ pub(super) fn ledger_note(
         drift: crate::model::plan::DriftStatus::InSync,
         blocked: None,
         after_script: String::new(),
+        after_through_host: false,
         restart_script: String::new(),
         prune,
     };

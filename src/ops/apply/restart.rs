@@ -18,8 +18,16 @@ pub(super) async fn restart(
     facts: &serde_json::Map<String, Value>,
     works: &[Work],
 ) -> Result<()> {
-    let script = engine.render_restart(target, facts)?;
-    crate::connector::shell::run_local(&script, RESTART_TIMEOUT).await?;
+    let (script, host) = engine.render_restart(target, facts)?;
+    let mut shell = host.connect(None).await?;
+    tokio::time::timeout(RESTART_TIMEOUT, shell.execute(&script, false))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the restart did not finish within {} s",
+                RESTART_TIMEOUT.as_secs()
+            )
+        })??;
     let endpoint = engine.endpoints.get(target).context("no endpoint")?;
     // Each resource is read back where it lives: a database-scoped one in a
     // session on its database, as discovery reads it.
@@ -90,7 +98,10 @@ pub(super) async fn restart_waiting(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let script = engine.render_restart(target, &facts).unwrap_or_default();
+    let script = engine
+        .render_restart(target, &facts)
+        .map(|(script, _)| script)
+        .unwrap_or_default();
     let result = restart(engine, target, &facts, works).await;
     // Recorded as an update of the instance itself.
     let instance_kind = engine
@@ -110,6 +121,7 @@ pub(super) async fn restart_waiting(
             changes: Vec::new(),
             risks: Vec::new(),
             script,
+            host_script: String::new(),
         }],
         observed_fingerprint: String::new(),
         observed_items: BTreeMap::new(),
@@ -117,6 +129,7 @@ pub(super) async fn restart_waiting(
         drift: crate::model::plan::DriftStatus::Pending,
         blocked: None,
         after_script: String::new(),
+        after_through_host: false,
         restart_script: String::new(),
         prune: false,
     };

@@ -37,7 +37,7 @@ mod render;
 pub use desired::{find_row, recorded_spec, redact_row, row_identity};
 pub use discover::{databases_of, query_rows};
 pub use ownership::prune_resource;
-pub use render::RenderMode;
+pub use render::{RenderMode, Step};
 
 // Shared by the parts of the engine.
 use desired::{desired_items, redact_spec};
@@ -96,8 +96,11 @@ pub struct Engine {
     pub engines: EngineCatalog,
     pub templates: Templates,
     pub endpoints: BTreeMap<String, Endpoint>,
-    /// How to reach each instance's operating system (for restarts).
-    pub hosts: BTreeMap<String, crate::ops::targets::HostAccess>,
+    /// The Server each instance runs on: its endpoint restarts the
+    /// instance and runs module actions declared `through: host`.
+    pub hosts: BTreeMap<String, String>,
+    /// Servers fleetform cannot reach yet, and why.
+    pub unreachable: BTreeMap<String, String>,
     /// Instances read from a discovery snapshot instead of over the network.
     pub snapshots: BTreeMap<String, PathBuf>,
     /// Per instance, what templates see as `instance` (spec, disk folders, availability groups).
@@ -252,7 +255,7 @@ impl Engine {
         )?;
         let servers = crate::ops::targets::resolve_servers(fleet, catalog, &engines);
         endpoints.extend(servers.endpoints);
-        let hosts = crate::ops::targets::resolve_hosts(fleet, catalog);
+        let hosts = crate::ops::targets::resolve_instance_hosts(fleet, catalog);
         let snapshots =
             crate::ops::targets::resolve_snapshots(fleet, catalog, &settings.repository_root);
         let instances = crate::ops::targets::resolve_instance_contexts(fleet, catalog);
@@ -378,6 +381,7 @@ impl Engine {
             templates,
             endpoints,
             hosts,
+            unreachable: servers.unavailable,
             snapshots,
             instances,
             servers: servers.contexts,
@@ -436,12 +440,34 @@ impl Engine {
             "instance".into(),
             self.instances.get(target).cloned().unwrap_or(Value::Null),
         );
-        context.insert(
-            "server".into(),
-            self.servers.get(target).cloned().unwrap_or(Value::Null),
-        );
+        // A Server's own templates see it; an instance's see the Server it runs on.
+        let server = self.servers.get(target).or_else(|| {
+            self.hosts
+                .get(target)
+                .and_then(|host| self.servers.get(host))
+        });
+        context.insert("server".into(), server.cloned().unwrap_or(Value::Null));
         context.insert("fleetform_pid".into(), json!(std::process::id()));
         context
+    }
+
+    /// The endpoint of the host `instance` runs on (its Server, reached
+    /// through the Server's host engine), or why there is none.
+    pub fn host_endpoint(&self, instance: &str) -> Result<&Endpoint> {
+        let Some(server) = self.hosts.get(instance) else {
+            anyhow::bail!("{instance} names no Server it runs on");
+        };
+        if let Some(reason) = self.unreachable.get(server) {
+            anyhow::bail!("{reason}");
+        }
+        self.endpoints
+            .get(server)
+            .filter(|endpoint| endpoint.profile.server_os.is_some())
+            .with_context(|| {
+                format!(
+                    "the Server {server} of {instance} has no operating system fleetform manages"
+                )
+            })
     }
 
     /// The module that converges `kind` on `target`: the one of the target's

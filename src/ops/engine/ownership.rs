@@ -288,7 +288,7 @@ impl Engine {
                             facts,
                             RenderMode::Display,
                         )
-                        .map(|scripts| scripts.iter().any(|(script, _)| !script.trim().is_empty()))
+                        .map(|steps| steps.iter().any(|step| !step.script.trim().is_empty()))
                         // A template that fails still has something to say: show it.
                         .unwrap_or(true)
             })
@@ -368,6 +368,7 @@ impl Engine {
             drift: DriftStatus::Pending,
             blocked: None,
             after_script: String::new(),
+            after_through_host: false,
             restart_script: String::new(),
             prune: true,
         }

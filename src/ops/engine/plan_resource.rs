@@ -3,6 +3,7 @@
 //! of the ledger's record when only ownership changed. Pure.
 
 use super::*;
+use crate::modules::Through;
 
 impl Engine {
     pub fn plan_resource(
@@ -23,6 +24,7 @@ impl Engine {
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
             after_script: String::new(),
+            after_through_host: false,
             restart_script: String::new(),
             prune: false,
         };
@@ -57,6 +59,16 @@ impl Engine {
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
         let mut unknown = Vec::new();
+        // An action through a host that cannot be reached would fail after
+        // the others ran: nothing of the resource runs.
+        if module.runs_through_host()
+            && let Err(error) = self.host_endpoint(&resource.target)
+        {
+            unknown.push(format!(
+                "{} runs actions on the host of {}: {error:#}",
+                resource.address, resource.target
+            ));
+        }
         let mut deferred = Vec::new();
         let mut observed_items = BTreeMap::new();
         for item in &resource.items {
@@ -230,6 +242,7 @@ impl Engine {
                     }],
                     risks: Vec::new(),
                     script: String::new(),
+                    host_script: String::new(),
                 });
             }
         }
@@ -237,7 +250,12 @@ impl Engine {
         change.observed_items = observed_items;
         if change.action != Action::NoOp {
             change.after_script = match self.render_after(module, resource, &observation.facts) {
-                Ok(script) => script.map(|(script, _)| script).unwrap_or_default(),
+                Ok(step) => {
+                    change.after_through_host = step
+                        .as_ref()
+                        .is_some_and(|step| step.through == Through::Host);
+                    step.map(|step| step.script).unwrap_or_default()
+                }
                 Err(error) => format!("-- cannot render: {error:#}\n"),
             };
         }
@@ -247,7 +265,7 @@ impl Engine {
         if waits_for_restart && self.restart_allowed(module, resource) {
             change.restart_script = match self.render_restart(&resource.target, &observation.facts)
             {
-                Ok(script) => script,
+                Ok((script, _)) => script,
                 Err(error) => format!("# cannot restart: {error:#}\n"),
             };
         }
@@ -422,9 +440,8 @@ impl Engine {
                 }),
             }
         }
-        let script = if action == Action::NoOp || !item_diff.cannot_change.is_empty() {
-            String::new()
-        } else {
+        let (mut script, mut host_script) = (String::new(), String::new());
+        if action != Action::NoOp && item_diff.cannot_change.is_empty() {
             match self.render_item(
                 module,
                 resource,
@@ -434,20 +451,24 @@ impl Engine {
                 facts,
                 RenderMode::Display,
             ) {
-                Ok(scripts) => scripts
-                    .into_iter()
-                    .map(|(script, _)| script)
-                    .collect::<Vec<_>>()
-                    .join(""),
-                Err(error) => format!("-- cannot render: {error:#}\n"),
+                Ok(steps) => {
+                    for step in steps {
+                        match step.through {
+                            Through::Target => script.push_str(&step.script),
+                            Through::Host => host_script.push_str(&step.script),
+                        }
+                    }
+                }
+                Err(error) => script = format!("-- cannot render: {error:#}\n"),
             }
-        };
+        }
         ItemChange {
             identity: item.identity.clone(),
             action,
             changes: item_diff.changes.clone(),
             risks,
             script,
+            host_script,
         }
     }
 }

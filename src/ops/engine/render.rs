@@ -2,9 +2,11 @@
 //! secrets as `(sensitive)`; apply renders the values the module sends.
 
 use super::*;
+use crate::modules::Through;
 
 impl Engine {
-    /// The scripts of one item's action, each with whether it runs in a transaction.
+    /// The scripts of one item's action, each with the connector it runs
+    /// through and whether it runs in a transaction.
     #[allow(clippy::too_many_arguments)]
     pub fn render_item(
         &self,
@@ -15,7 +17,7 @@ impl Engine {
         item_diff: &ItemDiff,
         facts: &Map<String, Value>,
         mode: RenderMode,
-    ) -> Result<Vec<(String, bool)>> {
+    ) -> Result<Vec<Step>> {
         let action = item_diff.action.unwrap_or(Action::NoOp);
         let mut desired = item.fields.clone();
         for (field, secret) in &item.secrets {
@@ -137,15 +139,20 @@ impl Engine {
         let mut scripts = Vec::new();
         for (step, owned) in steps {
             context.insert("owned".into(), json!(owned));
+            let dialect = self.step_dialect(module, step, &resource.target)?;
             let script = self.templates.render(
                 &module.template(step.file()),
                 &Value::Object(context.clone()),
             )?;
             let script = match mode {
-                RenderMode::Display => template::reveal_placeholders(&script, module.dialect),
+                RenderMode::Display => template::reveal_placeholders(&script, dialect),
                 RenderMode::Execute => script,
             };
-            scripts.push((script, step.transaction(&resource.spec)));
+            scripts.push(Step {
+                script,
+                transaction: step.transaction(&resource.spec),
+                through: step.through(),
+            });
         }
         Ok(scripts)
     }
@@ -180,8 +187,14 @@ impl Engine {
         })
     }
 
-    /// The shell script that restarts `target`, from its host access.
-    pub fn render_restart(&self, target: &str, facts: &Map<String, Value>) -> Result<String> {
+    /// The host script that restarts `target` (the engine profile's
+    /// `restart`, in the dialect of the host it runs on), with the host's
+    /// endpoint that runs it.
+    pub fn render_restart(
+        &self,
+        target: &str,
+        facts: &Map<String, Value>,
+    ) -> Result<(String, &Endpoint)> {
         let endpoint = self
             .endpoints
             .get(target)
@@ -192,33 +205,36 @@ impl Engine {
                 endpoint.profile.description
             );
         };
-        match self.hosts.get(target) {
-            Some(crate::ops::targets::HostAccess::Local {
-                data_directory,
-                service_name,
-            }) => {
-                let data_directory = data_directory.clone().or_else(|| {
-                    facts
-                        .get("data_directory")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                });
-                if data_directory.is_none() && service_name.is_none() {
-                    anyhow::bail!(
-                        "the data directory of {target} is unknown: set dataDirectory or serviceName on the PostgresInstance, or connect as a role that may read data_directory"
-                    );
-                }
-                let mut context = self.base_context(target, facts);
-                context.insert("data_directory".into(), json!(data_directory));
-                context.insert("service_name".into(), json!(service_name));
-                self.templates.render(
-                    &format!("{}/{restart}", endpoint.template_folder()),
-                    &Value::Object(context),
-                )
-            }
-            Some(crate::ops::targets::HostAccess::Unavailable(reason)) => anyhow::bail!("{reason}"),
-            None => anyhow::bail!("no host known for {target}"),
+        let host = self.host_endpoint(target)?;
+        let spec = self
+            .instances
+            .get(target)
+            .and_then(|instance| instance.get("spec"));
+        let setting = |field: &str| {
+            spec.and_then(|spec| spec.get(field))
+                .and_then(Value::as_str)
+        };
+        let data_directory = setting("dataDirectory")
+            .or_else(|| facts.get("data_directory").and_then(Value::as_str));
+        let service_name = setting("serviceName");
+        if data_directory.is_none() && service_name.is_none() {
+            anyhow::bail!(
+                "the data directory of {target} is unknown: set dataDirectory or serviceName on the instance, or connect as a role that may read data_directory"
+            );
         }
+        let mut context = self.base_context(target, facts);
+        context.insert("data_directory".into(), json!(data_directory));
+        context.insert("service_name".into(), json!(service_name));
+        let name = format!("{}/{restart}", endpoint.template_folder());
+        if crate::template::Dialect::of_file(&name) != Some(host.dialect()) {
+            anyhow::bail!(
+                "{name} is not a script of {} ({})",
+                host.profile.description,
+                host.describe()
+            );
+        }
+        let script = self.templates.render(&name, &Value::Object(context))?;
+        Ok((script, host))
     }
 
     /// The `after` script of a resource (e.g. reload), if its module has one.
@@ -227,10 +243,11 @@ impl Engine {
         module: &Module,
         resource: &DesiredResource,
         facts: &Map<String, Value>,
-    ) -> Result<Option<(String, bool)>> {
+    ) -> Result<Option<Step>> {
         let Some(after) = &module.actions.after else {
             return Ok(None);
         };
+        self.step_dialect(module, after, &resource.target)?;
         let mut context = self.base_context(&resource.target, facts);
         context.insert("spec".into(), redact_spec(module, &resource.spec));
         context.insert("lead".into(), json!(resource.lead));
@@ -240,8 +257,47 @@ impl Engine {
         if script.trim().is_empty() {
             return Ok(None);
         }
-        Ok(Some((script, after.transaction(&resource.spec))))
+        Ok(Some(Step {
+            script,
+            transaction: after.transaction(&resource.spec),
+            through: after.through(),
+        }))
     }
+
+    /// The dialect `step` is written in: the module's, or for a step through
+    /// the host, the host's, which must be the template's (a `.sh` script
+    /// cannot run on a Windows Server).
+    fn step_dialect(
+        &self,
+        module: &Module,
+        step: &crate::modules::ActionTemplate,
+        target: &str,
+    ) -> Result<template::Dialect> {
+        if step.through() == Through::Target {
+            return Ok(module.dialect);
+        }
+        let host = self.host_endpoint(target)?;
+        let dialect = template::Dialect::of_file(step.file());
+        if dialect != Some(host.dialect()) {
+            anyhow::bail!(
+                "{} runs through the host of {target}, {}, which does not run .{} scripts",
+                step.file(),
+                host.describe(),
+                dialect.map_or("?", |dialect| dialect.extension())
+            );
+        }
+        Ok(host.dialect())
+    }
+}
+
+/// One rendered script of an action and how it runs.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub script: String,
+    /// In one transaction (connectors that have them).
+    pub transaction: bool,
+    /// Through the target's connector or its host's.
+    pub through: Through,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
