@@ -327,9 +327,15 @@ pub struct RestartRule {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Ownership {
-    /// The boolean field of each discovered row that says fleetform created it.
+    /// The boolean field of each discovered row that says fleetform created
+    /// it for this environment (the marker names it).
     #[serde(default)]
     pub field: Option<String>,
+    /// With `field`: the text field naming the environment whose marker the
+    /// object carries (empty: a marker that names none), so that the plan
+    /// lists another environment's objects as theirs.
+    #[serde(default)]
+    pub by: Option<String>,
     /// Owned: what the ledger's last converged entry of a resource says was
     /// applied. A resource that left the manifests is discovered with the
     /// spec recorded then, and pruned while its delete template renders
@@ -685,6 +691,9 @@ fn parse_module(
         }
         if file.actions.delete.is_none() {
             bail!("a module with ownership needs a delete action to prune with");
+        }
+        if ownership.by.is_some() && ownership.field.is_none() {
+            bail!("ownership `by` names the environment of a marker: it needs `field`");
         }
     }
     let module = Module {

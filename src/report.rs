@@ -182,10 +182,10 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
             style.bold("Not in the manifests (listed, never touched):")
         );
         for object in &plan.unmanaged {
-            let owned = if object.owned {
-                " (created by fleetform: deleted only with --prune)"
-            } else {
-                ""
+            let owned = match &object.owned_by {
+                Some(other) => owned_by_other(other),
+                None if object.owned => " (created by fleetform: deleted only with --prune)".into(),
+                None => String::new(),
             };
             let _ = writeln!(
                 out,
@@ -314,6 +314,15 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
             &style.dim(change.restart_script.trim_end()),
             "          | ",
         ));
+    }
+}
+
+/// How an object that another environment's fleetform created is listed.
+fn owned_by_other(environment: &str) -> String {
+    if environment.is_empty() {
+        " (created by fleetform, for no recorded environment: never pruned; apply it from its environment to record it)".into()
+    } else {
+        format!(" (owned by environment {environment}: never pruned from this one)")
     }
 }
 
@@ -447,10 +456,10 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
                 object.kind,
                 object.identity,
                 object.target,
-                if object.owned {
-                    " (owned: deleted with --prune)"
-                } else {
-                    ""
+                match &object.owned_by {
+                    Some(other) => owned_by_other(other),
+                    None if object.owned => " (owned: deleted with --prune)".into(),
+                    None => String::new(),
                 }
             );
         }

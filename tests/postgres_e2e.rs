@@ -56,11 +56,34 @@ impl Fleet {
         .unwrap();
     }
 
+    /// A second environment of the same repository, on the same instance,
+    /// with `manifests` of its own.
+    fn add_environment(&self, name: &str, manifests: &str) {
+        let from = self.repository.path().join("environments/test");
+        let to = self.repository.path().join("environments").join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        let environment = std::fs::read_to_string(from.join("environment.yaml")).unwrap();
+        std::fs::write(
+            to.join("environment.yaml"),
+            environment.replace(
+                "metadata: {name: test}",
+                &format!("metadata: {{name: {name}}}"),
+            ),
+        )
+        .unwrap();
+        std::fs::copy(from.join("inventory.yaml"), to.join("inventory.yaml")).unwrap();
+        std::fs::write(to.join("manifests.yaml"), manifests).unwrap();
+    }
+
     fn command(&self, arguments: &[&str]) -> Command {
+        self.command_in("test", arguments)
+    }
+
+    fn command_in(&self, environment: &str, arguments: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleetform"));
         command
             .args(arguments)
-            .args(["-e", "test", "--repo"])
+            .args(["-e", environment, "--repo"])
             .arg(self.repository.path())
             .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
             .env("FLEETFORM_TEST_APP_PASSWORD", APP_PASSWORD)
@@ -73,7 +96,14 @@ impl Fleet {
 
     /// Run fleetform; returns (exit code, stdout, stderr).
     fn run(&self, arguments: &[&str]) -> (i32, String, String) {
-        let output = self.command(arguments).output().expect("fleetform runs");
+        self.run_in("test", arguments)
+    }
+
+    fn run_in(&self, environment: &str, arguments: &[&str]) -> (i32, String, String) {
+        let output = self
+            .command_in(environment, arguments)
+            .output()
+            .expect("fleetform runs");
         // A template that cannot render is a bug in a module, whatever the test.
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
@@ -89,7 +119,11 @@ impl Fleet {
 
     /// Run and insist on an exit code, showing everything when it differs.
     fn expect(&self, arguments: &[&str], code: i32) -> String {
-        let (actual, stdout, stderr) = self.run(arguments);
+        self.expect_in("test", arguments, code)
+    }
+
+    fn expect_in(&self, environment: &str, arguments: &[&str], code: i32) -> String {
+        let (actual, stdout, stderr) = self.run_in(environment, arguments);
         assert_eq!(
             actual, code,
             "fleetform {arguments:?} exited {actual}, expected {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
@@ -270,6 +304,62 @@ fn adding_a_parameter_or_a_field_is_pending_not_drift() {
     assert!(
         drift.contains("pending PostgresRole/app@pg-test"),
         "{drift}"
+    );
+}
+
+/// Two environments of one repository manage different objects on one
+/// server: each one's --prune deletes only what it created, and lists the
+/// other's objects as the other's (issue 19, finding 1).
+#[test]
+fn prune_deletes_only_what_its_own_environment_created() {
+    let fleet = Fleet::new(&format!("{}{}", database("adb", ""), role("a_app", "")));
+    fleet.add_environment("team-b", &database("bdb", ""));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect_in("team-b", &["apply", "--auto-approve"], 0);
+    fleet.server.psql_on(
+        "bdb",
+        "CREATE TABLE precious (id int); INSERT INTO precious VALUES (1)",
+    );
+
+    let planned = fleet.expect(&["plan", "--prune"], 0);
+    assert!(
+        planned.contains(
+            "PostgresDatabase bdb@pg-test (owned by environment team-b: never pruned from this one)"
+        ),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet.server.psql_on("bdb", "SELECT count(*) FROM precious"),
+        "1"
+    );
+
+    // What team-a created and dropped from its manifests is still its own
+    // to prune; team-b's database stays.
+    fleet.write(&database("adb", ""));
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(pruned.contains("PostgresRole[a_app]@pg-test"), "{pruned}");
+    assert!(!pruned.contains("DROP DATABASE"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname IN ('adb', 'bdb')"),
+        "adb,bdb"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'a_app'"),
+        "0"
+    );
+    // Seen from team-b, team-a's database is team-a's.
+    let from_b = fleet.expect_in("team-b", &["plan", "--prune"], 0);
+    assert!(
+        from_b.contains(
+            "PostgresDatabase adb@pg-test (owned by environment test: never pruned from this one)"
+        ),
+        "{from_b}"
     );
 }
 
@@ -1063,7 +1153,7 @@ fn hostile_names_are_created_verbatim_and_change_nothing_else() {
         );
         assert_eq!(
             fleet.server.psql(&format!("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = '{literal}'")),
-            format!("{name}\n[managed by fleetform]")
+            format!("{name}\n[managed by fleetform: environment test]")
         );
     }
     assert_eq!(
@@ -1078,7 +1168,10 @@ fn hostile_names_are_created_verbatim_and_change_nothing_else() {
             "db'; DROP DATABASE postgres; --",
             "SELECT pg_get_userbyid(nspowner) || '|' || obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 's\"; DROP SCHEMA public; --'"
         ),
-        format!("o'neil|{}\n[managed by fleetform]", hostile[2])
+        format!(
+            "o'neil|{}\n[managed by fleetform: environment test]",
+            hostile[2]
+        )
     );
     assert_eq!(
         fleet.server.psql_on(

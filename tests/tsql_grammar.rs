@@ -96,7 +96,7 @@ fn the_engine_scripts_for_sql_server_parse() {
     let templates = Templates::embedded().expect("embedded templates");
     let render_all = |text: &str| -> Vec<(String, String)> {
         let base = serde_json::json!({
-            "target": "sql-a", "marker": "[managed by fleetform]", "lock_key": 7380987362153459314i64,
+            "target": "sql-a", "marker": "[managed by fleetform: environment example-mssql]", "lock_key": 7380987362153459314i64,
             "environment": text, "lock_timeout_ms": 300000, "ledger_exists": true,
         });
         let record = |carry: bool, dropped: &[&str]| {

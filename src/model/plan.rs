@@ -225,6 +225,10 @@ pub struct UnmanagedObject {
     pub identity: String,
     /// Owned objects that left the manifests are only deleted with --prune.
     pub owned: bool,
+    /// Created by fleetform for another environment (its name; empty for a
+    /// marker that names none): never this environment's to delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -25,7 +25,9 @@ FROM (
            d.datallowconn AS "allowConnections",
            d.datistemplate AS "isTemplate",
            marked.comment,
-           marked.owned
+           marked.owned,
+           marked."ownedBy",
+           marked."markerLine"
     FROM pg_database d
     JOIN pg_tablespace t ON t.oid = d.dattablespace
     CROSS JOIN LATERAL (SELECT shobj_description(d.oid, 'pg_database') AS text) described

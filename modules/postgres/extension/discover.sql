@@ -12,7 +12,9 @@ FROM (
             FROM pg_available_extension_versions v WHERE v.name = a.name) AS "availableVersions",
            e.extrelocatable AS relocatable,
            marked.comment,
-           coalesce(marked.owned, false) AS owned
+           coalesce(marked.owned, false) AS owned,
+           marked."ownedBy",
+           marked."markerLine"
     FROM pg_available_extensions a
     LEFT JOIN pg_extension e ON e.extname = a.name
     LEFT JOIN pg_namespace n ON n.oid = e.extnamespace

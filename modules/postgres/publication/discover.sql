@@ -21,7 +21,9 @@ FROM (
                 UNION ALL SELECT 'delete' WHERE p.pubdelete
                 UNION ALL SELECT 'truncate' WHERE p.pubtruncate) operations) AS operations,
            marked.comment,
-           marked.owned
+           marked.owned,
+           marked."ownedBy",
+           marked."markerLine"
     FROM pg_publication p
     CROSS JOIN LATERAL (SELECT obj_description(p.oid, 'pg_publication') AS text) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked

@@ -25,7 +25,9 @@ FROM (
                      FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                      WHERE m.member = r.oid), '[]'::json) AS "memberOf",
            marked.comment,
-           marked.owned
+           marked.owned,
+           marked."ownedBy",
+           marked."markerLine"
     FROM pg_roles r
 {% if is_superuser %}
     LEFT JOIN pg_authid a ON a.oid = r.oid

@@ -4,7 +4,9 @@ FROM (
     SELECT n.nspname AS identity,
            pg_get_userbyid(n.nspowner) AS owner,
            marked.comment,
-           marked.owned
+           marked.owned,
+           marked."ownedBy",
+           marked."markerLine"
     FROM pg_namespace n
     CROSS JOIN LATERAL (SELECT obj_description(n.oid, 'pg_namespace') AS text) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked

@@ -16,7 +16,9 @@ FROM (
            s.subenabled AS enabled,
            s.subslotname AS "slotName",
            marked.comment,
-           marked.owned
+           marked.owned,
+           marked."ownedBy",
+           marked."markerLine"
     FROM pg_subscription s
     CROSS JOIN LATERAL (
 {% include "modules/postgres/subscription/conninfo_parts.sql" %}

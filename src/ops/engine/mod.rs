@@ -43,8 +43,12 @@ pub use render::{RenderMode, Step};
 use desired::{desired_items, redact_spec};
 use plan_resource::observed_fields;
 
-/// The last line of the comment of every object fleetform creates.
-pub const OWNERSHIP_MARKER: &str = "[managed by fleetform]";
+/// The last line of the comment of every object fleetform creates: it
+/// names the environment that created it, and only that environment's
+/// --prune deletes the object (templates/postgres/ownership.sql reads it).
+pub fn ownership_marker(environment: &str) -> String {
+    format!("[managed by fleetform: environment {environment}]")
+}
 
 /// The key of the apply lock (`pg_advisory_lock`): "fleetfor" in ASCII.
 pub const LOCK_KEY: i64 = 0x666c_6565_7466_6f72;
@@ -433,7 +437,7 @@ impl Engine {
     pub fn base_context(&self, target: &str, facts: &Map<String, Value>) -> Map<String, Value> {
         let mut context = facts.clone();
         context.insert("target".into(), json!(target));
-        context.insert("marker".into(), json!(OWNERSHIP_MARKER));
+        context.insert("marker".into(), json!(ownership_marker(&self.environment)));
         context.insert("lock_key".into(), json!(LOCK_KEY));
         context.insert("environment".into(), json!(self.environment));
         context.insert(

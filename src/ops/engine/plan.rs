@@ -56,6 +56,15 @@ impl Engine {
                         continue;
                     }
                     let owned = row.get(marker).and_then(Value::as_bool).unwrap_or(false);
+                    // Marked for another environment: theirs, listed as such.
+                    let owned_by = module
+                        .ownership
+                        .as_ref()
+                        .and_then(|ownership| ownership.by.as_ref())
+                        .and_then(|by| row.get(by))
+                        .and_then(Value::as_str)
+                        .filter(|_| !owned)
+                        .map(str::to_string);
                     if owned && self.settings.prune {
                         let resource =
                             prune_resource(module, target, database.as_deref(), &identity);
@@ -77,6 +86,7 @@ impl Engine {
                                 None => identity,
                             },
                             owned,
+                            owned_by,
                         });
                     }
                 }
@@ -109,6 +119,7 @@ impl Engine {
                         target: target.clone(),
                         identity: item.identity.clone(),
                         owned: true,
+                        owned_by: None,
                     });
                 }
             }
@@ -156,6 +167,7 @@ impl Engine {
                                 None => item.identity.clone(),
                             },
                             owned: true,
+                            owned_by: None,
                         });
                     }
                 }
@@ -170,6 +182,7 @@ impl Engine {
                             None => identity.clone(),
                         },
                         owned: false,
+                        owned_by: None,
                     });
                 }
             }
