@@ -215,6 +215,20 @@ pub struct Actions {
     pub after: Option<ActionTemplate>,
 }
 
+impl Actions {
+    /// Every action the module declares.
+    pub fn all(&self) -> impl Iterator<Item = &ActionTemplate> {
+        [
+            Some(&self.create),
+            self.update.as_ref(),
+            self.delete.as_ref(),
+            self.after.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// A mark the plan puts on an item when a condition holds.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -511,15 +525,9 @@ pub struct Module {
 impl Module {
     /// Whether any action runs through the host the instance runs on.
     pub fn runs_through_host(&self) -> bool {
-        [
-            Some(&self.actions.create),
-            self.actions.update.as_ref(),
-            self.actions.delete.as_ref(),
-            self.actions.after.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|action| action.through() == Through::Host)
+        self.actions
+            .all()
+            .any(|action| action.through() == Through::Host)
     }
 
     /// Full template name of a file of this module.
@@ -729,15 +737,7 @@ fn parse_module(
     referenced.extend(module.import.clone());
     referenced.extend(module.inventory.clone());
     let mut through_host = Vec::new();
-    for action in [
-        Some(&module.actions.create),
-        module.actions.update.as_ref(),
-        module.actions.delete.as_ref(),
-        module.actions.after.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for action in module.actions.all() {
         match action.through() {
             Through::Target => referenced.push(action.file().to_string()),
             Through::Host => through_host.push(action),

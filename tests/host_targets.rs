@@ -113,6 +113,17 @@ fn apply(engine: &Arc<Engine>, plan: &Plan) -> apply::ApplyReport {
         .unwrap()
 }
 
+fn assert_nothing_converged(report: &apply::ApplyReport) {
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|outcome| outcome.outcome != Outcome::Converged),
+        "{:?}",
+        report.outcomes
+    );
+}
+
 /// (address, action, drift) of every change of a plan.
 fn changes(plan: &Plan) -> Vec<(String, Action, DriftStatus)> {
     assert!(plan.target_errors.is_empty(), "{:?}", plan.target_errors);
@@ -247,14 +258,7 @@ fn a_hosts_apply_lock_is_waited_for_and_a_stale_one_is_taken_over() {
         .unwrap();
     std::fs::write(lock.join("owner"), format!("{}\n", holder.id())).unwrap();
     let report = apply(&engine, &planned);
-    assert!(
-        report
-            .outcomes
-            .iter()
-            .all(|outcome| outcome.outcome != Outcome::Converged),
-        "{:?}",
-        report.outcomes
-    );
+    assert_nothing_converged(&report);
     assert!(!directory.join("motd.toy").exists());
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -461,14 +465,7 @@ fn a_module_runs_each_action_through_the_connector_it_names() {
         "{change:?}"
     );
     let report = apply(&unreachable, &refused);
-    assert!(
-        report
-            .outcomes
-            .iter()
-            .all(|outcome| outcome.outcome != Outcome::Converged),
-        "{:?}",
-        report.outcomes
-    );
+    assert_nothing_converged(&report);
     assert_eq!(
         server.psql("SELECT content FROM public.toy_stamp WHERE name = 'release'"),
         "v1"

@@ -2,8 +2,8 @@
 //! machine fleetform runs on, bounded in time, with their output kept for
 //! the error message. It reaches a Server whose `connection.method` is
 //! `local`: host resources, their ledger and lock, and for the instances
-//! on that Server their restarts and module actions `through: host`. Scripts go to `sh` on its standard input, never in its
-//! arguments: nothing of them shows in the process list. The SSH connector
+//! on that Server their restarts and module actions `through: host`.
+//! Scripts go to `sh` on its standard input, never in its arguments: nothing of them shows in the process list. The SSH connector
 //! will run the same scripts remotely.
 
 use std::time::Duration;
