@@ -129,11 +129,13 @@ fn main() {
         parallelism: 16,
         prune: false,
         replace: Default::default(),
+        destroy: Default::default(),
         only: Vec::new(),
         lock_timeout: Duration::from_secs(60),
         actor: "bench".into(),
         commit: None,
         repository_root: repository.path().to_path_buf(),
+        secret_salt: None,
     };
     let engine = Arc::new(Engine::prepare(&fleet, &catalog, run_settings).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -45,6 +45,10 @@ pub struct EngineProfile {
     /// For hosts: where fleetform keeps the ledger and lock of the host's
     /// resources, unless the Server's `stateDirectory` says otherwise.
     pub state_directory: Option<String>,
+    /// The server facts that tell one server from another (PostgreSQL's
+    /// system identifier): a saved plan applies only where they are the
+    /// ones it was made with.
+    pub identity: Vec<String>,
     /// What instances of this engine must be able to do for the manifests.
     pub capabilities: Vec<CapabilityRule>,
 }
@@ -87,6 +91,8 @@ struct ProfileFile {
     ledger_database: Option<String>,
     #[serde(default)]
     state_directory: Option<String>,
+    #[serde(default)]
+    identity: Vec<String>,
 }
 
 /// Every engine profile, by name.
@@ -150,6 +156,7 @@ impl EngineCatalog {
                             ledger_hint: raw.ledger_hint,
                             ledger_database: raw.ledger_database,
                             state_directory: raw.state_directory,
+                            identity: raw.identity,
                             capabilities: Vec::new(),
                         },
                     );

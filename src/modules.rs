@@ -372,6 +372,15 @@ pub struct Ownership {
     /// (databases before the roles that own them).
     #[serde(default)]
     pub prune_order: i32,
+    /// The field of each discovered row listing what the object holds that
+    /// no module manages (a schema's tables), as `{count, first}`: a prune
+    /// that would drop it with them is refused unless named with `--destroy`.
+    #[serde(default)]
+    pub holds: Option<String>,
+    /// Each object is a database: dropping one drops what every
+    /// database-scoped kind holds in it, so their `holds` count for it.
+    #[serde(default)]
+    pub is_database: bool,
 }
 
 /// Where a module's objects live.
@@ -702,6 +711,11 @@ fn parse_module(
         }
         if ownership.by.is_some() && ownership.field.is_none() {
             bail!("ownership `by` names the environment of a marker: it needs `field`");
+        }
+        if ownership.is_database && file.scope != Scope::Instance {
+            bail!(
+                "ownership `isDatabase` is for instance-wide kinds: a database lives in no other"
+            );
         }
     }
     let module = Module {

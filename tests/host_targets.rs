@@ -82,11 +82,13 @@ fn engine(files: BTreeMap<String, String>, prune: bool) -> Arc<Engine> {
         parallelism: 2,
         prune,
         replace: BTreeSet::new(),
+        destroy: BTreeSet::new(),
         only: Vec::new(),
         lock_timeout: Duration::from_secs(2),
         actor: "host-test".into(),
         commit: None,
         repository_root: PathBuf::from("/nonexistent"),
+        secret_salt: None,
     };
     Arc::new(Engine::prepare_with(&fleet, &catalog, settings, fixture_files("modules")).unwrap())
 }

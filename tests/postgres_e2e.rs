@@ -653,15 +653,147 @@ fn a_stale_plan_is_refused_for_exactly_the_changed_resources() {
         "9\n2"
     );
     // A plan file in another format version is refused as a whole.
-    std::fs::write(
-        &plan_file,
-        std::fs::read_to_string(&plan_file)
-            .unwrap()
-            .replace("\"format_version\": 1", "\"format_version\": 99"),
-    )
-    .unwrap();
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    saved["format_version"] = 99.into();
+    std::fs::write(&plan_file, saved.to_string()).unwrap();
     let refused = fleet.expect(&["apply", plan_path], 1);
     assert!(refused.contains("format_version 99"), "{refused}");
+}
+
+/// Issue 19, finding 4: a saved plan that showed only a connection limit
+/// must not also set a password because the secret changed after it.
+#[test]
+fn a_secret_changed_since_the_plan_makes_the_resource_stale() {
+    let fleet = Fleet::new(&role(
+        "app",
+        "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n  connectionLimit: 5\n",
+    ));
+    fleet
+        .server
+        .psql(&format!("CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'"));
+    let verifier = || {
+        fleet
+            .server
+            .psql("SELECT rolpassword || ' ' || rolconnlimit FROM pg_authid WHERE rolname = 'app'")
+    };
+    let before = verifier();
+    let plan_file = fleet.repository.path().join("plan.json");
+    let plan_path = plan_file.to_str().unwrap();
+    let planned = fleet.expect(&["plan", "--out", plan_path], 2);
+    assert!(planned.contains("connectionLimit"), "{planned}");
+    assert!(
+        !planned.contains("password"),
+        "the password matches: {planned}"
+    );
+
+    let rotated = "rotated-Secret-value-43";
+    let output = fleet
+        .command(&["apply", plan_path])
+        .env("FLEETFORM_TEST_APP_PASSWORD", rotated)
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{refused}");
+    assert!(
+        refused.contains("PostgresRole/app@pg-test: refused")
+            && refused.contains("a secret it uses changed since the plan was made"),
+        "{refused}"
+    );
+    assert_eq!(
+        verifier(),
+        before,
+        "neither the password nor the limit changed"
+    );
+    let saved = std::fs::read_to_string(&plan_file).unwrap();
+    assert!(
+        !saved.contains(APP_PASSWORD) && !saved.contains(rotated),
+        "the plan file holds no secret"
+    );
+
+    // With the secret of the plan, the plan applies as shown.
+    let applied = fleet.expect(&["apply", plan_path], 0);
+    assert!(
+        applied.contains("PostgresRole/app@pg-test: converged"),
+        "{applied}"
+    );
+    let after = verifier();
+    assert!(after.ends_with(" 5"), "{after}");
+    assert_eq!(
+        after.split(' ').next(),
+        before.split(' ').next(),
+        "the password was not set again"
+    );
+}
+
+/// Issue 19, finding 5: a saved plan made against one server never applies
+/// to another that the manifests came to name (a changed port), nor to
+/// another server at the same address.
+#[test]
+fn a_saved_plan_applies_only_to_the_server_it_was_made_against() {
+    let fleet = Fleet::new(&role("app", "  connectionLimit: 5\n"));
+    let plan_file = fleet.repository.path().join("plan.json");
+    let plan_path = plan_file.to_str().unwrap();
+    fleet.expect(&["plan", "--out", plan_path], 2);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    let identifier = fleet
+        .server
+        .psql("SELECT system_identifier FROM pg_control_system()");
+    assert_eq!(
+        saved["targets"]["pg-test"]["identity"]["system_identifier"],
+        serde_json::json!(identifier),
+        "the plan pins the server's system identifier"
+    );
+
+    let other = PostgresServer::start();
+    let inventory = fleet
+        .repository
+        .path()
+        .join("environments/test/inventory.yaml");
+    let original = std::fs::read_to_string(&inventory).unwrap();
+    let moved = original.replace(
+        &format!("port: {}", fleet.server.port),
+        &format!("port: {}", other.port),
+    );
+    assert_ne!(moved, original);
+    std::fs::write(&inventory, &moved).unwrap();
+    let refused = fleet.expect(&["apply", plan_path], 1);
+    assert!(
+        refused.contains("PostgresRole/app@pg-test: refused")
+            && refused.contains(&format!("127.0.0.1:{}", fleet.server.port))
+            && refused.contains("plan again"),
+        "{refused}"
+    );
+    let nothing = "SELECT count(*) FROM pg_roles WHERE rolname = 'app'";
+    assert_eq!(other.psql(nothing), "0", "no role on the other server");
+    assert_eq!(
+        other.psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'fleetform'"),
+        "0",
+        "nothing written to the other server, not even a ledger"
+    );
+    assert_eq!(fleet.server.psql(nothing), "0");
+
+    // The same address, another server: its system identifier tells.
+    std::fs::write(&inventory, &original).unwrap();
+    let mut forged = saved.clone();
+    forged["targets"]["pg-test"]["identity"]["system_identifier"] = "1".into();
+    std::fs::write(&plan_file, forged.to_string()).unwrap();
+    let refused = fleet.expect(&["apply", plan_path], 1);
+    assert!(
+        refused.contains("pg-test is not the server the plan was made against")
+            && refused.contains("system_identifier"),
+        "{refused}"
+    );
+    assert_eq!(fleet.server.psql(nothing), "0");
+
+    std::fs::write(&plan_file, saved.to_string()).unwrap();
+    let applied = fleet.expect(&["apply", plan_path], 0);
+    assert!(
+        applied.contains("PostgresRole/app@pg-test: converged"),
+        "{applied}"
+    );
 }
 
 #[test]

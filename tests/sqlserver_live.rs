@@ -123,6 +123,8 @@ enum Role {
     Begin,
     Commit,
     Rollback,
+    /// Session options (after the login, before the lock): no change.
+    Options,
     Discover(String),
     Inventory(String),
     /// Anything else: a change (or the ledger's preparation and records).
@@ -187,6 +189,8 @@ impl Recorded {
             ("connector/begin", Role::Begin),
             ("connector/commit", Role::Commit),
             ("connector/rollback", Role::Rollback),
+            ("connector/open", Role::Options),
+            ("session", Role::Options),
         ] {
             roles.insert(profile.script(script), role);
         }
@@ -318,7 +322,7 @@ impl Responder for Recorded {
                     .map(|identity| json!({ "identity": identity }))
                     .collect(),
             )),
-            Role::Change => Reply::Done,
+            Role::Change | Role::Options => Reply::Done,
         }
     }
 }
@@ -507,6 +511,9 @@ impl LiveEnvironment {
                     Role::Commit => {
                         assert!(!*unchecked, "{name}: a batch not checked before its commit");
                         *inside = false;
+                    }
+                    Role::Options => {
+                        assert!(!*inside, "{name}: session options inside a transaction");
                     }
                     // After a failed batch, or a check that failed.
                     Role::Rollback => {

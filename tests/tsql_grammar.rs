@@ -194,14 +194,15 @@ fn the_engine_scripts_for_sql_server_parse() {
     }
 }
 
-/// The connector's statements around a transactional script, as it loads
-/// them: each parses, and the probe after every batch is a query the
+/// The connector's statements after every login and around a transactional
+/// script, as it loads them: each parses, and the probe after every batch is a query the
 /// connector can read (`{"open": n}`), not a reserved word (Msg 156).
 #[test]
 fn the_connectors_own_statements_parse() {
     use fleetform::connector::sqlserver::TransactionStatements;
     let statements = TransactionStatements::embedded().expect("connector statements");
     let texts = [
+        &statements.open,
         &statements.begin,
         &statements.open_transactions,
         &statements.rollback,

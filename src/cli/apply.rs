@@ -40,13 +40,18 @@ pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
                 arguments.run.source.environment
             );
         }
-        if arguments.plan.prune || !arguments.plan.replace.is_empty() {
+        if arguments.plan.prune
+            || !arguments.plan.replace.is_empty()
+            || !arguments.plan.destroy.is_empty()
+        {
             bail!(
-                "--prune and --replace are part of the plan: give them to `fleetform plan`, not to `apply PLAN`"
+                "--prune, --replace and --destroy are part of the plan: give them to `fleetform plan`, not to `apply PLAN`"
             );
         }
         arguments.plan.prune = saved.prune;
         arguments.plan.replace = saved.replace.clone();
+        arguments.plan.destroy = saved.destroy.clone();
+        arguments.plan.secret_salt = Some(saved.secret_salt.clone());
     }
     let Some(engine) = prepare(&arguments.run, &arguments.plan, output)? else {
         return Ok(1);

@@ -23,10 +23,7 @@ pub struct DiscoverArgs {
 /// Exit 0 when every target was read, 1 otherwise (the snapshot then holds
 /// the targets that could be read).
 pub fn run(arguments: DiscoverArgs, output: &mut Output) -> Result<u8> {
-    let plan_arguments = PlanArgs {
-        prune: false,
-        replace: Vec::new(),
-    };
+    let plan_arguments = PlanArgs::default();
     let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
         return Ok(1);
     };

@@ -19,10 +19,7 @@ pub struct DriftArgs {
 
 /// Exit 0 in sync, 2 pending changes only, 3 drift, 1 error.
 pub fn run(arguments: DriftArgs, output: &mut Output) -> Result<u8> {
-    let plan_arguments = PlanArgs {
-        prune: false,
-        replace: Vec::new(),
-    };
+    let plan_arguments = PlanArgs::default();
     let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
         return Ok(1);
     };

@@ -26,10 +26,7 @@ pub struct ImportArgs {
 }
 
 pub fn run(arguments: ImportArgs, output: &mut Output) -> Result<u8> {
-    let plan_arguments = PlanArgs {
-        prune: false,
-        replace: Vec::new(),
-    };
+    let plan_arguments = PlanArgs::default();
     let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
         return Ok(1);
     };

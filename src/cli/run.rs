@@ -31,7 +31,7 @@ pub struct RunArgs {
 }
 
 /// Plan-shaping flags, shared by plan and apply.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct PlanArgs {
     /// Also delete objects fleetform created that are no longer in the manifests.
     #[arg(long)]
@@ -40,6 +40,13 @@ pub struct PlanArgs {
     /// (a database's encoding or locale) differs. Destroys what it holds. Repeatable.
     #[arg(long = "replace", value_name = "ADDRESS")]
     pub replace: Vec<String>,
+    /// Allow the prune of this resource to drop what it holds that fleetform did
+    /// not create (a schema's tables, a database's schemas). Destroys them. Repeatable.
+    #[arg(long = "destroy", value_name = "ADDRESS")]
+    pub destroy: Vec<String>,
+    /// The salt of a saved plan's secret hashes (`apply PLAN`).
+    #[arg(skip)]
+    pub secret_salt: Option<String>,
 }
 
 /// Validate the environment and build the engine; `None` (after printing
@@ -63,11 +70,13 @@ pub fn prepare(
         parallelism: usize::from(arguments.parallelism),
         prune: plan.prune,
         replace: plan.replace.iter().cloned().collect::<BTreeSet<_>>(),
+        destroy: plan.destroy.iter().cloned().collect::<BTreeSet<_>>(),
         only: arguments.targets.clone(),
         lock_timeout: Duration::from_secs(arguments.lock_timeout),
         actor: actor(),
         commit: source_settings.source.commit(),
         repository_root: source_settings.source.root_directory(),
+        secret_salt: plan.secret_salt.clone(),
     };
     let engine = Engine::prepare(&fleet, &catalog, settings)
         .with_context(|| format!("environment {}", source_settings.environment))?;

@@ -18,11 +18,13 @@ struct Printed {
     stderr: String,
 }
 
-/// Run `script` with `sh -s` (the script on standard input), waiting at
-/// most `timeout`; a script that fails is an error with what it printed.
+/// Run `script` with `sh -eu -s` (the script on standard input, stopping
+/// at the first command that fails or the first unset variable, whether
+/// or not the template says `set -eu`), waiting at most `timeout`; a script
+/// that fails is an error with what it printed.
 async fn run(script: &str, timeout: Duration) -> Result<Printed> {
     let mut child = tokio::process::Command::new("sh")
-        .arg("-s")
+        .args(["-e", "-u", "-s"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -107,7 +109,7 @@ impl super::SessionApi for LocalShell {
     }
 
     /// Run a script. A shell has no transactions: host scripts stop at the
-    /// first error (`set -eu`) and are written to be run again.
+    /// first error (`sh -eu`) and are written to be run again.
     fn execute<'a>(
         &'a mut self,
         script: &'a str,

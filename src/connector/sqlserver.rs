@@ -284,11 +284,17 @@ impl SqlServerEndpoint {
             .await
             .map_err(|_| self.timed_out("the login"))?
             .map_err(|error| self.describe_driver_error(error))?;
-        Ok(SqlServerSession {
+        let mut session = SqlServerSession {
             client: tokio::sync::Mutex::new(client),
             instance: self.instance.clone(),
             statement_timeout: self.statement_timeout,
-        })
+        };
+        let statements = TransactionStatements::embedded().map_err(Failure::permanent)?;
+        session
+            .run_batch(&statements.open)
+            .await
+            .map_err(|error| Failure::permanent(error.context("setting the session's options")))?;
+        Ok(session)
     }
 
     fn timed_out(&self, what: &str) -> Failure {
@@ -382,6 +388,8 @@ impl SqlServerEndpoint {
 /// from `templates/sqlserver/connector/` (parsed by tests/tsql_grammar.rs
 /// like every template).
 pub struct TransactionStatements {
+    /// Run once after every login (session options such as XACT_ABORT).
+    pub open: String,
     pub begin: String,
     pub open_transactions: String,
     pub rollback: String,
@@ -405,6 +413,7 @@ impl TransactionStatements {
             )
         };
         Ok(TransactionStatements {
+            open: render("open")?,
             begin: render("begin")?,
             open_transactions: render("open_transactions")?,
             rollback: render("rollback")?,

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::modules::RiskMark;
 
 /// Version of the JSON plan document; bumped on any incompatible change.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -157,8 +157,13 @@ pub struct ResourceChange {
     /// so adding a parameter to the manifests is not mistaken for drift.
     #[serde(default)]
     pub observed_items: std::collections::BTreeMap<String, String>,
-    /// SHA-256 of the desired state (secrets as salted hashes).
+    /// SHA-256 of the desired state (a secret as its reference).
     pub desired_fingerprint: String,
+    /// SHA-256 over the keyed, slow hashes of the secret values the
+    /// resource uses (`Plan::secret_salt`): a secret changed after the plan
+    /// makes the resource stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_fingerprint: Option<String>,
     pub drift: DriftStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
@@ -257,10 +262,15 @@ pub struct Plan {
     /// The git commit of the manifests, when they come from git.
     pub commit: Option<String>,
     pub created_at: String,
+    /// The salt of the secrets' hashes (hex, random per plan).
+    pub secret_salt: String,
     pub prune: bool,
     /// Resources allowed to be dropped and recreated (`--replace`).
     #[serde(default)]
     pub replace: Vec<String>,
+    /// Prunes allowed to drop what they hold (`--destroy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destroy: Vec<String>,
     pub summary: PlanSummary,
     /// Resources whose live state moved away from what fleetform applied.
     pub resource_drift: Vec<String>,
@@ -271,6 +281,46 @@ pub struct Plan {
     /// targets yet: validated, listed once per kind and kind of target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_planned: Vec<NotPlanned>,
+    /// What each target read was, so that a saved plan applies only there.
+    #[serde(default)]
+    pub targets: std::collections::BTreeMap<String, TargetPin>,
+}
+
+/// The server a target of the plan was: where it was reached and the facts
+/// that tell it from any other (its engine's `identity`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetPin {
+    /// How the connector named it (`PostgresInstance pg-a (host:port, user u)`).
+    pub endpoint: String,
+    #[serde(default)]
+    pub identity: serde_json::Map<String, Value>,
+}
+
+impl TargetPin {
+    /// Why `now` is not the server this pin was made of (None: it is).
+    pub fn differs(&self, target: &str, now: &TargetPin) -> Option<String> {
+        if self.endpoint != now.endpoint {
+            return Some(format!(
+                "the plan was made against {}, and the manifests now name {}: plan again",
+                self.endpoint, now.endpoint
+            ));
+        }
+        let changed: Vec<String> = self
+            .identity
+            .iter()
+            .filter(|(fact, value)| now.identity.get(*fact) != Some(*value))
+            .map(|(fact, value)| {
+                let now = now.identity.get(fact).unwrap_or(&Value::Null);
+                format!("{fact} {value} in the plan, {now} now")
+            })
+            .collect();
+        (!changed.is_empty()).then(|| {
+            format!(
+                "{target} is not the server the plan was made against ({}): plan again",
+                changed.join(", ")
+            )
+        })
+    }
 }
 
 /// One kind that is not planned on one kind of target, and its resources.

@@ -572,7 +572,7 @@ pub fn fingerprint(value: &Value) -> String {
     hex(&digest)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

@@ -3,6 +3,10 @@
 SELECT json_build_object(
     'server_version_num', current_setting('server_version_num')::int,
     'server_version', current_setting('server_version'),
+    {# Tells this server from any other (pg_control_system is executable by
+       everyone unless revoked; then unknown). #}
+    'system_identifier', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
+                              THEN (SELECT system_identifier::text FROM pg_control_system()) END,
     'is_superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
     'in_recovery', pg_is_in_recovery(),
     'wal_level', current_setting('wal_level'),

@@ -40,6 +40,7 @@ pub(super) fn ledger_note(
         observed_fingerprint: String::new(),
         observed_items: BTreeMap::new(),
         desired_fingerprint: String::new(),
+        secrets_fingerprint: None,
         drift: crate::model::plan::DriftStatus::InSync,
         blocked: None,
         after_script: String::new(),
@@ -60,11 +61,20 @@ pub(super) async fn record_outcome(
     report: &mut ApplyReport,
 ) {
     let target = &change.target;
-    let script: String = change
+    // What ran, as shown in the plan: on the target, then through the host.
+    let mut script: String = change
         .items
         .iter()
         .map(|item| item.script.as_str())
         .collect();
+    let through_host: String = change
+        .items
+        .iter()
+        .map(|item| item.host_script.as_str())
+        .collect();
+    if !through_host.is_empty() {
+        script = format!("{script}\n[through the host]\n{through_host}");
+    }
     let mut context = engine.base_context(target, &Default::default());
     context.insert("run_id".into(), json!(run_id));
     context.insert("commit".into(), json!(engine.settings.commit));

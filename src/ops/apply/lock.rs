@@ -13,6 +13,33 @@ pub(super) fn script_of(engine: &Engine, target: &str, name: &str) -> String {
         })
 }
 
+/// Why `target` is not the server `pin` recorded at plan time (None: it
+/// is): its endpoint as the manifests name it now and, when its engine names
+/// identity facts, what the server says of itself. Reads nothing when the
+/// endpoint already differs; writes nothing.
+pub(super) async fn pin_mismatch(
+    engine: &Engine,
+    target: &str,
+    pin: &TargetPin,
+) -> Result<Option<String>> {
+    let (Some(endpoint), None) = (engine.endpoints.get(target), engine.snapshots.get(target))
+    else {
+        return Ok(None);
+    };
+    let Some(mut now) = engine.pin(target, &Default::default()) else {
+        return Ok(None);
+    };
+    if now.endpoint == pin.endpoint && !pin.identity.is_empty() {
+        let session = endpoint.connect(None).await?;
+        let facts = engine.server_facts(endpoint, &session).await?;
+        now.identity = engine
+            .pin(target, &facts)
+            .map(|pin| pin.identity)
+            .unwrap_or_default();
+    }
+    Ok(pin.differs(target, &now))
+}
+
 /// Take the apply lock of `target` (waiting at most the lock timeout) and
 /// prepare its ledger; the returned session holds the lock.
 pub(super) async fn lock_target(
@@ -31,6 +58,14 @@ pub(super) async fn lock_target(
         .get(target)
         .with_context(|| format!("no instance {target}"))?;
     let mut session = endpoint.connect(None).await?;
+    // The session's limits, contended or not: the ledger's preparation
+    // waits for locks no longer than the apply lock does.
+    let timeout_ms = engine.settings.lock_timeout.as_millis() as u64;
+    let set = engine.templates.render(
+        &endpoint.script("session"),
+        &json!({"statement_timeout_ms": timeout_ms + 5_000, "lock_timeout_ms": timeout_ms}),
+    )?;
+    session.execute(&set, false).await?;
     let context = Value::Object(engine.base_context(target, &Default::default()));
     let tried = session
         .query_json(
@@ -44,12 +79,6 @@ pub(super) async fn lock_target(
             "waiting for the apply lock on {target}: another apply is converging it (at most {} s)",
             engine.settings.lock_timeout.as_secs()
         ));
-        let timeout_ms = engine.settings.lock_timeout.as_millis() as u64;
-        let set = engine.templates.render(
-            &endpoint.script("session"),
-            &json!({"statement_timeout_ms": timeout_ms + 5_000, "lock_timeout_ms": timeout_ms}),
-        )?;
-        session.execute(&set, false).await?;
         let mut wait_context = context.clone();
         wait_context["lock_timeout_ms"] = json!(timeout_ms);
         let waited = session

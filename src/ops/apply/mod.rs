@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::connector::Session;
-use crate::model::plan::{Action, Plan, ResourceChange};
+use crate::model::plan::{Action, Plan, ResourceChange, TargetPin};
 use crate::ops::engine::{DesiredResource, Engine, Observations, TargetObservation, find_row};
 use crate::output::Output;
 
@@ -25,7 +25,7 @@ mod schedule;
 
 use converge::{Converged, converge, verify};
 use ledger::{ledger_note, record_outcome};
-use lock::{lock_target, release_locks};
+use lock::{lock_target, pin_mismatch, release_locks};
 use restart::restart_waiting;
 use schedule::{Job, Next, Scheduler};
 
@@ -148,10 +148,25 @@ pub async fn apply(
         .collect();
     let targets: BTreeSet<String> = wanted.iter().map(|change| change.target.clone()).collect();
 
-    // 1. Lock every target and make sure its ledger exists.
+    // 1. Lock every target that is still the server the plan was made
+    // against, and make sure its ledger exists.
     let mut locks: BTreeMap<String, Session> = BTreeMap::new();
     let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+    let mut elsewhere: BTreeMap<String, String> = BTreeMap::new();
     for target in &targets {
+        if let Some(pin) = approved.targets.get(target) {
+            match pin_mismatch(&engine, target, pin).await {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    elsewhere.insert(target.clone(), reason);
+                    continue;
+                }
+                Err(error) => {
+                    unavailable.insert(target.clone(), format!("{error:#}"));
+                    continue;
+                }
+            }
+        }
         match lock_target(&engine, target, output).await {
             Ok(session) => {
                 locks.insert(target.clone(), session);
@@ -202,6 +217,12 @@ pub async fn apply(
             ));
             continue;
         }
+        if let Some(reason) = elsewhere.get(&change.target) {
+            report
+                .outcomes
+                .push(settle(Outcome::Refused, reason.clone()));
+            continue;
+        }
         let Some(current) = fresh_by_address.get(change.address.as_str()) else {
             report.outcomes.push(settle(
                 Outcome::Refused,
@@ -219,6 +240,13 @@ pub async fn apply(
             report.outcomes.push(settle(
                 Outcome::Refused,
                 "the manifests changed since the plan was made: plan again".into(),
+            ));
+            continue;
+        }
+        if current.secrets_fingerprint != change.secrets_fingerprint {
+            report.outcomes.push(settle(
+                Outcome::Refused,
+                "a secret it uses changed since the plan was made: plan again".into(),
             ));
             continue;
         }
@@ -280,7 +308,8 @@ pub async fn apply(
         });
     }
     // What was settled before running anything is recorded too (refused,
-    // already converged, blocked), except on targets that could not be locked.
+    // already converged, blocked), except on targets that could not be
+    // locked or are not the server the plan was made against.
     let settled = report.outcomes.clone();
     for outcome in &settled {
         print_outcome(output, outcome);
@@ -290,7 +319,7 @@ pub async fn apply(
         else {
             continue;
         };
-        if !unavailable.contains_key(&change.target) {
+        if !unavailable.contains_key(&change.target) && !elsewhere.contains_key(&change.target) {
             record_outcome(&engine, change, outcome, None, &run_id, &mut report).await;
         }
     }
@@ -533,7 +562,11 @@ fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (Resource
                 Some((converged.observed_fingerprint, converged.observed_items)),
             ),
         },
-        Err(error) => (Outcome::Failed, Some(format!("{error:#}")), None),
+        Err(error) => (
+            Outcome::Failed,
+            Some(without_secrets(&work.resource, format!("{error:#}"))),
+            None,
+        ),
     };
     (
         ResourceOutcome {
@@ -545,6 +578,21 @@ fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (Resource
         },
         observed,
     )
+}
+
+/// `message` with every secret value `resource` uses as `(sensitive)`: what
+/// a failed script or server printed may echo one (a shell's `not found`
+/// names its command), and the message goes to the report and the ledger.
+fn without_secrets(resource: &DesiredResource, mut message: String) -> String {
+    for secret in resource
+        .items
+        .iter()
+        .flat_map(|item| item.secrets.values())
+        .filter(|secret| !secret.is_empty())
+    {
+        message = message.replace(secret.as_str(), crate::template::SENSITIVE);
+    }
+    message
 }
 
 /// Settle one resource: ledger, progress line, report.
@@ -591,4 +639,41 @@ fn run_identifier() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{:x}-{:x}", now.as_millis(), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::diff::DesiredItem;
+
+    #[test]
+    fn a_failure_message_never_carries_a_secret_the_resource_uses() {
+        let resource = DesiredResource {
+            address: "PostgresRole/app@pg".into(),
+            kind: "PostgresRole".into(),
+            name: "app".into(),
+            target: "pg".into(),
+            lead: None,
+            database: None,
+            spec: json!({}),
+            items: vec![DesiredItem {
+                identity: "app".into(),
+                fields: Default::default(),
+                secrets: BTreeMap::from([("password".to_string(), "hunter2-x".to_string())]),
+            }],
+            dependencies: Vec::new(),
+            blocked: None,
+        };
+        let message = without_secrets(
+            &resource,
+            "the script failed (exit status: 127): sh: 1: hunter2-x: not found".into(),
+        );
+        assert_eq!(
+            message,
+            format!(
+                "the script failed (exit status: 127): sh: 1: {}: not found",
+                crate::template::SENSITIVE
+            )
+        );
+    }
 }

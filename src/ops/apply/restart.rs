@@ -126,6 +126,7 @@ pub(super) async fn restart_waiting(
         observed_fingerprint: String::new(),
         observed_items: BTreeMap::new(),
         desired_fingerprint: String::new(),
+        secrets_fingerprint: None,
         drift: crate::model::plan::DriftStatus::Pending,
         blocked: None,
         after_script: String::new(),

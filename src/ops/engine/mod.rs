@@ -18,13 +18,13 @@ use crate::connector::{Endpoint, Session};
 use crate::engines::EngineCatalog;
 use crate::model::plan::{
     Action, Blocked, DriftStatus, ItemChange, NotPlanned, PLAN_FORMAT_VERSION, Plan,
-    ResourceChange, Risk, TargetError, UnmanagedObject,
+    ResourceChange, Risk, TargetError, TargetPin, UnmanagedObject,
 };
 use crate::model::{Target, ValidatedFleet};
 use crate::modules::{Compare, Module, ModuleCatalog};
 use crate::ops::diff::{self, DesiredItem, ItemDiff};
 use crate::schemas::{INVENTORY_CATEGORY, SchemaCatalog};
-use crate::secrets::SecretRef;
+use crate::secrets::{SecretHasher, SecretRef};
 use crate::template::{self, Templates};
 
 mod desired;
@@ -61,12 +61,16 @@ pub struct RunSettings {
     pub prune: bool,
     /// Addresses allowed to be dropped and recreated for a fixed-field change.
     pub replace: BTreeSet<String>,
+    /// Prune addresses allowed to drop what they hold that fleetform did not create.
+    pub destroy: BTreeSet<String>,
     /// Only these resources (address, `Kind/name` or kind); empty: all.
     pub only: Vec<String>,
     pub lock_timeout: Duration,
     pub actor: String,
     pub commit: Option<String>,
     pub repository_root: PathBuf,
+    /// The salt of a saved plan's secret hashes; a new plan draws its own.
+    pub secret_salt: Option<String>,
 }
 
 /// One resource's desired state, ready to diff.
@@ -117,6 +121,8 @@ pub struct Engine {
     /// (kind, metadata.name) of every manifest object, for names that must
     /// not clash (import).
     pub manifest_names: BTreeSet<(String, String)>,
+    /// Hashes the secrets each resource uses, for the plan's stale check.
+    pub secret_hasher: SecretHasher,
 }
 
 /// The live state of one target.
@@ -369,7 +375,12 @@ impl Engine {
                 }
             }
         }
+        let secret_hasher = match &settings.secret_salt {
+            Some(salt) => SecretHasher::from_hex(salt)?,
+            None => SecretHasher::random()?,
+        };
         Ok(Engine {
+            secret_hasher,
             environment: fleet.manifests.environment.name.clone(),
             not_planned: not_planned
                 .into_iter()
@@ -549,11 +560,13 @@ mod tests {
             parallelism: 1,
             prune,
             replace: BTreeSet::new(),
+            destroy: BTreeSet::new(),
             only: only.iter().map(|only| only.to_string()).collect(),
             lock_timeout: Duration::from_secs(1),
             actor: "test".into(),
             commit: None,
             repository_root: PathBuf::from("/repo"),
+            secret_salt: None,
         };
         Engine::prepare(&fleet, &catalog, settings).unwrap()
     }

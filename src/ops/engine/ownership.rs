@@ -365,6 +365,7 @@ impl Engine {
             observed_fingerprint: diff::fingerprint(&json!(observed)),
             observed_items: BTreeMap::new(),
             desired_fingerprint: diff::fingerprint(&Value::Null),
+            secrets_fingerprint: None,
             drift: DriftStatus::Pending,
             blocked: None,
             after_script: String::new(),

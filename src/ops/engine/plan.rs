@@ -218,15 +218,45 @@ impl Engine {
             environment: self.environment.clone(),
             commit: self.settings.commit.clone(),
             created_at,
+            secret_salt: self.secret_hasher.salt_hex(),
             prune: self.settings.prune,
             replace: self.settings.replace.iter().cloned().collect(),
+            destroy: self.settings.destroy.iter().cloned().collect(),
             summary: Plan::summarize(&resource_changes),
             resource_drift,
             resource_changes,
             unmanaged,
             target_errors,
             not_planned: self.not_planned.clone(),
+            targets: observations
+                .iter()
+                .filter_map(|(target, observation)| {
+                    let facts = &observation.as_ref().ok()?.facts;
+                    Some((target.clone(), self.pin(target, facts)?))
+                })
+                .collect(),
         }
+    }
+
+    /// What `target` is: its endpoint and the identity facts its engine
+    /// names, as `facts` report them.
+    pub fn pin(&self, target: &str, facts: &Map<String, Value>) -> Option<TargetPin> {
+        let endpoint = self.endpoints.get(target)?;
+        let identity = endpoint
+            .profile
+            .identity
+            .iter()
+            .map(|fact| {
+                (
+                    fact.clone(),
+                    facts.get(fact).cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        Some(TargetPin {
+            endpoint: endpoint.describe(),
+            identity,
+        })
     }
 
     /// What the manifests ask of `target` that it cannot do, by its

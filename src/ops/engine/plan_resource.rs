@@ -21,6 +21,7 @@ impl Engine {
             observed_fingerprint: String::new(),
             observed_items: BTreeMap::new(),
             desired_fingerprint: desired_fingerprint(resource),
+            secrets_fingerprint: self.secrets_fingerprint(resource),
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
             after_script: String::new(),
@@ -508,6 +509,27 @@ pub(crate) fn observed_fields(
         })
         .collect();
     json!(fields)
+}
+
+impl Engine {
+    /// The fingerprint of the secret values `resource` uses (None: it uses
+    /// none), from their keyed hashes: never the values themselves.
+    fn secrets_fingerprint(&self, resource: &DesiredResource) -> Option<String> {
+        let hashes: BTreeMap<&str, BTreeMap<&str, String>> = resource
+            .items
+            .iter()
+            .filter(|item| !item.secrets.is_empty())
+            .map(|item| {
+                let fields = item
+                    .secrets
+                    .iter()
+                    .map(|(field, value)| (field.as_str(), self.secret_hasher.hash(value)))
+                    .collect();
+                (item.identity.as_str(), fields)
+            })
+            .collect();
+        (!hashes.is_empty()).then(|| diff::fingerprint(&json!(hashes)))
+    }
 }
 
 /// The desired state's fingerprint. A secret enters only as its reference
