@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::model::plan::{Action, DriftStatus, Plan, ResourceChange};
+use crate::model::plan::{Action, DriftStatus, Plan, ResourceChange, UnmanagedObject};
 use crate::ops::apply::{ApplyReport, Outcome};
 use crate::ops::diff::display_value;
 
@@ -182,11 +182,8 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
             style.bold("Not in the manifests (listed, never touched):")
         );
         for object in &plan.unmanaged {
-            let owned = match &object.owned_by {
-                Some(other) => owned_by_other(other),
-                None if object.owned => " (created by fleetform: deleted only with --prune)".into(),
-                None => String::new(),
-            };
+            let owned =
+                ownership_note(object, " (created by fleetform: deleted only with --prune)");
             let _ = writeln!(
                 out,
                 "  {} {}@{}{owned}",
@@ -317,12 +314,15 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
     }
 }
 
-/// How an object that another environment's fleetform created is listed.
-fn owned_by_other(environment: &str) -> String {
-    if environment.is_empty() {
-        " (created by fleetform, for no recorded environment: never pruned; apply it from its environment to record it)".into()
-    } else {
-        format!(" (owned by environment {environment}: never pruned from this one)")
+/// What the plan says of an unmanaged object's ownership (`owned`: how
+/// an object this environment owns is listed).
+fn ownership_note(object: &UnmanagedObject, owned: &str) -> String {
+    match &object.owned_by {
+        Some(environment) if environment.is_empty() => " (created by fleetform, for no recorded environment: never pruned; apply it from its environment to record it)".into(),
+        Some(environment) => format!(" (owned by environment {environment}: never pruned from this one)"),
+        None if object.unrecorded => " (carries this environment's marker, but this instance's ledger never recorded it in this database, as with a copy of a database fleetform created: never pruned)".into(),
+        None if object.owned => owned.into(),
+        None => String::new(),
     }
 }
 
@@ -456,11 +456,7 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
                 object.kind,
                 object.identity,
                 object.target,
-                match &object.owned_by {
-                    Some(other) => owned_by_other(other),
-                    None if object.owned => " (owned: deleted with --prune)".into(),
-                    None => String::new(),
-                }
+                ownership_note(object, " (owned: deleted with --prune)")
             );
         }
         block.push_str("\n</details>\n");

@@ -796,6 +796,222 @@ fn a_saved_plan_applies_only_to_the_server_it_was_made_against() {
     );
 }
 
+/// Issue 19, finding 2: a prune never destroys what fleetform did not
+/// create (refused at plan, naming it, unless named with --destroy), and a
+/// child's drop that fails at apply stops its parent's.
+#[test]
+fn a_prune_never_destroys_what_fleetform_did_not_create() {
+    let fleet =
+        Fleet::new(&[database("faildb", ""), schema("s1", "  database: faildb\n")].concat());
+    // Statements give up after 3 s (a drop waiting on a lock, below).
+    let environment = fleet
+        .repository
+        .path()
+        .join("environments/test/environment.yaml");
+    let text = std::fs::read_to_string(&environment).unwrap();
+    std::fs::write(
+        &environment,
+        text.replace(
+            "connectTimeoutSeconds: 5\n",
+            "connectTimeoutSeconds: 5\n      statementTimeoutSeconds: 3\n",
+        ),
+    )
+    .unwrap();
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql_on(
+        "faildb",
+        "CREATE TABLE s1.precious (x int); INSERT INTO s1.precious VALUES (42)",
+    );
+    fleet.write(&role("keep", ""));
+    let schema_prune = "PostgresSchema[faildb/s1]@pg-test";
+    let database_prune = "PostgresDatabase[faildb]@pg-test";
+
+    let refused = fleet.expect(&["plan", "--prune"], 1);
+    assert!(
+        refused.contains("PostgresSchema faildb/s1 holds table s1.precious")
+            && refused.contains(&format!("--destroy {schema_prune}"))
+            && refused.contains(&format!("--destroy {database_prune}")),
+        "{refused}"
+    );
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 1);
+    let precious = "SELECT x FROM s1.precious";
+    assert_eq!(fleet.server.psql_on("faildb", precious), "42");
+
+    // A drop that fails at apply (the schema is locked by a session that
+    // is creating a table in it, which discovery cannot see) stops the
+    // drop of the database that holds it.
+    fleet.server.psql_on("faildb", "DROP TABLE s1.precious");
+    let plan_file = fleet.repository.path().join("plan.json");
+    let plan_path = plan_file.to_str().unwrap();
+    let planned = fleet.expect(&["plan", "--prune", "--out", plan_path], 2);
+    assert!(
+        planned.contains(&format!("- {schema_prune}"))
+            && planned.contains(&format!("- {database_prune}")),
+        "{planned}"
+    );
+    let mut locker = fleet
+        .server
+        .psql_command(
+            "faildb",
+            "BEGIN; CREATE TABLE s1.hidden (x int); SELECT pg_sleep(30)",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("psql holds the schema");
+    assert!(fleet.server.wait_for_on(
+        "faildb",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_namespace'::regclass AND granted AND pid <> pg_backend_pid()",
+        "1",
+        Duration::from_secs(20)
+    ));
+    let applied = fleet.expect(&["apply", plan_path], 1);
+    fleet.server.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.kill();
+    let _ = locker.wait();
+    assert!(
+        applied.contains(&format!("{schema_prune}: failed"))
+            && applied.contains(&format!("{database_prune}: skipped"))
+            && applied.contains(&format!("depends on {schema_prune}")),
+        "{applied}"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'faildb'"),
+        "1"
+    );
+
+    // Named with --destroy, both go, the table with them.
+    fleet.server.psql_on(
+        "faildb",
+        "CREATE TABLE s1.precious (x int); INSERT INTO s1.precious VALUES (42)",
+    );
+    let destroyed = fleet.expect(
+        &[
+            "apply",
+            "--auto-approve",
+            "--prune",
+            "--destroy",
+            schema_prune,
+            "--destroy",
+            database_prune,
+        ],
+        0,
+    );
+    assert!(destroyed.contains("CASCADE"), "{destroyed}");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_database WHERE datname = 'faildb'"),
+        "0"
+    );
+}
+
+/// Issue 19, finding 3: a database a person copied from one fleetform
+/// created carries its markers; what is inside the copy is not fleetform's.
+#[test]
+fn a_copy_of_a_database_fleetform_created_is_not_fleetforms() {
+    let fleet = Fleet::new(
+        &[
+            database("appdb", ""),
+            schema("s1", "  database: appdb\n"),
+            extension("crypto", "  database: appdb\n  name: pgcrypto\n"),
+        ]
+        .concat(),
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql("CREATE DATABASE copydb TEMPLATE appdb");
+    let planned = fleet.expect(&["plan", "--prune"], 0);
+    for object in [
+        "PostgresSchema copydb/s1@pg-test",
+        "PostgresExtension copydb/pgcrypto@pg-test",
+    ] {
+        assert!(
+            planned.contains(&format!("{object} (carries this environment's marker, but this instance's ledger never recorded it")),
+            "{object}: {planned}"
+        );
+    }
+    assert!(
+        !planned.contains("- PostgresSchema[copydb/s1]"),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet.server.psql_on(
+            "copydb",
+            "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 's1') || ' ' || (SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto')"
+        ),
+        "1 1"
+    );
+    // What fleetform did create is still its own to prune.
+    fleet.write(&database("appdb", ""));
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(
+        pruned.contains("- PostgresSchema[appdb/s1]@pg-test")
+            && pruned.contains("- PostgresExtension[appdb/pgcrypto]@pg-test"),
+        "{pruned}"
+    );
+}
+
+/// Issue 19, finding 6: a ledger someone else prepared (here with a
+/// trigger that would make its author a superuser when fleetform records
+/// an apply) is refused by plan and apply, never adopted.
+#[test]
+fn a_ledger_someone_else_prepared_is_refused() {
+    let fleet = Fleet::new(&role("app", "  connectionLimit: 5\n"));
+    fleet.server.psql(
+        "CREATE ROLE mallory LOGIN; GRANT CREATE ON DATABASE postgres TO mallory; \
+         SET ROLE mallory; \
+         CREATE SCHEMA fleetform; \
+         CREATE TABLE fleetform.ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_id text, recorded_at timestamptz DEFAULT now(), environment text, commit text, actor text, resource text, action text, result text, desired_fingerprint text, observed_fingerprint text, observed_items jsonb, message text, script text, kind text, database text, spec jsonb); \
+         CREATE FUNCTION fleetform.escalate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN NEW; END $$; \
+         CREATE TRIGGER escalate BEFORE INSERT ON fleetform.ledger FOR EACH ROW EXECUTE FUNCTION fleetform.escalate()",
+    );
+    let superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'";
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains(
+            "schema fleetform is owned by mallory, which is neither postgres nor a superuser"
+        ),
+        "{refused}"
+    );
+    let applied = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(applied.contains("owned by mallory"), "{applied}");
+    assert_eq!(fleet.server.psql(superuser), "f");
+    assert_eq!(
+        fleet.server.psql("SELECT count(*) FROM fleetform.ledger"),
+        "0",
+        "nothing recorded in it"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'app'"),
+        "0",
+        "nothing applied"
+    );
+
+    // The same table, given to the connecting role, still has the trigger.
+    fleet.server.psql(
+        "ALTER SCHEMA fleetform OWNER TO postgres; ALTER TABLE fleetform.ledger OWNER TO postgres",
+    );
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("fleetform.ledger has a trigger"),
+        "{refused}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 1);
+    assert_eq!(fleet.server.psql(superuser), "f");
+
+    // Dropped, fleetform prepares its own and applies.
+    fleet.server.psql("DROP SCHEMA fleetform CASCADE");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(fleet.server.psql(superuser), "f");
+}
+
 #[test]
 fn applies_serialize_on_the_instance_lock() {
     let fleet = Fleet::new(

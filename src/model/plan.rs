@@ -234,6 +234,10 @@ pub struct UnmanagedObject {
     /// marker that names none): never this environment's to delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<String>,
+    /// Carries this environment's marker, but the ledger never recorded it
+    /// where it is (a copy): never pruned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unrecorded: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ FROM (
            marked."markerLine"
     FROM pg_database d
     JOIN pg_tablespace t ON t.oid = d.dattablespace
-    CROSS JOIN LATERAL (SELECT shobj_description(d.oid, 'pg_database') AS text) described
+    CROSS JOIN LATERAL (SELECT shobj_description(d.oid, 'pg_database') AS text OFFSET 0) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
     WHERE d.datname NOT IN ('template0', 'template1')
 ) databases

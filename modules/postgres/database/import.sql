@@ -22,6 +22,6 @@ SELECT coalesce(json_agg(json_build_object('name', d.datname, 'spec', json_strip
        ))) ORDER BY d.datname), '[]'::json)
 FROM pg_database d
 JOIN pg_tablespace t ON t.oid = d.dattablespace
-CROSS JOIN LATERAL (SELECT shobj_description(d.oid, 'pg_database') AS text) described
+CROSS JOIN LATERAL (SELECT shobj_description(d.oid, 'pg_database') AS text OFFSET 0) described
 CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
 WHERE d.datname NOT IN ('template0', 'template1')

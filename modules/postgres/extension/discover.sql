@@ -18,6 +18,6 @@ FROM (
     FROM pg_available_extensions a
     LEFT JOIN pg_extension e ON e.extname = a.name
     LEFT JOIN pg_namespace n ON n.oid = e.extnamespace
-    LEFT JOIN LATERAL (SELECT obj_description(e.oid, 'pg_extension') AS text) described ON e.oid IS NOT NULL
+    LEFT JOIN LATERAL (SELECT obj_description(e.oid, 'pg_extension') AS text OFFSET 0) described ON e.oid IS NOT NULL
     LEFT JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked ON e.oid IS NOT NULL
 ) extensions

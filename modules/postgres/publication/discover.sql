@@ -25,6 +25,6 @@ FROM (
            marked."ownedBy",
            marked."markerLine"
     FROM pg_publication p
-    CROSS JOIN LATERAL (SELECT obj_description(p.oid, 'pg_publication') AS text) described
+    CROSS JOIN LATERAL (SELECT obj_description(p.oid, 'pg_publication') AS text OFFSET 0) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
 ) publications

@@ -19,5 +19,5 @@ SELECT coalesce(json_agg(json_build_object('name', p.pubname, 'spec', json_strip
            'comment', marked.comment
        ))) ORDER BY p.pubname), '[]'::json)
 FROM pg_publication p
-CROSS JOIN LATERAL (SELECT obj_description(p.oid, 'pg_publication') AS text) described
+CROSS JOIN LATERAL (SELECT obj_description(p.oid, 'pg_publication') AS text OFFSET 0) described
 CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked

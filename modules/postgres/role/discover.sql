@@ -32,7 +32,7 @@ FROM (
 {% if is_superuser %}
     LEFT JOIN pg_authid a ON a.oid = r.oid
 {% endif %}
-    CROSS JOIN LATERAL (SELECT shobj_description(r.oid, 'pg_authid') AS text) described
+    CROSS JOIN LATERAL (SELECT shobj_description(r.oid, 'pg_authid') AS text OFFSET 0) described
     CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
     WHERE r.rolname !~ '^pg_'
 ) roles

@@ -18,6 +18,6 @@ SELECT coalesce(json_agg(json_build_object('name', r.rolname, 'spec', json_strip
            'comment', marked.comment
        ))) ORDER BY r.rolname), '[]'::json)
 FROM pg_roles r
-CROSS JOIN LATERAL (SELECT shobj_description(r.oid, 'pg_authid') AS text) described
+CROSS JOIN LATERAL (SELECT shobj_description(r.oid, 'pg_authid') AS text OFFSET 0) described
 CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
 WHERE r.rolname !~ '^pg_'

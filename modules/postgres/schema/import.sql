@@ -5,7 +5,7 @@ SELECT coalesce(json_agg(json_build_object('name', n.nspname, 'spec', json_strip
            'comment', marked.comment
        ))) ORDER BY n.nspname), '[]'::json)
 FROM pg_namespace n
-CROSS JOIN LATERAL (SELECT obj_description(n.oid, 'pg_namespace') AS text) described
+CROSS JOIN LATERAL (SELECT obj_description(n.oid, 'pg_namespace') AS text OFFSET 0) described
 CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
 WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
       -- fleetform's own ledger (templates/postgres/ledger/prepare.sql)

@@ -22,7 +22,7 @@ FROM pg_subscription s
 CROSS JOIN LATERAL (
 {% include "modules/postgres/subscription/conninfo_parts.sql" %}
 ) parts
-CROSS JOIN LATERAL (SELECT obj_description(s.oid, 'pg_subscription') AS text) described
+CROSS JOIN LATERAL (SELECT obj_description(s.oid, 'pg_subscription') AS text OFFSET 0) described
 CROSS JOIN LATERAL ({% include "templates/postgres/ownership.sql" %}) marked
 WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 {% else %}

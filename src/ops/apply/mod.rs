@@ -428,11 +428,32 @@ pub async fn apply(
                 .or_insert(Outcome::Failed);
         }
     }
+    // A prune deletion waits for the deletions the plan lists before it on
+    // the same target, and is skipped when one of them did not converge:
+    // what runs later may hold or own what could not be dropped (a
+    // database after its schema, a role after what it owns).
+    let mut earlier_deletions: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut deletions_before: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for change in wanted.iter().filter(|change| change.prune) {
+        let earlier = earlier_deletions.entry(change.target.as_str()).or_default();
+        deletions_before.insert(change.address.clone(), earlier.clone());
+        earlier.push(change.address.clone());
+    }
     let jobs = queue
         .into_iter()
         .map(|work| Job {
             address: work.approved.address.clone(),
-            dependencies: work.dependencies.clone(),
+            dependencies: work
+                .dependencies
+                .iter()
+                .chain(
+                    deletions_before
+                        .get(&work.approved.address)
+                        .into_iter()
+                        .flatten(),
+                )
+                .cloned()
+                .collect(),
             serial_key: engine
                 .module(&work.resource.kind, &work.resource.target)
                 .filter(|module| module.serial)

@@ -164,6 +164,14 @@ impl Engine {
             )?)
             .await
             .with_context(|| format!("cannot look for the ledger on {}", endpoint.describe()))?;
+        // A ledger someone else prepared is neither read nor written: its
+        // rows decide what --prune deletes.
+        if let Some(reason) = exists.get("untrusted").and_then(Value::as_str) {
+            bail!(
+                "the ledger on {}: {reason}; fleetform neither reads nor writes a ledger someone else prepared (drop schema fleetform, or give it and its table to the connecting role, and run again)",
+                endpoint.describe()
+            );
+        }
         observation.ledger_exists = exists
             .get("exists")
             .and_then(Value::as_bool)

@@ -25,6 +25,52 @@ impl Engine {
             .collect()
     }
 
+    /// (kind, database, identity) of the objects inside databases that the
+    /// ledger of `target` says a resource applied: its last entry, unless
+    /// a deletion, read with the spec recorded then.
+    pub(crate) fn recorded(
+        &self,
+        target: &str,
+        ledger: &BTreeMap<String, LedgerEntry>,
+    ) -> BTreeSet<(String, Option<String>, String)> {
+        let mut recorded = BTreeSet::new();
+        for entry in ledger.values() {
+            let (Some(kind), Some(spec), Some(database)) =
+                (&entry.kind, &entry.spec, &entry.database)
+            else {
+                continue;
+            };
+            if entry.action == Action::Delete.name() {
+                continue;
+            }
+            let Some(module) = self
+                .module(kind, target)
+                .filter(|module| module.scope == crate::modules::Scope::Database)
+            else {
+                continue;
+            };
+            let Some(address) = ResourceAddress::parse(&entry.resource) else {
+                continue;
+            };
+            let Ok(items) = desired_items(
+                module,
+                spec,
+                &address.name,
+                &self.settings,
+                &self.templates,
+                true,
+            ) else {
+                continue;
+            };
+            recorded.extend(
+                items
+                    .into_iter()
+                    .map(|item| (kind.clone(), Some(database.clone()), item.identity)),
+            );
+        }
+        recorded
+    }
+
     /// The ledger-owned module of `kind`, if fleetform still owns what a
     /// resource recorded with `spec` applied (`ownership.when`).
     pub(crate) fn ledger_module(&self, kind: &str, target: &str, spec: &Value) -> Option<&Module> {
@@ -323,6 +369,74 @@ impl Engine {
         ))
     }
 
+    /// What dropping the object of `row` would destroy that no module
+    /// manages, one line per holder: its own `holds` and, for a database,
+    /// what every database-scoped kind holds in it (or that fleetform could
+    /// not look inside it).
+    fn held(
+        &self,
+        module: &Module,
+        target: &str,
+        identity: &str,
+        row: &Row,
+        observation: &TargetObservation,
+    ) -> Vec<String> {
+        let holds = |module: &Module, row: &Row, holder: &str| -> Option<String> {
+            let field = module.ownership.as_ref()?.holds.as_ref()?;
+            let held = row.get(field)?;
+            let count = held.get("count").and_then(Value::as_u64).unwrap_or(0);
+            let first: Vec<&str> = held
+                .get("first")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            (count > 0).then(|| {
+                let more = count.saturating_sub(first.len() as u64);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("{holder} holds {}{more}", first.join(", "))
+            })
+        };
+        let mut held: Vec<String> = holds(module, row, &format!("{} {identity}", module.kind))
+            .into_iter()
+            .collect();
+        if module
+            .ownership
+            .as_ref()
+            .is_some_and(|ownership| ownership.is_database)
+        {
+            let mut looked_inside = false;
+            for ((kind, database), rows) in &observation.rows {
+                if database.as_deref() != Some(identity) {
+                    continue;
+                }
+                let Some(inner) = self
+                    .module(kind, target)
+                    .filter(|inner| inner.ownership.as_ref().is_some_and(|o| o.holds.is_some()))
+                else {
+                    continue;
+                };
+                looked_inside = true;
+                for row in rows {
+                    let holder = format!("{} {identity}/{}", inner.kind, row_identity(row));
+                    held.extend(holds(inner, row, &holder));
+                }
+            }
+            if !looked_inside {
+                held.push(format!(
+                    "{} {identity}: fleetform could not look inside it (it does not accept connections, or nothing was read there)",
+                    module.kind
+                ));
+            }
+        }
+        held
+    }
+
     /// The deletion of `resource` (an owned object that left the manifests),
     /// each item against its row in `rows`.
     pub(crate) fn plan_prune(
@@ -338,14 +452,19 @@ impl Engine {
         };
         let mut items = Vec::new();
         let mut observed = BTreeMap::new();
+        let mut holdings = Vec::new();
         for item in self.prune_remaining(module, resource, rows, &observation.facts) {
             let Some(row) = find_row(rows, &item.identity) else {
                 continue;
             };
+            let held = self.held(module, &resource.target, &item.identity, row, observation);
+            // What it holds is part of what was read: a table added since
+            // the plan makes a saved plan stale.
             observed.insert(
                 item.identity.clone(),
-                observed_fields(module, None, Some(row)),
+                json!({"fields": observed_fields(module, None, Some(row)), "holds": held}),
             );
+            holdings.extend(held);
             items.push(self.plan_item(
                 module,
                 resource,
@@ -355,6 +474,14 @@ impl Engine {
                 &observation.facts,
             ));
         }
+        let blocked = (!holdings.is_empty() && !self.settings.destroy.contains(&resource.address))
+            .then(|| {
+                Blocked::CannotChange(format!(
+                    "dropping it would destroy what fleetform did not create:\n{}\nhint: to drop that too, plan with --destroy {}",
+                    holdings.join("\n"),
+                    resource.address
+                ))
+            });
         ResourceChange {
             address: resource.address.clone(),
             kind: module.kind.clone(),
@@ -367,7 +494,7 @@ impl Engine {
             desired_fingerprint: diff::fingerprint(&Value::Null),
             secrets_fingerprint: None,
             drift: DriftStatus::Pending,
-            blocked: None,
+            blocked,
             after_script: String::new(),
             after_through_host: false,
             restart_script: String::new(),

@@ -32,6 +32,7 @@ impl Engine {
             let Ok(observation) = observation else {
                 continue;
             };
+            let recorded = self.recorded(target, &observation.ledger);
             for ((kind, database), rows) in &observation.rows {
                 let Some(module) = self.module(kind, target) else {
                     continue;
@@ -55,7 +56,14 @@ impl Engine {
                     if claimed.contains(&claim) {
                         continue;
                     }
-                    let owned = row.get(marker).and_then(Value::as_bool).unwrap_or(false);
+                    let marked = row.get(marker).and_then(Value::as_bool).unwrap_or(false);
+                    // Inside a database, a marker alone proves nothing: a
+                    // database copied from one fleetform created carries
+                    // its markers. The ledger must have recorded it there.
+                    let unrecorded = marked
+                        && module.scope == crate::modules::Scope::Database
+                        && !recorded.contains(&(kind.clone(), database.clone(), identity.clone()));
+                    let owned = marked && !unrecorded;
                     // Marked for another environment: theirs, listed as such.
                     let owned_by = module
                         .ownership
@@ -63,7 +71,7 @@ impl Engine {
                         .and_then(|ownership| ownership.by.as_ref())
                         .and_then(|by| row.get(by))
                         .and_then(Value::as_str)
-                        .filter(|_| !owned)
+                        .filter(|_| !marked)
                         .map(str::to_string);
                     if owned && self.settings.prune {
                         let resource =
@@ -87,6 +95,7 @@ impl Engine {
                             },
                             owned,
                             owned_by,
+                            unrecorded,
                         });
                     }
                 }
@@ -120,6 +129,7 @@ impl Engine {
                         identity: item.identity.clone(),
                         owned: true,
                         owned_by: None,
+                        unrecorded: false,
                     });
                 }
             }
@@ -168,6 +178,7 @@ impl Engine {
                             },
                             owned: true,
                             owned_by: None,
+                            unrecorded: false,
                         });
                     }
                 }
@@ -183,6 +194,7 @@ impl Engine {
                         },
                         owned: false,
                         owned_by: None,
+                        unrecorded: false,
                     });
                 }
             }

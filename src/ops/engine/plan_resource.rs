@@ -414,6 +414,7 @@ impl Engine {
             "name": item.identity,
             "facts": facts,
             "instance": self.instances.get(&resource.target),
+            "destroy": self.settings.destroy.contains(&resource.address),
         });
         let mut risks: Vec<Risk> = item_diff
             .unreadable

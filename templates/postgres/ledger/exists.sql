@@ -1,1 +1,5 @@
-SELECT json_build_object('exists', to_regclass('fleetform.ledger') IS NOT NULL)
+{# Whether the ledger exists, and why it is not to be trusted (or null). #}
+SELECT json_build_object(
+    'exists', to_regclass('fleetform.ledger') IS NOT NULL,
+    'untrusted', {% include "templates/postgres/ledger/untrusted.sql" %}
+)

@@ -1,4 +1,7 @@
-{# The ledger: one row per resource per apply, in the target's `fleetform` schema. #}
+{# The ledger: one row per resource per apply, in the target's `fleetform` schema.
+   A schema or table someone else prepared is refused, never adopted:
+   checked before and again after (a schema created meanwhile). #}
+{% include "templates/postgres/ledger/refuse.sql" %}
 CREATE SCHEMA IF NOT EXISTS fleetform;
 COMMENT ON SCHEMA fleetform IS 'fleetform ledger: what was applied here, from which commit, by whom, with which result';
 CREATE TABLE IF NOT EXISTS fleetform.ledger (
@@ -23,3 +26,4 @@ CREATE INDEX IF NOT EXISTS ledger_resource ON fleetform.ledger (resource, id);
 ALTER TABLE fleetform.ledger ADD COLUMN IF NOT EXISTS kind text;
 ALTER TABLE fleetform.ledger ADD COLUMN IF NOT EXISTS database text;
 ALTER TABLE fleetform.ledger ADD COLUMN IF NOT EXISTS spec jsonb;
+{% include "templates/postgres/ledger/refuse.sql" %}
