@@ -49,6 +49,9 @@ pub struct EngineProfile {
     /// system identifier): a saved plan applies only where they are the
     /// ones it was made with.
     pub identity: Vec<String>,
+    /// The server facts that are all equal only when two targets are one
+    /// server (declared twice, by two names or addresses).
+    pub same_server: Vec<String>,
     /// What instances of this engine must be able to do for the manifests.
     pub capabilities: Vec<CapabilityRule>,
 }
@@ -93,6 +96,8 @@ struct ProfileFile {
     state_directory: Option<String>,
     #[serde(default)]
     identity: Vec<String>,
+    #[serde(default)]
+    same_server: Vec<String>,
 }
 
 /// Every engine profile, by name.
@@ -157,6 +162,7 @@ impl EngineCatalog {
                             ledger_database: raw.ledger_database,
                             state_directory: raw.state_directory,
                             identity: raw.identity,
+                            same_server: raw.same_server,
                             capabilities: Vec::new(),
                         },
                     );

@@ -275,3 +275,28 @@ fn prune_cannot_be_combined_with_target() {
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("cannot be combined with --target"), "{text}");
 }
+
+/// Issue 19, finding 16: a mistyped flag is an error (1), never 2, which
+/// `plan` uses for "changes pending" and CI recipes let through.
+#[test]
+fn a_usage_error_exits_1_and_help_exits_0() {
+    let root = common::repository_root();
+    for arguments in [
+        &["plan", "-e", "demo", "--prnue"][..],
+        &["aply"][..],
+        &["plan", "-e"][..],
+    ] {
+        let output = fleetform(arguments, &root);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{arguments:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).is_empty(), "{arguments:?} says why");
+    }
+    let help = fleetform(&["plan", "--help"], &root);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("--prune"));
+    assert_eq!(fleetform(&["--version"], &root).status.code(), Some(0));
+}

@@ -1012,6 +1012,45 @@ fn a_ledger_someone_else_prepared_is_refused() {
     assert_eq!(fleet.server.psql(superuser), "f");
 }
 
+/// Issue 19, finding 11: one server declared twice (by IP address and by
+/// name) is refused by plan, before a prune from one name drops what the
+/// other's manifests manage and before apply waits on its own lock.
+#[test]
+fn one_server_declared_twice_is_refused() {
+    let fleet = Fleet::new(&role("app", "  connectionLimit: 5\n"));
+    let inventory = fleet
+        .repository
+        .path()
+        .join("environments/test/inventory.yaml");
+    let mut text = std::fs::read_to_string(&inventory).unwrap();
+    text.push_str(&format!(
+        "---\napiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: alias}}\nspec: {{host: localhost, os: linux, connection: {{method: local}}}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-alias}}\nspec: {{server: alias, port: {}, version: {}}}\n",
+        fleet.server.port,
+        common::postgres::major_version()
+    ));
+    std::fs::write(&inventory, text).unwrap();
+    fleet.write(
+        &[
+            role("app", "  connectionLimit: 5\n"),
+            "---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {name: other}\nspec:\n  on: {instances: [pg-alias]}\n".to_string(),
+        ]
+        .concat(),
+    );
+    let refused = fleet.expect(&["plan", "--prune"], 1);
+    assert!(
+        refused.contains("pg-alias and pg-test are one server (system_identifier"),
+        "{refused}"
+    );
+    let applied = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(applied.contains("nothing applied"), "{applied}");
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname IN ('app', 'other')"),
+        "0"
+    );
+}
+
 #[test]
 fn applies_serialize_on_the_instance_lock() {
     let fleet = Fleet::new(

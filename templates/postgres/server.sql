@@ -7,6 +7,7 @@ SELECT json_build_object(
        everyone unless revoked; then unknown). #}
     'system_identifier', CASE WHEN has_function_privilege('pg_control_system()', 'EXECUTE')
                               THEN (SELECT system_identifier::text FROM pg_control_system()) END,
+    'started_at', pg_postmaster_start_time(),
     'is_superuser', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
     'in_recovery', pg_is_in_recovery(),
     'wal_level', current_setting('wal_level'),

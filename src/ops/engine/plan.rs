@@ -4,8 +4,81 @@
 use super::*;
 
 impl Engine {
-    /// The plan for `observations`. Pure.
+    /// The plan for `observations`. Pure. Targets that are one server
+    /// declared twice are planned as not read: a prune from one name would
+    /// drop what the other's manifests manage, and an apply would wait on
+    /// its own lock.
     pub fn build_plan(&self, observations: &Observations, created_at: String) -> Plan {
+        let twice = self.declared_twice(observations);
+        if twice.is_empty() {
+            return self.plan_observations(observations, created_at);
+        }
+        let mut observations = observations.clone();
+        observations.extend(
+            twice
+                .into_iter()
+                .map(|(target, message)| (target, Err(message))),
+        );
+        self.plan_observations(&observations, created_at)
+    }
+
+    /// Targets whose engine's `sameServer` facts all match another
+    /// target's, each with why.
+    fn declared_twice(&self, observations: &Observations) -> BTreeMap<String, String> {
+        let mut servers: BTreeMap<(String, Vec<String>), Vec<&str>> = BTreeMap::new();
+        for (target, observation) in observations {
+            let (Ok(observation), Some(endpoint)) = (observation, self.endpoints.get(target))
+            else {
+                continue;
+            };
+            let facts: Option<Vec<String>> = endpoint
+                .profile
+                .same_server
+                .iter()
+                .map(|fact| {
+                    observation
+                        .facts
+                        .get(fact)
+                        .filter(|value| !value.is_null())
+                        .map(Value::to_string)
+                })
+                .collect();
+            match facts {
+                Some(facts) if !facts.is_empty() => servers
+                    .entry((endpoint.engine().to_string(), facts))
+                    .or_default()
+                    .push(target),
+                _ => {}
+            }
+        }
+        let mut twice = BTreeMap::new();
+        for ((engine, facts), targets) in
+            servers.into_iter().filter(|(_, targets)| targets.len() > 1)
+        {
+            let profile = self.engines.get(&engine);
+            let described: Vec<String> = profile
+                .map(|profile| {
+                    profile
+                        .same_server
+                        .iter()
+                        .zip(&facts)
+                        .map(|(fact, value)| format!("{fact} {value}"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let message = format!(
+                "{} are one server ({}): declare it once; nothing is planned on any of them",
+                targets.join(" and "),
+                described.join(", ")
+            );
+            for target in targets {
+                twice.insert(target.to_string(), message.clone());
+            }
+        }
+        twice
+    }
+
+    fn plan_observations(&self, observations: &Observations, created_at: String) -> Plan {
         let mut resource_changes = Vec::new();
         type Claim = (String, String, Option<String>, String);
         let mut claimed: BTreeSet<Claim> = BTreeSet::new();
