@@ -1051,6 +1051,38 @@ fn one_server_declared_twice_is_refused() {
     );
 }
 
+/// Issue 19, finding 10: two manifest objects that manage one real role
+/// (or database) are refused before anything runs, instead of flipping it
+/// back and forth on every apply.
+#[test]
+fn two_manifest_objects_for_one_real_object_are_refused() {
+    let fleet = Fleet::new(
+        &[
+            role("x", "  connectionLimit: 1\n"),
+            role("y", "  name: x\n  connectionLimit: 2\n"),
+            database("d1", "  name: shared\n"),
+            database("d2", "  name: shared\n"),
+        ]
+        .concat(),
+    );
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused
+            .contains("PostgresRole/x and PostgresRole/y both manage PostgresRole `x` on pg-test")
+            && refused.contains(
+                "PostgresDatabase/d1 and PostgresDatabase/d2 both manage PostgresDatabase `shared`"
+            ),
+        "{refused}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 1);
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'x'"),
+        "0"
+    );
+}
+
 #[test]
 fn applies_serialize_on_the_instance_lock() {
     let fleet = Fleet::new(

@@ -45,6 +45,7 @@ pub fn build(
             .or_default()
             .push(position);
     }
+    let mut diagnostics = same_real_object(&resources, objects);
     // The annotated strings of each object, found once and shared by all its resources.
     let mut annotated: Vec<Vec<(String, &Annotation, &str)>> = vec![Vec::new(); objects.len()];
     for object_index in by_object.keys() {
@@ -182,29 +183,80 @@ pub fn build(
         resources,
         dependencies,
     };
-    let diagnostics = cycles(&graph)
-        .into_iter()
-        .map(|cycle| {
-            let first = &graph.resources[cycle[0]];
-            let object = &objects[first.object];
-            let mut path: Vec<String> = cycle
-                .iter()
-                .map(|position| graph.resources[*position].address.to_string())
-                .collect();
-            path.push(path[0].clone());
-            let pointer = if object.document.pointer("/metadata/dependsOn").is_some() {
-                "/metadata/dependsOn"
-            } else {
-                ""
-            };
-            object
-                .error_at(pointer, format!("dependency cycle: {}", path.join(" -> ")))
-                .with_hint(
-                    "remove one of these dependencies; resources on a cycle can never be applied",
-                )
-        })
-        .collect();
+    diagnostics.extend(cycles(&graph).into_iter().map(|cycle| {
+        let first = &graph.resources[cycle[0]];
+        let object = &objects[first.object];
+        let mut path: Vec<String> = cycle
+            .iter()
+            .map(|position| graph.resources[*position].address.to_string())
+            .collect();
+        path.push(path[0].clone());
+        let pointer = if object.document.pointer("/metadata/dependsOn").is_some() {
+            "/metadata/dependsOn"
+        } else {
+            ""
+        };
+        object
+            .error_at(pointer, format!("dependency cycle: {}", path.join(" -> ")))
+            .with_hint(
+                "remove one of these dependencies; resources on a cycle can never be applied",
+            )
+    }));
     (graph, diagnostics)
+}
+
+/// Two manifest objects of a kind that manage one real object on a target
+/// (`PostgresRole x` and `PostgresRole y` with `name: x`; within the same
+/// `spec.database`) would change it back and forth on every apply: an
+/// error at the second, naming the first.
+fn same_real_object(resources: &[Resource], objects: &[ManifestObject]) -> Vec<Diagnostic> {
+    let mut first: FxHashMap<(&str, &Target, Option<&str>, String), usize> = FxHashMap::default();
+    let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut found = Vec::new();
+    for resource in resources {
+        let object = &objects[resource.object];
+        let key = (
+            object.kind.as_str(),
+            &resource.target,
+            object.spec_str("database"),
+            real_name_key(object, real_name(object)),
+        );
+        let earlier = *first.entry(key).or_insert(resource.object);
+        if earlier == resource.object || !reported.insert((earlier, resource.object)) {
+            continue;
+        }
+        let earlier = &objects[earlier];
+        // The same kind and name twice: the duplicate is reported already.
+        if earlier.name == object.name {
+            continue;
+        }
+        let pointer = if object.spec_str("name").is_some() {
+            "/spec/name"
+        } else {
+            "/metadata/name"
+        };
+        found.push(
+            object
+                .error_at(
+                    pointer,
+                    format!(
+                        "{} and {} both manage {} `{}` on {}",
+                        earlier.id(),
+                        object.id(),
+                        object.kind,
+                        real_name(object),
+                        resource.target.name().unwrap_or("the same target")
+                    ),
+                )
+                .with_hint(format!(
+                    "{} is defined at {}:{}; one manifest object per real object and target, or every apply would change it back and forth",
+                    earlier.id(),
+                    earlier.file,
+                    earlier.locate("/metadata/name").line
+                )),
+        );
+    }
+    found
 }
 
 /// The name of the database object `object` manages: its `spec.name`, or its manifest name.
