@@ -171,6 +171,10 @@ pub enum Annotation {
     ImpliesAnywhere(String),
     /// The string is a five-field cron expression.
     Cron,
+    /// The string is an identifier on the server (`x-fleetform-identifier`):
+    /// no NUL, at most `max_bytes` bytes of UTF-8 when the engine counts
+    /// bytes (PostgreSQL: 63).
+    Identifier { max_bytes: Option<usize> },
 }
 
 /// One step of a path pattern through documents of a kind.
@@ -627,6 +631,14 @@ impl SchemaCatalog {
         }
         if map.get("format").and_then(Value::as_str) == Some("cron") {
             push(Annotation::Cron);
+        }
+        if let Some(identifier) = map.get("x-fleetform-identifier") {
+            push(Annotation::Identifier {
+                max_bytes: identifier
+                    .get("maxBytes")
+                    .and_then(Value::as_u64)
+                    .map(|bytes| bytes as usize),
+            });
         }
         if let Some(reference) = map.get("$ref").and_then(Value::as_str)
             && let Some((next_file, next_node)) = self.resolve_reference(file, reference)

@@ -53,7 +53,11 @@ pub fn build(
         for path in catalog.annotations(&object.kind) {
             // Crons are no references; a selector names targets, and the
             // dependency on each target is added per resource below.
-            if path.annotation == Annotation::Cron || path.is_in_selector() {
+            if matches!(
+                path.annotation,
+                Annotation::Cron | Annotation::Identifier { .. }
+            ) || path.is_in_selector()
+            {
                 continue;
             }
             for (pointer, value) in path.find(&object.document) {
@@ -172,7 +176,7 @@ pub fn build(
                         );
                     }
                 }
-                Annotation::Cron => {}
+                Annotation::Cron | Annotation::Identifier { .. } => {}
             }
         }
     }

@@ -77,6 +77,7 @@ pub fn validate(
     for object in &manifests.objects {
         found.extend(reference_diagnostics(object, &index, catalog));
         found.extend(cron_diagnostics(object, catalog));
+        found.extend(identifier_diagnostics(object, catalog));
     }
     let valid_objects: Vec<&ManifestObject> = manifests
         .objects
@@ -463,4 +464,78 @@ fn cron_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> Vec<Dia
         }
     }
     found
+}
+
+/// Identifiers the server would refuse or change (a NUL; more bytes than
+/// PostgreSQL keeps, which it truncates silently, so that two names become
+/// one), and, as warnings, characters a reviewer cannot see or tell apart.
+fn identifier_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for path in catalog.annotations(&object.kind) {
+        let Annotation::Identifier { max_bytes } = path.annotation else {
+            continue;
+        };
+        for (pointer, value) in path.find(&object.document) {
+            let Some(name) = value.as_str() else {
+                continue;
+            };
+            if name.contains('\0') {
+                found.push(
+                    object
+                        .error_at(&pointer, "the name holds a NUL character (U+0000)")
+                        .with_hint("no server accepts NUL in a name; remove it"),
+                );
+                continue;
+            }
+            if let Some(limit) = max_bytes.filter(|limit| name.len() > *limit) {
+                found.push(
+                    object
+                        .error_at(
+                            &pointer,
+                            format!(
+                                "`{name}` is {} bytes of UTF-8; the server keeps only the first {limit}",
+                                name.len()
+                            ),
+                        )
+                        .with_hint(format!(
+                            "PostgreSQL counts bytes, not characters (NAMEDATALEN - 1 = {limit}): shorten it, or two names could become one"
+                        )),
+                );
+            }
+            if let Some(warning) = confusing(name) {
+                found.push(object.warning_at(&pointer, warning));
+            }
+        }
+    }
+    found
+}
+
+/// Why `name` may not be what a reviewer reads: an invisible or
+/// direction-changing character, or Latin letters mixed with Cyrillic or
+/// Greek ones that look the same.
+fn confusing(name: &str) -> Option<String> {
+    let invisible = |c: char| {
+        matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180E
+            | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+            | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0)
+            || c.is_control()
+    };
+    if let Some(c) = name.chars().find(|c| invisible(*c)) {
+        return Some(format!(
+            "the name holds an invisible character (U+{:04X}): it reads like a name it is not",
+            c as u32
+        ));
+    }
+    let latin = name.chars().any(|c| c.is_ascii_alphabetic());
+    let lookalike = name
+        .chars()
+        .find(|c| matches!(*c as u32, 0x0370..=0x04FF));
+    match lookalike {
+        Some(c) if latin => Some(format!(
+            "the name mixes Latin letters with `{c}` (U+{:04X}, Greek or Cyrillic), which may look like a Latin letter",
+            c as u32
+        )),
+        _ => None,
+    }
 }
