@@ -227,6 +227,12 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
         };
         out.push_str(&indent(&format!("{label} {}", blocked.message()), "      "));
     }
+    for check in &change.checked_at_apply {
+        out.push_str(&indent(
+            &format!("{} {check}", style.dim("note:")),
+            "      ",
+        ));
+    }
     for item in &change.items {
         let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
         if item.action == Action::NoOp && item.risks.is_empty() {
@@ -377,6 +383,9 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
             );
             if let Some(blocked) = &change.blocked {
                 let _ = writeln!(block, "\n> {}\n", blocked.message().replace('\n', "\n> "));
+            }
+            for check in &change.checked_at_apply {
+                let _ = writeln!(block, "\n> note: {check}\n");
             }
             let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
             for item in &change.items {

@@ -1232,6 +1232,111 @@ fn a_failing_resource_skips_its_dependents_and_spares_the_rest() {
     fleet.expect(&["plan"], 0);
 }
 
+/// Issue 19, finding 9: a resource that cannot be planned (its secret is
+/// not set) fails with its dependents skipped, the rest applies, and every
+/// outcome is in the ledger, as docs/operations.md says.
+#[test]
+fn an_unplannable_resource_skips_only_its_dependents() {
+    let fleet = Fleet::new(
+        &[
+            role(
+                "locked",
+                "  login: true\n  password: {fromEnv: FLEETFORM_TEST_UNSET_PASSWORD}\n",
+            ),
+            database("lockeddb", "  owner: locked\n"),
+            role("fine", "  login: true\n"),
+        ]
+        .concat(),
+    );
+    let output = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(
+        output.contains("those resources, and what depends on them, are not applied"),
+        "{output}"
+    );
+    assert!(
+        output.contains("PostgresRole/locked@pg-test: failed (not planned:"),
+        "{output}"
+    );
+    assert!(output.contains("FLEETFORM_TEST_UNSET_PASSWORD"), "{output}");
+    assert!(
+        output.contains(
+            "PostgresDatabase/lockeddb@pg-test: skipped (depends on PostgresRole/locked@pg-test"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("PostgresRole/fine@pg-test: converged"),
+        "{output}"
+    );
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('locked', 'fine')"
+        ),
+        "fine"
+    );
+    assert_eq!(
+        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource) FROM fleetform.ledger"),
+        "PostgresDatabase/lockeddb@pg-test=skipped,PostgresRole/fine@pg-test=converged,PostgresRole/locked@pg-test=failed"
+    );
+}
+
+/// Issue 19, finding 8: a grant on a schema that the same plan creates in
+/// an existing database (the state an interrupted first apply leaves) is
+/// planned, checked again at apply after the schema, and converges; a grant
+/// naming what nothing creates is still refused at plan.
+#[test]
+fn a_grant_on_a_schema_the_same_plan_creates_is_applied_after_it() {
+    let manifests = [
+        role("reader", ""),
+        schema("app", "  database: appdb\n"),
+        grant(
+            "reader-schema",
+            "  role: reader\n  objectType: schema\n  objects: [app]\n  privileges: [USAGE]\n",
+        ),
+    ]
+    .concat();
+    let fleet = Fleet::new(&manifests);
+    fleet.server.psql("CREATE DATABASE appdb");
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(
+        plan.contains(
+            "app (checked again when applied, after PostgresRole/reader@pg-test, PostgresSchema/app@pg-test)"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("+ PostgresGrant/reader-schema@pg-test")
+            && plan.contains("apply grants on the objects it finds when it reaches"),
+        "{plan}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT has_schema_privilege('reader', 'app', 'USAGE')"
+        ),
+        "t"
+    );
+    fleet.expect(&["plan"], 0);
+
+    fleet.write(
+        &[
+            manifests,
+            grant(
+                "reader-nowhere",
+                "  role: reader\n  objectType: schema\n  objects: [nowhere]\n  privileges: [USAGE]\n",
+            ),
+        ]
+        .concat(),
+    );
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("names objects that do not exist in the database"),
+        "{refused}"
+    );
+    assert!(!refused.contains("checked again when applied"), "{refused}");
+}
+
 #[test]
 fn no_output_format_and_no_ledger_row_contains_a_secret() {
     let fleet = Fleet::new(&every_module());

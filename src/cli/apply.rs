@@ -65,13 +65,21 @@ pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
                 engine.build_plan(&observations, now())
             });
             output.result(&report::plan_human(&plan, output.style(), false));
-            if plan.has_errors() {
-                output.status("the plan has errors: nothing applied");
-                return Ok(1);
-            }
-            if !plan.has_changes() {
-                output.status("nothing to apply");
-                return Ok(0);
+            // What cannot be planned is not applied, nor what depends on
+            // it; the rest is, and every outcome is recorded.
+            match (plan.has_changes(), plan.has_errors()) {
+                (false, false) => {
+                    output.status("nothing to apply");
+                    return Ok(0);
+                }
+                (false, true) => {
+                    output.status("the plan has errors and no change that could run: nothing applied");
+                    return Ok(1);
+                }
+                (true, true) => output.status(
+                    "the plan has errors: those resources, and what depends on them, are not applied",
+                ),
+                (true, false) => {}
             }
             if !arguments.auto_approve && !confirm(output)? {
                 output.status("apply cancelled");

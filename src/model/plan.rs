@@ -107,6 +107,9 @@ pub enum Blocked {
     DiscoveryFailed(String),
     /// Its desired state could not be read (a secret that is not there).
     Unresolvable(String),
+    /// A check of its module refuses it on what the target holds now (an
+    /// object it names does not exist).
+    Refused(String),
     /// Left to something else on the target (a database on an availability
     /// group's secondary replica is seeded and changed through the group).
     Deferred(String),
@@ -118,6 +121,7 @@ impl Blocked {
             Blocked::CannotChange(message)
             | Blocked::DiscoveryFailed(message)
             | Blocked::Unresolvable(message)
+            | Blocked::Refused(message)
             | Blocked::Deferred(message) => message,
         }
     }
@@ -167,6 +171,12 @@ pub struct ResourceChange {
     pub drift: DriftStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
+    /// Checks of its module that refuse it on what the target holds now,
+    /// while resources it depends on change the target first in this plan
+    /// (the schema a grant names is created before it): evaluated again at
+    /// apply, just before it runs, and then refusing it if they still do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checked_at_apply: Vec<String>,
     /// Run once after the items' scripts when any item changes (e.g. a reload).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub after_script: String,

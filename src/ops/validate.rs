@@ -528,9 +528,7 @@ fn confusing(name: &str) -> Option<String> {
         ));
     }
     let latin = name.chars().any(|c| c.is_ascii_alphabetic());
-    let lookalike = name
-        .chars()
-        .find(|c| matches!(*c as u32, 0x0370..=0x04FF));
+    let lookalike = name.chars().find(|c| matches!(*c as u32, 0x0370..=0x04FF));
     match lookalike {
         Some(c) if latin => Some(format!(
             "the name mixes Latin letters with `{c}` (U+{:04X}, Greek or Cyrillic), which may look like a Latin letter",

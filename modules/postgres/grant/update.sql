@@ -5,8 +5,9 @@
    definition covered) returns each object no grant of the manifests covers
    (discovery's `covered`) to what the grantee holds by default. #}
 {% if not observed %}
--- The database does not exist yet: apply grants on the objects it finds there
--- when it reaches this resource (the plan can only show them once it exists).
+-- What it grants on does not exist yet (the database, or objects resources
+-- before it create): apply grants on the objects it finds when it reaches
+-- this resource (the plan can only show them once they exist).
 {% else %}
 {% set deleting = action == "delete" %}
 {% set grant_option = desired.withGrantOption and not deleting %}

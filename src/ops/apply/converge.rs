@@ -49,6 +49,21 @@ pub(super) async fn converge(
             &work.discovery_extra(engine),
         )
         .await?;
+    // The module's checks, again on what the target holds now: resources
+    // that ran before this one may have created what it names.
+    if !work.approved.prune {
+        let mut refused = Vec::new();
+        for item in &work.resource.items {
+            let candidate = find_row(&rows, &item.identity);
+            let context = engine.rule_context(module, &work.resource, item, candidate, facts);
+            let (refusing, broken) = engine.refusing_checks(module, &item.identity, &context);
+            refused.extend(refusing);
+            refused.extend(broken);
+        }
+        if !refused.is_empty() {
+            anyhow::bail!("refused before it ran: {}", refused.join("; "));
+        }
+    }
     let to_prune: BTreeSet<&str> = if work.approved.prune {
         engine
             .prune_remaining(module, &work.resource, &rows, facts)

@@ -141,12 +141,18 @@ pub async fn apply(
         run_id: run_id.clone(),
         ..ApplyReport::default()
     };
+    // What the plan changes, and what it could not plan: failed, recorded on
+    // the targets this apply changes anyway, and what depends on it skipped.
     let wanted: Vec<&ResourceChange> = approved
         .resource_changes
         .iter()
-        .filter(|change| change.has_changes())
+        .filter(|change| change.has_changes() || blocked_error(change).is_some())
         .collect();
-    let targets: BTreeSet<String> = wanted.iter().map(|change| change.target.clone()).collect();
+    let targets: BTreeSet<String> = wanted
+        .iter()
+        .filter(|change| change.has_changes())
+        .map(|change| change.target.clone())
+        .collect();
 
     // 1. Lock every target that is still the server the plan was made
     // against, and make sure its ledger exists.
@@ -210,6 +216,13 @@ pub async fn apply(
             message: Some(message),
             seconds: started.elapsed().as_secs_f64(),
         };
+        if let Some(blocked) = blocked_error(change) {
+            report.outcomes.push(settle(
+                Outcome::Failed,
+                format!("not planned: {}", blocked.message()),
+            ));
+            continue;
+        }
         if let Some(reason) = unavailable.get(&change.target) {
             report.outcomes.push(settle(
                 Outcome::Skipped,
@@ -308,8 +321,9 @@ pub async fn apply(
         });
     }
     // What was settled before running anything is recorded too (refused,
-    // already converged, blocked), except on targets that could not be
-    // locked or are not the server the plan was made against.
+    // already converged, blocked), on the targets this apply locked (not
+    // where it could not, nor on a server other than the plan's, nor where
+    // it has nothing to change).
     let settled = report.outcomes.clone();
     for outcome in &settled {
         print_outcome(output, outcome);
@@ -319,7 +333,7 @@ pub async fn apply(
         else {
             continue;
         };
-        if !unavailable.contains_key(&change.target) && !elsewhere.contains_key(&change.target) {
+        if locks.contains_key(&change.target) {
             record_outcome(&engine, change, outcome, None, &run_id, &mut report).await;
         }
     }
@@ -567,6 +581,11 @@ pub async fn apply(
 type Observed = Option<(String, BTreeMap<String, String>)>;
 
 /// The outcome of converged work, and what its re-discovery observed.
+/// Why the plan could not plan `change`, when that is an error.
+fn blocked_error(change: &ResourceChange) -> Option<&crate::model::plan::Blocked> {
+    change.blocked.as_ref().filter(|blocked| blocked.is_error())
+}
+
 fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (ResourceOutcome, Observed) {
     let (outcome, message, observed) = match result {
         Ok(converged) => match &converged.remaining_difference {

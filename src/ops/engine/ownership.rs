@@ -495,6 +495,7 @@ impl Engine {
             secrets_fingerprint: None,
             drift: DriftStatus::Pending,
             blocked,
+            checked_at_apply: Vec::new(),
             after_script: String::new(),
             after_through_host: false,
             restart_script: String::new(),

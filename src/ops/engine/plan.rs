@@ -78,6 +78,54 @@ impl Engine {
         twice
     }
 
+    /// A resource that a check of its module refuses on what its target
+    /// holds now, while resources it depends on (directly or not) change that
+    /// target first in this plan, is planned: what it names may be what they
+    /// create (a new schema and a grant on it). The check runs again at
+    /// apply, just before it, and refuses it then if it still does.
+    fn check_again_after_dependencies(
+        &self,
+        changes: &mut [ResourceChange],
+        observations: &Observations,
+    ) {
+        for index in 0..changes.len() {
+            let Some(Blocked::Refused(message)) = &changes[index].blocked else {
+                continue;
+            };
+            let target = &self.resources[index].target;
+            let mut before = Vec::new();
+            let mut seen = BTreeSet::new();
+            let mut stack = self.resources[index].dependencies.clone();
+            while let Some(dependency) = stack.pop() {
+                if !seen.insert(dependency) {
+                    continue;
+                }
+                stack.extend(self.resources[dependency].dependencies.iter().copied());
+                if &self.resources[dependency].target == target && changes[dependency].has_changes()
+                {
+                    before.push(changes[dependency].address.clone());
+                }
+            }
+            if before.is_empty() {
+                continue;
+            }
+            before.sort();
+            let note = format!("checked again when applied, after {}", before.join(", "));
+            let checks = message
+                .lines()
+                .map(|line| format!("{line} ({note})"))
+                .collect();
+            // What it names is not there yet: planned as inside a database
+            // that does not exist yet, its statements decided at apply.
+            let mut change = self.plan_resource_seeing(&self.resources[index], observations, false);
+            if change.blocked.is_some() {
+                continue;
+            }
+            change.checked_at_apply = checks;
+            changes[index] = change;
+        }
+    }
+
     fn plan_observations(&self, observations: &Observations, created_at: String) -> Plan {
         let mut resource_changes = Vec::new();
         type Claim = (String, String, Option<String>, String);
@@ -93,6 +141,7 @@ impl Engine {
             }
             resource_changes.push(self.plan_resource(resource, observations));
         }
+        self.check_again_after_dependencies(&mut resource_changes, observations);
         for index in 0..self.resources.len() {
             self.plan_refresh(index, &mut resource_changes, observations);
         }

@@ -6,10 +6,75 @@ use super::*;
 use crate::modules::Through;
 
 impl Engine {
+    /// What a module's checks and defer rules see for one item: its name,
+    /// desired fields, the observed row (even of an object that does not
+    /// exist yet; sensitive fields redacted), the server facts, the spec and
+    /// the instance.
+    pub(crate) fn rule_context(
+        &self,
+        module: &Module,
+        resource: &DesiredResource,
+        item: &DesiredItem,
+        candidate: Option<&Map<String, Value>>,
+        facts: &Map<String, Value>,
+    ) -> Value {
+        json!({
+            "name": item.identity,
+            "desired": item.fields,
+            "observed": candidate.map(|row| redact_row(module, row)),
+            "facts": facts,
+            "spec": redact_spec(module, &resource.spec),
+            "instance": self.instances.get(&resource.target),
+        })
+    }
+
+    /// The module's checks that refuse the item in `context` (each message
+    /// with its detail), and those that could not be evaluated: a broken
+    /// check must not pass silently.
+    pub(crate) fn refusing_checks(
+        &self,
+        module: &Module,
+        identity: &str,
+        context: &Value,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut refused = Vec::new();
+        let mut broken = Vec::new();
+        for check in &module.checks {
+            match self.templates.evaluate_condition(&check.refuse, context) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let detail = check
+                        .detail
+                        .as_ref()
+                        .and_then(|detail| self.templates.evaluate_text(detail, context).ok())
+                        .map(|detail| format!(": {detail}"))
+                        .unwrap_or_default();
+                    refused.push(format!("{identity} {}{detail}", check.message));
+                }
+                Err(error) => broken.push(format!(
+                    "{identity}: the module's check could not be evaluated: {error:#}"
+                )),
+            }
+        }
+        (refused, broken)
+    }
+
     pub fn plan_resource(
         &self,
         resource: &DesiredResource,
         observations: &Observations,
+    ) -> ResourceChange {
+        self.plan_resource_seeing(resource, observations, true)
+    }
+
+    /// Plan `resource`; with `see_rows` false, as if what it names did not
+    /// exist yet (as inside a database that does not exist yet): its
+    /// actions are then decided by apply when it reaches the resource.
+    pub(super) fn plan_resource_seeing(
+        &self,
+        resource: &DesiredResource,
+        observations: &Observations,
+        see_rows: bool,
     ) -> ResourceChange {
         let mut change = ResourceChange {
             address: resource.address.clone(),
@@ -24,6 +89,7 @@ impl Engine {
             secrets_fingerprint: self.secrets_fingerprint(resource),
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
+            checked_at_apply: Vec::new(),
             after_script: String::new(),
             after_through_host: false,
             restart_script: String::new(),
@@ -52,10 +118,11 @@ impl Engine {
         let scope = (resource.kind.clone(), resource.database.clone());
         // Unknown when the database does not exist yet: then nothing can be
         // missing from the server, only not created yet.
-        let rows_known = observation.rows.contains_key(&scope);
+        let rows_known = see_rows && observation.rows.contains_key(&scope);
         let rows = observation
             .rows
             .get(&scope)
+            .filter(|_| see_rows)
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut cannot_change = Vec::new();
@@ -71,41 +138,14 @@ impl Engine {
             ));
         }
         let mut deferred = Vec::new();
+        let mut refused = Vec::new();
         let mut observed_items = BTreeMap::new();
         for item in &resource.items {
             let candidate = find_row(rows, &item.identity);
-            // What capability checks and defer rules see.
-            let context = json!({
-                "name": item.identity,
-                "desired": item.fields,
-                "observed": candidate.map(|row| redact_row(module, row)),
-                "facts": observation.facts,
-                "spec": redact_spec(module, &resource.spec),
-                "instance": self.instances.get(&resource.target),
-            });
-            for check in &module.checks {
-                // A check that cannot be evaluated refuses, naming why: a
-                // broken check must not pass silently.
-                let refused = match self.templates.evaluate_condition(&check.refuse, &context) {
-                    Ok(refused) => refused,
-                    Err(error) => {
-                        unknown.push(format!(
-                            "{}: the module's check could not be evaluated: {error:#}",
-                            item.identity
-                        ));
-                        false
-                    }
-                };
-                if refused {
-                    let detail = check
-                        .detail
-                        .as_ref()
-                        .and_then(|detail| self.templates.evaluate_text(detail, &context).ok())
-                        .map(|detail| format!(": {detail}"))
-                        .unwrap_or_default();
-                    unknown.push(format!("{} {}{detail}", item.identity, check.message));
-                }
-            }
+            let context = self.rule_context(module, resource, item, candidate, &observation.facts);
+            let (refusing, broken) = self.refusing_checks(module, &item.identity, &context);
+            refused.extend(refusing);
+            unknown.extend(broken);
             for rule in &module.defer {
                 let defer = match self.templates.evaluate_condition(&rule.when, &context) {
                     Ok(defer) => defer,
@@ -276,7 +316,10 @@ impl Engine {
             change.items.clear();
             return change;
         } else if !unknown.is_empty() {
+            unknown.extend(refused);
             change.blocked = Some(Blocked::Unresolvable(unknown.join("\n")));
+        } else if !refused.is_empty() {
+            change.blocked = Some(Blocked::Refused(refused.join("\n")));
         } else if !cannot_change.is_empty() {
             change.blocked = Some(Blocked::CannotChange(format!(
                 "{}\nhint: to drop and recreate it (losing what it holds), run with --replace {}",
