@@ -1846,6 +1846,12 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
     with("sslMode: disable");
     let refused = fleet.expect(&["plan"], 1);
     assert!(refused.contains("no pg_hba.conf entry"), "{refused}");
+    // Issue 19, finding 22: what to do about it, not a password hint.
+    assert!(
+        refused.contains("hint: the server's pg_hba.conf has no entry that lets this user connect"),
+        "{refused}"
+    );
+    assert!(!refused.contains("password's secret"), "{refused}");
 }
 
 #[test]
@@ -2147,6 +2153,32 @@ fn custom_sql(name: &str, body: &str) -> String {
     format!(
         "---\napiVersion: fleetform/v1\nkind: PostgresCustomSql\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
     )
+}
+
+/// Issue 19, finding 15: plan and drift are read-only. A custom SQL test
+/// with a side effect fails, naming why, instead of changing the server at
+/// every plan and drift.
+#[test]
+fn plan_and_drift_never_change_the_server() {
+    let fleet = Fleet::new(&custom_sql(
+        "counts-its-calls",
+        "  test: SELECT public.bump()\n  set: SELECT 1\n",
+    ));
+    fleet.server.psql(
+        "CREATE TABLE public.calls (at timestamptz DEFAULT now()); \
+         CREATE FUNCTION public.bump() RETURNS boolean LANGUAGE sql AS 'INSERT INTO public.calls DEFAULT VALUES RETURNING true'",
+    );
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("cannot execute INSERT in a read-only transaction"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("hint: fleetform reads the server in read-only transactions"),
+        "{refused}"
+    );
+    fleet.expect(&["drift"], 1);
+    assert_eq!(fleet.server.psql("SELECT count(*) FROM public.calls"), "0");
 }
 
 #[test]

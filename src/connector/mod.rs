@@ -90,6 +90,14 @@ pub trait Connector: std::fmt::Debug + Send + Sync {
     /// Open a session; `database` picks another database of the same server.
     fn connect<'a>(&'a self, database: Option<&'a str>) -> Pending<'a, Result<Session>>;
 
+    /// Open a session in which every transaction is read-only, for
+    /// discovery: a query with side effects (a custom SQL `test`) fails
+    /// instead of changing the server at plan and drift. A connector whose
+    /// target has no such session (SQL Server, a shell) opens a normal one.
+    fn connect_read_only<'a>(&'a self, database: Option<&'a str>) -> Pending<'a, Result<Session>> {
+        self.connect(database)
+    }
+
     /// For tests and diagnostics: the concrete connector.
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -155,6 +163,11 @@ impl Endpoint {
     /// Open a session; `database` picks another database of the same server.
     pub async fn connect(&self, database: Option<&str>) -> Result<Session> {
         self.connector.connect(database).await
+    }
+
+    /// Open a session that cannot write, where the target has one.
+    pub async fn connect_read_only(&self, database: Option<&str>) -> Result<Session> {
+        self.connector.connect_read_only(database).await
     }
 }
 

@@ -68,13 +68,27 @@ impl PostgresEndpoint {
     /// A session to `database` (the endpoint's own database when None),
     /// retried with backoff on transient failures.
     pub async fn connect(&self, database: Option<&str>) -> Result<PostgresSession> {
+        self.connect_with(database, false).await
+    }
+
+    /// A session whose transactions are read-only
+    /// (`default_transaction_read_only`) when `read_only`.
+    pub async fn connect_with(
+        &self,
+        database: Option<&str>,
+        read_only: bool,
+    ) -> Result<PostgresSession> {
         super::connect_with_retries(&self.instance, &self.describe(), || {
-            self.connect_once(database)
+            self.connect_once(database, read_only)
         })
         .await
     }
 
-    async fn connect_once(&self, database: Option<&str>) -> Result<PostgresSession, Failure> {
+    async fn connect_once(
+        &self,
+        database: Option<&str>,
+        read_only: bool,
+    ) -> Result<PostgresSession, Failure> {
         let mut config = tokio_postgres::Config::new();
         config
             .host(&self.host)
@@ -85,9 +99,10 @@ impl PostgresEndpoint {
             .connect_timeout(self.connect_timeout)
             .ssl_mode(self.ssl_mode.negotiation())
             .options(format!(
-                "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={}",
+                "-c TimeZone=UTC -c statement_timeout={} -c lock_timeout={} -c default_transaction_read_only={}",
                 self.statement_timeout.as_millis(),
-                self.statement_timeout.as_millis()
+                self.statement_timeout.as_millis(),
+                if read_only { "on" } else { "off" }
             ));
         if let Some(secret) = &self.password {
             let password = secret
@@ -249,11 +264,19 @@ fn describe_postgres_error(error: tokio_postgres::Error) -> anyhow::Error {
         if let Some(hint) = database_error.hint() {
             message.push_str(&format!("\nhint: {hint}"));
         }
-        if *database_error.code() == SqlState::INVALID_PASSWORD
-            || *database_error.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
+        let code = database_error.code();
+        if *code == SqlState::INVALID_PASSWORD {
             message.push_str(
                 "\nhint: check the user and the password's secret in the instance's connection or the environment's connectionDefaults.postgres",
+            );
+        } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            // pg_hba.conf rejected the connection before any password.
+            message.push_str(
+                "\nhint: the server's pg_hba.conf has no entry that lets this user connect from here to this database (or one that rejects it): add one on the server, or connect as another user, to another database or with the sslMode it asks for",
+            );
+        } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            message.push_str(
+                "\nhint: fleetform reads the server in read-only transactions (plan, drift, and apply before it acts): a query of the manifests, such as a custom SQL test or drift query, must not change anything",
             );
         }
         return anyhow!(message);
@@ -417,6 +440,17 @@ impl super::Connector for PostgresEndpoint {
         Box::pin(async move {
             Ok(super::Session::new(
                 PostgresEndpoint::connect(self, database).await?,
+            ))
+        })
+    }
+
+    fn connect_read_only<'a>(
+        &'a self,
+        database: Option<&'a str>,
+    ) -> super::Pending<'a, Result<super::Session>> {
+        Box::pin(async move {
+            Ok(super::Session::new(
+                PostgresEndpoint::connect_with(self, database, true).await?,
             ))
         })
     }

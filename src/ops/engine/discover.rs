@@ -148,7 +148,7 @@ impl Engine {
             .get(target)
             .with_context(|| format!("no instance {target} in the environment"))?;
         let started = std::time::Instant::now();
-        let session = endpoint.connect(None).await?;
+        let session = endpoint.connect_read_only(None).await?;
         let facts = self.server_facts(endpoint, &session).await?;
         endpoint.check_facts(&facts)?;
         let existing = databases_of(&facts);
@@ -209,7 +209,7 @@ impl Engine {
                     continue;
                 }
                 if !database_sessions.contains_key(name) {
-                    let opened = endpoint.connect(Some(name)).await?;
+                    let opened = endpoint.connect_read_only(Some(name)).await?;
                     database_sessions.insert(name.clone(), opened);
                 }
             }
