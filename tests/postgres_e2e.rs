@@ -663,6 +663,53 @@ fn a_stale_plan_is_refused_for_exactly_the_changed_resources() {
 
 /// Issue 19, finding 4: a saved plan that showed only a connection limit
 /// must not also set a password because the secret changed after it.
+/// Issue 19, finding 20: with `log_statement = all` and every statement's
+/// duration logged, a role's password (its SCRAM verifier) never reaches
+/// the server's log, when created or changed; the rest of fleetform's
+/// statements still do.
+#[test]
+fn a_password_never_reaches_the_server_log() {
+    let fleet = Fleet::new(&role(
+        "app",
+        "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+    ));
+    fleet.server.psql("ALTER SYSTEM SET log_statement = 'all'");
+    fleet
+        .server
+        .psql("ALTER SYSTEM SET log_min_duration_statement = 0");
+    fleet.server.psql("SELECT pg_reload_conf()");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let verifier = || {
+        fleet
+            .server
+            .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+    };
+    let created = verifier();
+    assert!(created.starts_with("SCRAM-SHA-256$"), "{created}");
+    let output = fleet
+        .command(&["apply", "--auto-approve"])
+        .env("FLEETFORM_TEST_APP_PASSWORD", "rotated-Secret-value-44")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let changed = verifier();
+    assert_ne!(created, changed);
+    let log = fleet.server.log();
+    assert!(
+        log.contains("fleetform.ledger"),
+        "statements are logged: {log}"
+    );
+    for secret in [
+        created.as_str(),
+        changed.as_str(),
+        APP_PASSWORD,
+        "rotated-Secret-value-44",
+    ] {
+        let salt_and_keys = secret.split('$').nth(1).unwrap_or(secret);
+        assert!(!log.contains(salt_and_keys), "{secret} in the log:\n{log}");
+    }
+}
+
 #[test]
 fn a_secret_changed_since_the_plan_makes_the_resource_stale() {
     let fleet = Fleet::new(&role(

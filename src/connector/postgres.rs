@@ -174,21 +174,34 @@ impl PostgresSession {
     /// Run a script: in one transaction, or statement by statement for
     /// statements that refuse transaction blocks.
     pub async fn execute(&mut self, script: &str, transaction: bool) -> Result<()> {
+        let statements = split_statements(script);
+        let count = statements.len();
         if transaction {
+            // Statement by statement: the server logs each as it arrives,
+            // so a statement that turns logging off (before one carrying a
+            // password) runs before the next is sent.
             let call = async {
-                let transaction = self.client.transaction().await?;
-                transaction.batch_execute(script).await?;
-                transaction.commit().await
+                let transaction = self
+                    .client
+                    .transaction()
+                    .await
+                    .map_err(describe_postgres_error)?;
+                for (index, statement) in statements.iter().enumerate() {
+                    transaction
+                        .batch_execute(statement)
+                        .await
+                        .map_err(describe_postgres_error)
+                        .with_context(|| format!("in statement {} of {count}", index + 1))?;
+                }
+                transaction.commit().await.map_err(describe_postgres_error)
             };
             let timeout = self.call_timeout;
             let instance = self.instance.clone();
             return match tokio::time::timeout(timeout, call).await {
                 Err(_) => Err(timed_out(&instance, timeout)),
-                Ok(result) => result.map_err(describe_postgres_error),
+                Ok(result) => result,
             };
         }
-        let statements = split_statements(script);
-        let count = statements.len();
         for (index, statement) in statements.iter().enumerate() {
             // The statement's number, not its text: the text may hold a value.
             self.bounded(self.client.batch_execute(statement))

@@ -208,6 +208,11 @@ impl PostgresServer {
         panic!("PostgreSQL did not start:\n{log}");
     }
 
+    /// The server's whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.directory.path().join("log")).unwrap_or_default()
+    }
+
     /// The end of the server's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = std::fs::read_to_string(self.directory.path().join("log")).unwrap_or_default();

@@ -1,3 +1,12 @@
+{# The password travels in this statement as its SCRAM verifier: keep it out
+   of the server's log (statements, slow statements, failing statements). Only
+   a superuser may change these settings; for others the server's own logging
+   decides (docs/operations.md). #}
+{% if desired.password is defined and is_superuser %}
+SET LOCAL log_statement = 'none';
+SET LOCAL log_min_duration_statement = -1;
+SET LOCAL log_min_error_statement = 'panic';
+{% endif %}
 CREATE ROLE {{ name|ident }} WITH
     {%+ if desired.login %}LOGIN{% else %}NOLOGIN{% endif %}
 

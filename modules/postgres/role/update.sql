@@ -1,3 +1,12 @@
+{# The password travels in this statement as its SCRAM verifier: keep it out
+   of the server's log (statements, slow statements, failing statements). Only
+   a superuser may change these settings; for others the server's own logging
+   decides (docs/operations.md). #}
+{% if "password" in changed and is_superuser %}
+SET LOCAL log_statement = 'none';
+SET LOCAL log_min_duration_statement = -1;
+SET LOCAL log_min_error_statement = 'panic';
+{% endif %}
 {% if "login" in changed %}
 ALTER ROLE {{ name|ident }} WITH {% if desired.login %}LOGIN{% else %}NOLOGIN{% endif %};
 {% endif %}

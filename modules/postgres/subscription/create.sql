@@ -1,6 +1,7 @@
 {# The password travels in this statement: keep it out of the server's log. #}
 {% if is_superuser %}
 SET log_statement = 'none';
+SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
 {% endif %}
 CREATE SUBSCRIPTION {{ name|ident }}

@@ -1,6 +1,7 @@
 {# Secrets travel in these statements: keep them out of the server's log. #}
 {% if is_superuser %}
 SET log_statement = 'none';
+SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
 {% endif %}
 {% if "enabled" in changed and desired.enabled %}
