@@ -44,8 +44,8 @@ impl SecretRef {
                 Err(_) => bail!("the secret's environment variable {variable} is not set"),
             },
             SecretRef::FromFile(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+                let text =
+                    crate::source::read_regular_file(path, SECRET_FILE_LIMIT, "secret file")?;
                 let value = text.strip_suffix('\n').unwrap_or(&text);
                 let value = value.strip_suffix('\r').unwrap_or(value);
                 if value.is_empty() {
@@ -56,6 +56,9 @@ impl SecretRef {
         }
     }
 }
+
+/// The largest secret file read (a password, a key): 64 KiB.
+pub const SECRET_FILE_LIMIT: u64 = 64 * 1024;
 
 /// PBKDF2 rounds of a secret's hash in a plan: a plan file is an artifact
 /// of a pull request, so guessing a weak secret from it must be slow (25

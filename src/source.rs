@@ -333,3 +333,93 @@ fn collect_directory(root: &Path, directory: &Path, files: &mut Vec<String>) -> 
     }
     Ok(())
 }
+
+/// Read a file named by the manifests (a secret's `fromFile`, a discovery
+/// snapshot): only a regular file (a FIFO would block, `/dev/zero` never
+/// ends), at most `limit` bytes, UTF-8. Errors name `what` and the path,
+/// never the content.
+pub fn read_regular_file(path: &Path, limit: u64, what: &str) -> Result<String> {
+    use std::io::Read;
+    let metadata = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    if !metadata.is_file() {
+        bail!(
+            "the {what} {} is not a regular file (a directory, FIFO, socket or device): fleetform reads only regular files",
+            path.display()
+        );
+    }
+    if metadata.len() > limit {
+        bail!(
+            "the {what} {} is {} bytes, more than the {limit} fleetform reads",
+            path.display(),
+            metadata.len()
+        );
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!(
+            "the {what} {} grew beyond the {limit} bytes fleetform reads",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        anyhow::anyhow!(
+            "the {what} {} is not UTF-8 text (at byte {})",
+            path.display(),
+            error.utf8_error().valid_up_to()
+        )
+    })
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::read_regular_file;
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("secret");
+        std::fs::write(&file, "value\n").unwrap();
+        assert_eq!(
+            read_regular_file(&file, 64, "secret file").unwrap(),
+            "value\n"
+        );
+
+        let large = format!(
+            "{:#}",
+            read_regular_file(&file, 3, "secret file").unwrap_err()
+        );
+        assert!(large.contains("is 6 bytes, more than the 3"), "{large}");
+
+        let fifo = directory.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let refused = format!(
+            "{:#}",
+            read_regular_file(&fifo, 64, "secret file").unwrap_err()
+        );
+        assert!(refused.contains("is not a regular file"), "{refused}");
+
+        let device = format!(
+            "{:#}",
+            read_regular_file(std::path::Path::new("/dev/zero"), 64, "snapshot").unwrap_err()
+        );
+        assert!(
+            device.contains("the snapshot /dev/zero is not a regular file"),
+            "{device}"
+        );
+
+        std::fs::write(&file, b"ab\xffcd").unwrap();
+        let binary = format!(
+            "{:#}",
+            read_regular_file(&file, 64, "secret file").unwrap_err()
+        );
+        assert!(binary.contains("is not UTF-8 text (at byte 2)"), "{binary}");
+    }
+}

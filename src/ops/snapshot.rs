@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -18,6 +18,9 @@ use crate::modules::Module;
 use crate::ops::engine::{Engine, LedgerEntry, Observations, Row, TargetObservation};
 
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// The largest snapshot read: 512 MiB (hundreds of instances).
+pub const SNAPSHOT_LIMIT: u64 = 512 * 1024 * 1024;
 
 /// The row field listing sensitive fields a snapshot left out.
 pub const UNREADABLE: &str = "unreadable";
@@ -94,10 +97,23 @@ impl Snapshot {
 
     /// Read a snapshot file, naming it in every error.
     pub fn read(path: &Path) -> Result<Snapshot> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the snapshot {}", path.display()))?;
-        let snapshot: Snapshot = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a fleetform discovery snapshot", path.display()))?;
+        let text = crate::source::read_regular_file(path, SNAPSHOT_LIMIT, "snapshot")?;
+        // Where and what kind of error, never the content: the message goes
+        // into plans and pull-request comments.
+        let snapshot: Snapshot = serde_json::from_str(&text).map_err(|error| {
+            let problem = match error.classify() {
+                serde_json::error::Category::Io => "cannot be read",
+                serde_json::error::Category::Syntax => "is not valid JSON",
+                serde_json::error::Category::Data => "does not have a snapshot's fields and types",
+                serde_json::error::Category::Eof => "ends early",
+            };
+            anyhow::anyhow!(
+                "{}:{}:{}: {problem}: it is not a fleetform discovery snapshot (record it again with `fleetform discover --out`)",
+                path.display(),
+                error.line(),
+                error.column()
+            )
+        })?;
         if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
             bail!(
                 "{} has snapshot format {}; this fleetform reads format {SNAPSHOT_FORMAT_VERSION}: record it again with `fleetform discover --out`",
@@ -195,4 +211,33 @@ fn without_secrets(module: Option<&Module>, row: &Row) -> Row {
         row.insert(UNREADABLE.into(), Value::Array(unreadable));
     }
     row
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::Snapshot;
+
+    /// Issue 19, finding 18: a broken snapshot's error names the file and
+    /// the position, never what the file holds.
+    #[test]
+    fn a_broken_snapshot_is_named_with_its_position_never_its_content() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("snapshot.json");
+        for (text, problem) in [
+            (
+                "{\"format_version\": \"hunter2-secret\"}",
+                ":1:35: does not have a snapshot's fields and types",
+            ),
+            (
+                "{\n  \"hunter2-secret\" hunter2",
+                ":2:20: is not valid JSON",
+            ),
+            ("{\"hunter2-secret\": ", ":1:19: ends early"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = format!("{:#}", Snapshot::read(&path).unwrap_err());
+            assert!(error.contains(problem), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
 }
