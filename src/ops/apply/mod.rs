@@ -431,12 +431,7 @@ pub async fn apply(
     // targets this apply read again: the others have nothing to do here and
     // were not discovered.
     for change in &fresh.resource_changes {
-        if observations.contains_key(&change.target)
-            && change
-                .blocked
-                .as_ref()
-                .is_some_and(|blocked| blocked.is_error())
-        {
+        if observations.contains_key(&change.target) && blocked_error(change).is_some() {
             finished
                 .entry(change.address.clone())
                 .or_insert(Outcome::Failed);
@@ -580,12 +575,12 @@ pub async fn apply(
 /// recorded in the ledger.
 type Observed = Option<(String, BTreeMap<String, String>)>;
 
-/// The outcome of converged work, and what its re-discovery observed.
 /// Why the plan could not plan `change`, when that is an error.
 fn blocked_error(change: &ResourceChange) -> Option<&crate::model::plan::Blocked> {
     change.blocked.as_ref().filter(|blocked| blocked.is_error())
 }
 
+/// The outcome of converged work, and what its re-discovery observed.
 fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (ResourceOutcome, Observed) {
     let (outcome, message, observed) = match result {
         Ok(converged) => match &converged.remaining_difference {
