@@ -71,7 +71,10 @@ pub struct YamlError {
 }
 
 /// Limits that keep hostile input (alias bombs, absurd nesting) from exhausting memory or stack.
+/// Aliases are counted at their expanded size, so a small file cannot grow
+/// into gigabytes by repeating one large anchor.
 const MAX_NODES_PER_FILE: usize = 2_000_000;
+pub const MAX_EXPANDED_BYTES: usize = 64 * 1024 * 1024;
 const MAX_DEPTH: usize = 128;
 
 /// Parse every document of `text`. Documents that are empty (only comments,
@@ -81,6 +84,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
     };
     builder.stream()
 }
@@ -97,8 +101,17 @@ pub fn unescape_pointer_token(token: &str) -> String {
 
 struct Builder<'input> {
     parser: Parser<'input, saphyr_parser::StrInput<'input>>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchor's value with its expanded size (values, bytes), measured once.
+    anchors: HashMap<usize, (Value, Size)>,
     nodes: usize,
+    bytes: usize,
+}
+
+/// How much a value costs once expanded: values and bytes of keys and scalars.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    values: usize,
+    bytes: usize,
 }
 
 fn location_of(span: &ParserSpan) -> Location {
@@ -154,13 +167,24 @@ impl<'input> Builder<'input> {
         }
     }
 
-    fn count_node(&mut self, location: Location) -> Result<(), YamlError> {
-        self.nodes += 1;
+    /// Add `size` to what the file has expanded to so far; refuse past the limits.
+    fn count(&mut self, size: Size, location: Location) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(size.values);
+        self.bytes = self.bytes.saturating_add(size.bytes);
         if self.nodes > MAX_NODES_PER_FILE {
             return Err(YamlError {
                 location,
                 message: format!(
                     "the file expands to more than {MAX_NODES_PER_FILE} values (an alias bomb?)"
+                ),
+            });
+        }
+        if self.bytes > MAX_EXPANDED_BYTES {
+            return Err(YamlError {
+                location,
+                message: format!(
+                    "the file expands to more than {} MiB of text (an alias bomb?)",
+                    MAX_EXPANDED_BYTES / (1024 * 1024)
                 ),
             });
         }
@@ -181,22 +205,35 @@ impl<'input> Builder<'input> {
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
-        self.count_node(location)?;
+        self.count(
+            Size {
+                values: 1,
+                bytes: 0,
+            },
+            location,
+        )?;
         if !spans.locations.contains_key(&pointer) {
             spans.locations.insert(pointer.clone(), location);
         }
         match event {
             Event::Scalar(text, style, anchor, tag) => {
+                self.count(
+                    Size {
+                        values: 0,
+                        bytes: text.len(),
+                    },
+                    location,
+                )?;
                 let value = scalar_value(&text, style, tag.as_deref().map(|t| t.suffix.as_str()));
                 self.remember(anchor, &value);
                 Ok(value)
             }
             Event::Alias(anchor) => match self.anchors.get(&anchor) {
-                Some(value) => {
-                    let value = value.clone();
-                    self.nodes += count_values(&value);
-                    self.count_node(location)?;
-                    Ok(value)
+                Some((_, size)) => {
+                    // Counted before the copy is made: the limit must hold
+                    // before the memory is spent.
+                    self.count(*size, location)?;
+                    Ok(self.anchors[&anchor].0.clone())
                 }
                 None => Err(YamlError {
                     location,
@@ -242,7 +279,16 @@ impl<'input> Builder<'input> {
             let (event, key_location) = self.next()?;
             let key = match event {
                 Event::MappingEnd => break,
-                Event::Scalar(text, _, _, _) => text.into_owned(),
+                Event::Scalar(text, _, _, _) => {
+                    self.count(
+                        Size {
+                            values: 0,
+                            bytes: text.len(),
+                        },
+                        key_location,
+                    )?;
+                    text.into_owned()
+                }
                 Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..) => {
                     return Err(YamlError {
                         location: key_location,
@@ -318,16 +364,41 @@ impl<'input> Builder<'input> {
 
     fn remember(&mut self, anchor: usize, value: &Value) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), size_of(value)));
         }
     }
 }
 
-fn count_values(value: &Value) -> usize {
+fn size_of(value: &Value) -> Size {
+    let children = |sizes: &mut dyn Iterator<Item = Size>| {
+        sizes.fold(
+            Size {
+                values: 1,
+                bytes: 0,
+            },
+            |total, size| Size {
+                values: total.values.saturating_add(size.values),
+                bytes: total.bytes.saturating_add(size.bytes),
+            },
+        )
+    };
     match value {
-        Value::Array(items) => 1 + items.iter().map(count_values).sum::<usize>(),
-        Value::Object(map) => 1 + map.values().map(count_values).sum::<usize>(),
-        _ => 1,
+        Value::Array(items) => children(&mut items.iter().map(size_of)),
+        Value::Object(map) => children(&mut map.iter().map(|(key, item)| {
+            let size = size_of(item);
+            Size {
+                values: size.values,
+                bytes: size.bytes.saturating_add(key.len()),
+            }
+        })),
+        Value::String(text) => Size {
+            values: 1,
+            bytes: text.len(),
+        },
+        _ => Size {
+            values: 1,
+            bytes: 8,
+        },
     }
 }
 
@@ -517,6 +588,21 @@ mod tests {
         }
         let error = parse_documents(&text).unwrap_err();
         assert!(error.message.contains("alias bomb"), "{}", error.message);
+    }
+
+    #[test]
+    fn stops_alias_bombs_made_of_few_large_values() {
+        // A 1 MiB string aliased 3^10 times: few values, 59 GB once expanded.
+        let mut text = format!("s: &s0 \"{}\"\n", "x".repeat(1024 * 1024));
+        for level in 1..=10 {
+            let previous = level - 1;
+            text.push_str(&format!(
+                "l{level}: &s{level} [*s{previous}, *s{previous}, *s{previous}]\n"
+            ));
+        }
+        let error = parse_documents(&text).unwrap_err();
+        assert!(error.message.contains("MiB of text"), "{}", error.message);
+        assert_eq!(error.location.line, 5, "the alias that crosses the limit");
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub fn load_environment(
     }
 
     let mut objects = Vec::new();
+    let mut expansion = ExpansionBudget::default();
     for file in files.iter().skip(1) {
         let Some(documents) = read_documents(source, file, &mut diagnostics) else {
             continue;
@@ -118,6 +119,7 @@ pub fn load_environment(
                 file,
                 document,
                 &environment.variables,
+                &mut expansion,
                 catalog,
                 &mut diagnostics,
             ) {
@@ -262,6 +264,7 @@ fn to_object(
     file: &str,
     mut document: YamlDocument,
     variables: &Map<String, Value>,
+    expansion: &mut ExpansionBudget,
     catalog: &SchemaCatalog,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<ManifestObject> {
@@ -331,6 +334,7 @@ fn to_object(
         &mut document.value,
         "",
         variables,
+        expansion,
         &mut |pointer, message, hint| {
             unresolved.push(pointer.to_string());
             diagnostics.push(
@@ -353,32 +357,69 @@ fn to_object(
     })
 }
 
+/// How many bytes variables may add to an environment's manifests, all files
+/// together: the same limit a single file's aliases have, so a large variable
+/// used thousands of times stops with an error instead of exhausting memory.
+pub struct ExpansionBudget {
+    remaining: usize,
+    exhausted: bool,
+}
+
+impl Default for ExpansionBudget {
+    fn default() -> Self {
+        ExpansionBudget {
+            remaining: yaml::MAX_EXPANDED_BYTES,
+            exhausted: false,
+        }
+    }
+}
+
 /// Replace `${var.NAME}` in every string of `value`. A string that is exactly
 /// one reference takes the variable's own type (a port stays a number);
 /// otherwise the variable is written into the text. `$${` is a literal `${`.
+/// Past the budget nothing more is substituted and the first string that
+/// would cross it is reported (once for the whole load).
 pub fn substitute_variables(
     value: &mut Value,
     pointer: &str,
     variables: &Map<String, Value>,
+    budget: &mut ExpansionBudget,
     report: &mut dyn FnMut(&str, String, Option<String>),
 ) {
-    if !contains_placeholder(value) {
+    if budget.exhausted || !contains_placeholder(value) {
         return;
     }
     match value {
-        Value::String(text) if text.contains("${") => match interpolate(text, variables) {
-            Ok(replacement) => *value = replacement,
-            Err((message, hint)) => report(pointer, message, hint),
-        },
+        Value::String(text) if text.contains("${") => {
+            match interpolate(text, variables, budget.remaining) {
+                Ok(replacement) => {
+                    budget.remaining -= expanded_len(&replacement);
+                    *value = replacement;
+                }
+                Err(Some((message, hint))) => report(pointer, message, hint),
+                Err(None) => {
+                    budget.exhausted = true;
+                    report(
+                        pointer,
+                        format!(
+                            "variables expand the manifests to more than {} MiB of text",
+                            yaml::MAX_EXPANDED_BYTES / (1024 * 1024)
+                        ),
+                        Some("a large variable is used in too many places; keep large text (scripts, certificates) in one object or a file it names".to_string()),
+                    );
+                }
+            }
+        }
         Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
-                substitute_variables(item, &format!("{pointer}/{index}"), variables, report);
+                let child = format!("{pointer}/{index}");
+                substitute_variables(item, &child, variables, budget, report);
             }
         }
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
                 let child = format!("{pointer}/{}", yaml::escape_pointer_token(key));
-                substitute_variables(item, &child, variables, report);
+                substitute_variables(item, &child, variables, budget, report);
             }
         }
         _ => {}
@@ -396,10 +437,21 @@ fn contains_placeholder(value: &Value) -> bool {
     }
 }
 
+/// The bytes a substituted value adds (a number or boolean counts as a word).
+fn expanded_len(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len(),
+        _ => 8,
+    }
+}
+
+/// `Err(Some(problem))` for a wrong reference, `Err(None)` when the text
+/// would grow past `limit` bytes (checked as it grows, before memory is spent).
 fn interpolate(
     text: &str,
     variables: &Map<String, Value>,
-) -> Result<Value, (String, Option<String>)> {
+    limit: usize,
+) -> Result<Value, Option<(String, Option<String>)>> {
     let mut output = String::new();
     let mut rest = text;
     let mut references = 0;
@@ -414,17 +466,17 @@ fn interpolate(
         output.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err((
+            return Err(Some((
                 format!("unterminated `${{` in `{text}`"),
                 Some("write a variable as ${var.NAME}, or $${ for a literal ${".to_string()),
-            ));
+            )));
         };
         let expression = after[..end].trim();
         let Some(variable) = expression.strip_prefix("var.") else {
-            return Err((
+            return Err(Some((
                 format!("`${{{expression}}}` is not a variable reference"),
                 Some("write a variable as ${var.NAME}; secrets come from {fromEnv: NAME}, never from variables".to_string()),
-            ));
+            )));
         };
         let Some(value) = variables.get(variable) else {
             let hint = did_you_mean(variable, variables.keys().map(String::as_str)).or_else(|| {
@@ -437,9 +489,12 @@ fn interpolate(
                     )
                 })
             });
-            return Err((format!("undefined variable `{variable}`"), hint));
+            return Err(Some((format!("undefined variable `{variable}`"), hint)));
         };
         references += 1;
+        if output.len().saturating_add(expanded_len(value)) > limit {
+            return Err(None);
+        }
         if start == 0 && end + 3 == rest.len() && output.is_empty() && references == 1 {
             whole_value = Some(value.clone());
         }
@@ -448,10 +503,10 @@ fn interpolate(
             Value::Number(number) => output.push_str(&number.to_string()),
             Value::Bool(flag) => output.push_str(&flag.to_string()),
             _ => {
-                return Err((
+                return Err(Some((
                     format!("variable `{variable}` is not a string, number or boolean"),
                     None,
-                ));
+                )));
             }
         }
         rest = &after[end + 1..];
@@ -478,11 +533,11 @@ mod tests {
     #[test]
     fn a_whole_reference_keeps_the_variable_type() {
         assert_eq!(
-            interpolate("${var.port}", &variables()).unwrap(),
+            interpolate("${var.port}", &variables(), usize::MAX).unwrap(),
             json!(5433)
         );
         assert_eq!(
-            interpolate("${ var.enabled }", &variables()).unwrap(),
+            interpolate("${ var.enabled }", &variables(), usize::MAX).unwrap(),
             json!(true)
         );
     }
@@ -490,22 +545,51 @@ mod tests {
     #[test]
     fn references_inside_text_are_written_in() {
         assert_eq!(
-            interpolate("host.${var.domain}:${var.port}", &variables()).unwrap(),
+            interpolate("host.${var.domain}:${var.port}", &variables(), usize::MAX).unwrap(),
             json!("host.corp.example.com:5433")
         );
         assert_eq!(
-            interpolate("cost $${var.port}", &variables()).unwrap(),
+            interpolate("cost $${var.port}", &variables(), usize::MAX).unwrap(),
             json!("cost ${var.port}")
         );
     }
 
     #[test]
     fn undefined_and_malformed_references_are_errors_with_hints() {
-        let (message, hint) = interpolate("${var.prot}", &variables()).unwrap_err();
+        let (message, hint) = interpolate("${var.prot}", &variables(), usize::MAX)
+            .unwrap_err()
+            .unwrap();
         assert_eq!(message, "undefined variable `prot`");
         assert_eq!(hint.as_deref(), Some("did you mean `port`?"));
-        assert!(interpolate("${env.HOME}", &variables()).is_err());
-        assert!(interpolate("${var.port", &variables()).is_err());
+        assert!(interpolate("${env.HOME}", &variables(), usize::MAX).is_err());
+        assert!(interpolate("${var.port", &variables(), usize::MAX).is_err());
+    }
+
+    #[test]
+    fn a_large_variable_used_many_times_stops_at_the_budget() {
+        // 1 MiB used 5,000 times would be 5 GB: the load stops near 64 MiB
+        // with one error, and a string repeating it is refused as it grows.
+        let big = json!({"big": "x".repeat(1024 * 1024)});
+        let variables = big.as_object().unwrap();
+        let mut manifest = json!({"items": vec!["${var.big}"; 5_000]});
+        let mut budget = ExpansionBudget::default();
+        let mut reported = Vec::new();
+        substitute_variables(
+            &mut manifest,
+            "",
+            variables,
+            &mut budget,
+            &mut |pointer, message, _| reported.push((pointer.to_string(), message)),
+        );
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert_eq!(reported[0].0, "/items/64");
+        assert!(
+            reported[0].1.contains("more than 64 MiB"),
+            "{}",
+            reported[0].1
+        );
+        let repeated = "${var.big}".repeat(5_000);
+        assert_eq!(interpolate(&repeated, variables, 64 << 20), Err(None));
     }
 
     #[test]
