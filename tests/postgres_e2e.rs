@@ -774,6 +774,40 @@ fn a_secret_changed_since_the_plan_makes_the_resource_stale() {
     );
 }
 
+/// Issue 19, finding 14: the server stores a verifier of the SASLprep'd
+/// password (a ligature and full-width letters are normalised, a no-break
+/// space becomes a space), so fleetform must compare after SASLprep too, or
+/// it sets the password again at every apply and never converges.
+#[test]
+fn a_password_that_saslprep_normalises_converges() {
+    let fleet = Fleet::new(&role(
+        "app",
+        "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+    ));
+    let password = "\u{FB01}ｎｅ\u{00A0}Ｐａｓｓ-word-9";
+    let run = |arguments: &[&str]| {
+        let output = fleet
+            .command(arguments)
+            .env("FLEETFORM_TEST_APP_PASSWORD", password)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    };
+    let (code, applied) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{applied}");
+    assert!(
+        applied.contains("PostgresRole/app@pg-test: converged"),
+        "{applied}"
+    );
+    let (code, planned) = run(&["plan"]);
+    assert_eq!(code, Some(0), "the stored password matches: {planned}");
+    let (code, again) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{again}");
+    assert!(!again.contains("password"), "nothing set again: {again}");
+}
+
 /// Issue 19, finding 5: a saved plan made against one server never applies
 /// to another that the manifests came to name (a changed port), nor to
 /// another server at the same address.

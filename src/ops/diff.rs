@@ -551,8 +551,12 @@ fn scram_matches(password: &str, verifier: &str) -> Option<bool> {
     let engine = base64::engine::general_purpose::STANDARD;
     let salt = engine.decode(salt).ok()?;
     let stored_key = engine.decode(stored_key).ok()?;
+    // The server (and the verifier fleetform sends) hash the SASLprep'd
+    // password (RFC 4013), or the raw bytes where SASLprep refuses the text:
+    // compare the same way, or a normalised password never converges.
+    let prepared = stringprep::saslprep(password).unwrap_or(std::borrow::Cow::Borrowed(password));
     let mut salted_password = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted_password);
+    pbkdf2::pbkdf2_hmac::<Sha256>(prepared.as_bytes(), &salt, iterations, &mut salted_password);
     let mut client_key = <HmacSha256 as Mac>::new_from_slice(&salted_password).ok()?;
     client_key.update(b"Client Key");
     let client_key = client_key.finalize().into_bytes();
@@ -688,6 +692,16 @@ mod tests {
         assert!(password_matches("correct horse", "app", &verifier));
         assert!(!password_matches("Correct horse", "app", &verifier));
         assert!(!password_matches("correct horse", "app", "garbage"));
+    }
+
+    #[test]
+    fn passwords_are_compared_after_saslprep() {
+        // A ligature, full-width letters and a no-break space: the verifier
+        // holds the normalised form ("fine Pass"), as the server's would.
+        let verifier = scram_verifier("\u{FB01}ｎｅ\u{00A0}Ｐａｓｓ");
+        assert!(password_matches("\u{FB01}ｎｅ\u{00A0}Ｐａｓｓ", "app", &verifier));
+        assert!(password_matches("fine Pass", "app", &verifier));
+        assert!(!password_matches("fine pass", "app", &verifier));
     }
 
     #[test]
