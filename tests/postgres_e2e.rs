@@ -1922,7 +1922,10 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
         refused.contains(&format!("PostgresInstance pg-test (127.0.0.1:{port}")),
         "{refused}"
     );
-    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    assert!(
+        refused.contains("the server's certificate is not signed by a CA that sslRootCert"),
+        "{refused}"
+    );
     // No TLS: the server's pg_hba refuses it.
     with("sslMode: disable");
     let refused = fleet.expect(&["plan"], 1);
@@ -1933,6 +1936,103 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
         "{refused}"
     );
     assert!(!refused.contains("password's secret"), "{refused}");
+}
+
+/// Issue 19, finding 22: a self-signed certificate that is its own CA, as
+/// `openssl req -x509` makes one, is refused by verify-full with what to do.
+#[test]
+fn a_self_signed_server_certificate_is_explained() {
+    let (certificate, key) = common::tls::self_signed_ca_as_server();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("server.crt"), &certificate).unwrap();
+    std::fs::write(files.path().join("server.key"), key).unwrap();
+    common::postgres::give_to_server_user(files.path());
+    std::fs::set_permissions(
+        files.path().join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let directory = files.path().display().to_string();
+    let settings = [
+        "ssl=on".to_string(),
+        format!("ssl_cert_file={directory}/server.crt"),
+        format!("ssl_key_file={directory}/server.key"),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let server = PostgresServer::start_with(&settings);
+    let fleet = Fleet::with_connection(
+        server,
+        "sslMode: verify-full, sslRootCert: server.pem",
+        &role("app", ""),
+    );
+    std::fs::write(fleet.repository.path().join("server.pem"), certificate).unwrap();
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(!refused.contains("CaUsedAsEndEntity"), "{refused}");
+    assert!(
+        refused.contains("the server's certificate is a CA certificate (self-signed)"),
+        "{refused}"
+    );
+    assert!(refused.contains("hint: "), "{refused}");
+}
+
+/// Issue 19, finding 22: an endpoint that answers but is not PostgreSQL
+/// (an SSH server, a web server on the port) is named as such.
+#[test]
+fn an_endpoint_that_is_not_postgresql_is_explained() {
+    for (greeting, ssl_mode) in [
+        ("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "disable"),
+        (
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            "disable",
+        ),
+        ("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "prefer"),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(10) {
+                let Ok(mut stream) = stream else { continue };
+                let _ = std::io::Write::write_all(&mut stream, greeting.as_bytes());
+                // Read what the client sends, as a real server would, so
+                // that closing is a clean end, not a reset.
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(300)));
+                let mut buffer = [0u8; 1024];
+                let _ = std::io::Read::read(&mut stream, &mut buffer);
+            }
+        });
+        let repository = tempfile::tempdir().unwrap();
+        let environment = repository.path().join("environments/test");
+        std::fs::create_dir_all(&environment).unwrap();
+        std::fs::write(
+            environment.join("environment.yaml"),
+            "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            environment.join("inventory.yaml"),
+            format!("apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-other}}\nspec: {{server: local, port: {port}, connection: {{sslMode: {ssl_mode}, connectTimeoutSeconds: 2}}}}\n{}", role("app", "").replace("pg-test", "pg-other")),
+        )
+        .unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(["plan", "-e", "test", "--repo"])
+            .arg(repository.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains(&format!(
+                "cannot connect to PostgresInstance pg-other (127.0.0.1:{port}"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("does not speak the PostgreSQL protocol"),
+            "{greeting:?} {ssl_mode}: {text}"
+        );
+        assert!(!text.contains("bytes remaining on stream"), "{text}");
+    }
 }
 
 #[test]

@@ -300,7 +300,81 @@ fn describe_postgres_error(error: tokio_postgres::Error) -> anyhow::Error {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
+    if let Some(certificate) = certificate_problem(&error) {
+        return anyhow!(certificate);
+    }
+    if NOT_POSTGRES_SIGNS.iter().any(|sign| message.contains(sign)) {
+        return anyhow!(
+            "the endpoint answered but does not speak the PostgreSQL protocol\nhint: another service (SSH, a web server, SQL Server, a proxy's admin port) listens at this address and port: check the instance's server and spec.port"
+        );
+    }
     anyhow!(message)
+}
+
+/// What the client library says when the bytes that came back are not
+/// PostgreSQL's protocol (a greeting of another service parsed as messages,
+/// or as a TLS handshake after its first byte read as "TLS accepted").
+const NOT_POSTGRES_SIGNS: &[&str] = &[
+    "bytes remaining on stream",
+    "unexpected message from server",
+    "error parsing response from server",
+    "invalid message length",
+    "received corrupt message",
+    "InvalidContentType",
+    "InvalidMessage",
+];
+
+/// A certificate the TLS check refused, said as what happened and what to do
+/// (rustls's own words, such as `Other(OtherError(CaUsedAsEndEntity))`, mean
+/// nothing to a DBA).
+fn certificate_problem(error: &tokio_postgres::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    let mut found = None;
+    while let Some(cause) = source {
+        // io::Error hides the error it wraps from source(): look inside it.
+        let inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(rustls::Error::InvalidCertificate(problem)) = inner
+            .unwrap_or(cause)
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| cause.downcast_ref::<rustls::Error>())
+        {
+            found = Some(problem.clone());
+            break;
+        }
+        source = cause.source();
+    }
+    use rustls::CertificateError as Problem;
+    let (what, what_to_do) = match found? {
+        Problem::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => (
+            "the server's certificate is a CA certificate (self-signed) used as its own: verify-ca and verify-full need a server certificate signed by a CA",
+            "make a CA, sign the server's certificate with it and name the CA's PEM file in sslRootCert (or re-create the self-signed certificate without the CA basic constraint); sslMode: require encrypts without checking the certificate",
+        ),
+        Problem::UnknownIssuer => (
+            "the server's certificate is not signed by a CA that sslRootCert (or, without it, the system's trust store) holds",
+            "set sslRootCert to the PEM file of the CA that signed the server's certificate",
+        ),
+        Problem::NotValidForName | Problem::NotValidForNameContext { .. } => (
+            "the server's certificate does not name the host fleetform connects to",
+            "connect by a name or address the certificate lists (the Server's host), re-issue the certificate with it, or use sslMode: verify-ca, which checks the CA only",
+        ),
+        Problem::Expired | Problem::ExpiredContext { .. } => (
+            "the server's certificate has expired",
+            "renew the server's certificate (ssl_cert_file) and reload the server",
+        ),
+        Problem::NotValidYet | Problem::NotValidYetContext { .. } => (
+            "the server's certificate is not valid yet",
+            "check the clocks of this machine and of the certificate's issuer",
+        ),
+        other => {
+            return Some(format!(
+                "the server's certificate was refused ({other:?})\nhint: check the server's ssl_cert_file and the CA in sslRootCert"
+            ));
+        }
+    };
+    Some(format!("{what}\nhint: {what_to_do}"))
 }
 
 /// Split a script into statements at top-level semicolons, respecting

@@ -699,7 +699,11 @@ mod tests {
         // A ligature, full-width letters and a no-break space: the verifier
         // holds the normalised form ("fine Pass"), as the server's would.
         let verifier = scram_verifier("\u{FB01}ｎｅ\u{00A0}Ｐａｓｓ");
-        assert!(password_matches("\u{FB01}ｎｅ\u{00A0}Ｐａｓｓ", "app", &verifier));
+        assert!(password_matches(
+            "\u{FB01}ｎｅ\u{00A0}Ｐａｓｓ",
+            "app",
+            &verifier
+        ));
         assert!(password_matches("fine Pass", "app", &verifier));
         assert!(!password_matches("fine pass", "app", &verifier));
     }

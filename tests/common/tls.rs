@@ -34,3 +34,18 @@ pub fn certificates(ca_name: &str) -> TestCertificates {
         server_key_der: server_key.serialize_der(),
     }
 }
+
+/// A self-signed certificate for 127.0.0.1 / localhost that is its own CA
+/// (what `openssl req -x509` makes): PEM certificate and key.
+pub fn self_signed_ca_as_server() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let certificate = params.self_signed(&key).unwrap();
+    (certificate.pem(), key.serialize_pem())
+}
