@@ -14,7 +14,65 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretRef {
     FromEnv(String),
-    FromFile(PathBuf),
+    /// A file, and the repository root it may also live under.
+    FromFile {
+        path: PathBuf,
+        repository: PathBuf,
+    },
+}
+
+/// Where secret files may be read from, besides the repository checkout:
+/// the folders container runtimes and service managers mount secrets in,
+/// the user's own fleetform folder, and what `FLEETFORM_SECRET_DIRS`
+/// (colon-separated) adds. The list never comes from the manifests: a pull
+/// request must not be able to point a password at `/etc/shadow`.
+pub const SECRET_DIRS_VARIABLE: &str = "FLEETFORM_SECRET_DIRS";
+
+fn allowed_secret_folders(repository: &Path) -> Vec<PathBuf> {
+    let mut folders = vec![
+        repository.to_path_buf(),
+        PathBuf::from("/run/secrets"),
+        PathBuf::from("/var/run/secrets"),
+    ];
+    if let Some(credentials) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        folders.push(PathBuf::from(credentials));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        folders.push(Path::new(&home).join(".config/fleetform"));
+    }
+    if let Some(extra) = std::env::var_os(SECRET_DIRS_VARIABLE) {
+        folders.extend(std::env::split_paths(&extra).filter(|path| path.is_absolute()));
+    }
+    folders
+}
+
+/// Refuse a secret file outside the allowed folders, judged by where it
+/// really is (symbolic links and `..` resolved), and anything the kernel
+/// makes up (`/proc`, `/sys`, `/dev`) whatever the list says.
+fn check_secret_folder(path: &Path, repository: &Path) -> Result<()> {
+    let real = path
+        .canonicalize()
+        .with_context(|| format!("cannot read the secret file {}", path.display()))?;
+    let synthetic = ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|root| real.starts_with(root));
+    let allowed = allowed_secret_folders(repository);
+    let inside = allowed.iter().any(|folder| {
+        folder
+            .canonicalize()
+            .is_ok_and(|folder| real.starts_with(folder))
+    });
+    if synthetic || !inside {
+        bail!(
+            "the secret file {} is outside the folders secrets are read from (it is {})\n\
+             hint: keep secret files in the repository checkout (untracked), /run/secrets, \
+             $CREDENTIALS_DIRECTORY or ~/.config/fleetform, or add its folder to {SECRET_DIRS_VARIABLE} \
+             on the machine that runs fleetform",
+            path.display(),
+            real.display()
+        );
+    }
+    Ok(())
 }
 
 impl SecretRef {
@@ -24,7 +82,10 @@ impl SecretRef {
             return Ok(SecretRef::FromEnv(variable.to_string()));
         }
         if let Some(file) = value.get("fromFile").and_then(Value::as_str) {
-            return Ok(SecretRef::FromFile(root.join(file)));
+            return Ok(SecretRef::FromFile {
+                path: root.join(file),
+                repository: root.to_path_buf(),
+            });
         }
         bail!("a secret reference needs fromEnv or fromFile")
     }
@@ -32,7 +93,7 @@ impl SecretRef {
     pub fn describe(&self) -> String {
         match self {
             SecretRef::FromEnv(variable) => format!("environment variable {variable}"),
-            SecretRef::FromFile(path) => format!("file {}", path.display()),
+            SecretRef::FromFile { path, .. } => format!("file {}", path.display()),
         }
     }
 
@@ -43,7 +104,8 @@ impl SecretRef {
                 Ok(_) => bail!("the secret's environment variable {variable} is empty"),
                 Err(_) => bail!("the secret's environment variable {variable} is not set"),
             },
-            SecretRef::FromFile(path) => {
+            SecretRef::FromFile { path, repository } => {
+                check_secret_folder(path, repository)?;
                 let text =
                     crate::source::read_regular_file(path, SECRET_FILE_LIMIT, "secret file")?;
                 let value = text.strip_suffix('\n').unwrap_or(&text);
@@ -135,7 +197,41 @@ impl SecretHasher {
 
 #[cfg(test)]
 mod tests {
-    use super::SecretHasher;
+    use super::{SecretHasher, SecretRef};
+    use serde_json::json;
+
+    #[test]
+    fn secret_files_are_read_only_from_allowed_folders() {
+        let repository = tempfile::tempdir().unwrap();
+        std::fs::write(repository.path().join("pg.secret"), "pw\n").unwrap();
+        let inside =
+            SecretRef::from_manifest(&json!({"fromFile": "pg.secret"}), repository.path()).unwrap();
+        assert_eq!(inside.resolve().unwrap(), "pw");
+        for hostile in [
+            "/etc/shadow",
+            "/proc/self/environ",
+            "../../../../etc/passwd",
+        ] {
+            let reference =
+                SecretRef::from_manifest(&json!({ "fromFile": hostile }), repository.path())
+                    .unwrap();
+            let error = format!("{:#}", reference.resolve().unwrap_err());
+            assert!(
+                error.contains("outside the folders secrets are read from")
+                    || error.contains("cannot read the secret file"),
+                "{hostile}: {error}"
+            );
+            assert!(!error.contains("root:"), "no content: {error}");
+        }
+        // A link inside the repository to a file outside it is judged by
+        // where the file really is.
+        std::os::unix::fs::symlink("/etc/passwd", repository.path().join("link")).unwrap();
+        let linked =
+            SecretRef::from_manifest(&json!({"fromFile": "link"}), repository.path()).unwrap();
+        let error = format!("{:#}", linked.resolve().unwrap_err());
+        assert!(error.contains("(it is /etc/passwd)"), "{error}");
+        assert!(error.contains("FLEETFORM_SECRET_DIRS"), "{error}");
+    }
 
     #[test]
     fn a_hash_depends_on_the_value_and_the_salt_and_holds_neither_value() {

@@ -334,6 +334,27 @@ fn collect_directory(root: &Path, directory: &Path, files: &mut Vec<String>) -> 
     Ok(())
 }
 
+/// Refuse a file the manifests name that is not inside `root` (the
+/// repository checkout), judged by where it really is: `..`, an absolute path
+/// and a symbolic link out of the checkout are all refused.
+pub fn check_within(root: &Path, path: &Path, what: &str) -> Result<()> {
+    let real = path
+        .canonicalize()
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("cannot read the repository {}", root.display()))?;
+    if !real.starts_with(&root) {
+        bail!(
+            "the {what} {} is outside the repository {} (it is {}); it must be a file of the repository",
+            path.display(),
+            root.display(),
+            real.display()
+        );
+    }
+    Ok(())
+}
+
 /// Read a file named by the manifests (a secret's `fromFile`, a discovery
 /// snapshot): only a regular file (a FIFO would block, `/dev/zero` never
 /// ends), at most `limit` bytes, UTF-8. Errors name `what` and the path,

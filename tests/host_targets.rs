@@ -73,6 +73,11 @@ fn manifests(state: &Path, directory: &Path, files: &[(&str, &str)]) -> BTreeMap
 }
 
 fn engine(files: BTreeMap<String, String>, prune: bool) -> Arc<Engine> {
+    engine_in(files, prune, Path::new("/nonexistent"))
+}
+
+/// An engine whose repository checkout is `root` (where secret files may be).
+fn engine_in(files: BTreeMap<String, String>, prune: bool, root: &Path) -> Arc<Engine> {
     let catalog = SchemaCatalog::embedded_with(fixture_files("schemas")).unwrap();
     let check = fleetform::ops::check_environment(&ManifestSource::Memory { files }, "t", &catalog);
     let fleet = check
@@ -87,7 +92,7 @@ fn engine(files: BTreeMap<String, String>, prune: bool) -> Arc<Engine> {
         lock_timeout: Duration::from_secs(2),
         actor: "host-test".into(),
         commit: None,
-        repository_root: PathBuf::from("/nonexistent"),
+        repository_root: root.to_path_buf(),
         secret_salt: None,
     };
     Arc::new(Engine::prepare_with(&fleet, &catalog, settings, fixture_files("modules")).unwrap())
@@ -406,7 +411,7 @@ fn a_module_runs_each_action_through_the_connector_it_names() {
         |content: &str| stamp_manifests(&server, "local", &password_file, &directory, content);
 
     // The plan shows both scripts, each where it runs.
-    let first = engine(manifests("v1"), false);
+    let first = engine_in(manifests("v1"), false, temp.path());
     let planned = plan(&first);
     assert_eq!(
         changes(&planned),
@@ -453,9 +458,10 @@ fn a_module_runs_each_action_through_the_connector_it_names() {
 
     // A change runs both again; a host fleetform cannot reach yet refuses
     // the action through it, naming the Server, and runs nothing.
-    let unreachable = engine(
+    let unreachable = engine_in(
         stamp_manifests(&server, "ssh", &password_file, &directory, "v2"),
         false,
+        temp.path(),
     );
     let refused = plan(&unreachable);
     let change = &refused.resource_changes[0];
@@ -472,7 +478,7 @@ fn a_module_runs_each_action_through_the_connector_it_names() {
         server.psql("SELECT content FROM public.toy_stamp WHERE name = 'release'"),
         "v1"
     );
-    let reachable = engine(manifests("v2"), false);
+    let reachable = engine_in(manifests("v2"), false, temp.path());
     let report = apply(&reachable, &plan(&reachable));
     for outcome in &report.outcomes {
         assert_eq!(outcome.outcome, Outcome::Converged, "{outcome:?}");

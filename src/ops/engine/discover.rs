@@ -296,6 +296,7 @@ impl Engine {
         target: &str,
         path: &std::path::Path,
     ) -> Result<TargetObservation> {
+        crate::source::check_within(&self.settings.repository_root, path, "snapshot")?;
         let snapshot = crate::ops::snapshot::Snapshot::read(path)?;
         let recorded = snapshot.targets.get(target).with_context(|| {
             format!(
