@@ -546,10 +546,12 @@ pub fn plan_json(plan: &Plan) -> String {
 
 pub fn apply_human(report: &ApplyReport, style: Style) -> String {
     let mut out = String::new();
+    // What was not attempted on a target that stopped answering is said
+    // once for the target, below.
     let failed: Vec<_> = report
         .outcomes
         .iter()
-        .filter(|outcome| !outcome.outcome.is_success())
+        .filter(|outcome| !outcome.outcome.is_success() && !outcome.not_attempted)
         .collect();
     let _ = writeln!(
         out,
@@ -574,6 +576,16 @@ pub fn apply_human(report: &ApplyReport, style: Style) -> String {
                 .as_deref()
                 .unwrap_or_default()
                 .replace('\n', "\n      ")
+        );
+    }
+    for (target, abandoned) in &report.abandoned {
+        let _ = writeln!(
+            out,
+            "  {} {target} stopped answering ({}): {} resources not attempted, {} outcomes not recorded in its ledger; apply again once it answers (the next apply reads it again and converges the rest)",
+            style.red("abandoned:"),
+            abandoned.reason,
+            abandoned.not_attempted,
+            abandoned.unrecorded,
         );
     }
     for entry in &report.unrecorded {

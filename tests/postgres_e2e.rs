@@ -2035,6 +2035,78 @@ fn an_endpoint_that_is_not_postgresql_is_explained() {
     }
 }
 
+/// Issue 19, finding 12: a server that stops answering mid-apply is given
+/// up on after its first timeout: the rest of its resources are not
+/// attempted (said once for the instance), and the run finishes instead of
+/// waiting out a timeout per resource. A re-run once it answers converges.
+#[test]
+fn a_server_that_stops_answering_mid_apply_is_abandoned_once() {
+    // The gate sleeps long enough to be caught running; the roles come
+    // after it (one at a time) and do not depend on it.
+    let mut manifests = custom_sql(
+        "gate",
+        "  test: SELECT false\n  set: SELECT pg_sleep(1.5)\n  transaction: false\n",
+    );
+    for index in 0..30 {
+        manifests.push_str(&role(&format!("r{index:02}"), ""));
+    }
+    let fleet = Fleet::with_connection(
+        PostgresServer::start(),
+        "connectTimeoutSeconds: 1, statementTimeoutSeconds: 2",
+        &manifests,
+    );
+    let apply = fleet
+        .command(&["apply", "--auto-approve", "--parallelism", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let caught = fleet.server.wait_for(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(1.5)%'",
+        "1",
+        std::time::Duration::from_secs(60),
+    );
+    fleet.server.freeze();
+    let output = apply.wait_with_output().unwrap();
+    fleet.server.thaw();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(caught, "the gate never ran: {text}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.matches("pg-test stopped answering").count(),
+        2,
+        "said once as it happens and once in the summary: {text}"
+    );
+    assert!(
+        text.contains("30 resources not attempted"),
+        "every role after the gate: {text}"
+    );
+    assert!(
+        !text.contains("PostgresRole/r00@pg-test: failed"),
+        "no role waited for a timeout of its own: {text}"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname ~ '^r[0-9]{2}$'"),
+        "0"
+    );
+
+    // Once it answers, the next apply converges the roles.
+    let again = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(
+        again.contains("PostgresRole/r29@pg-test: converged"),
+        "{again}"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname ~ '^r[0-9]{2}$'"),
+        "30"
+    );
+}
+
 #[test]
 fn a_server_that_never_answers_times_out_naming_the_instance() {
     // A loopback port that accepts connections and then says nothing.

@@ -35,6 +35,34 @@ impl Failure {
     }
 }
 
+/// The mark on an error that says the target stopped answering: a connect
+/// that still failed transiently (timed out, refused, reset) after the
+/// retries, a call the server did not answer within its limit, a session the
+/// server closed or shut down. Apply abandons such a target for the rest of
+/// its run instead of waiting out the same timeout for every resource.
+#[derive(Debug)]
+pub struct NotAnswering(pub String);
+
+impl std::fmt::Display for NotAnswering {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotAnswering {}
+
+impl NotAnswering {
+    /// An error marked as the target not answering, saying `message`.
+    pub fn error(message: String) -> anyhow::Error {
+        anyhow::Error::new(NotAnswering(message))
+    }
+
+    /// Whether `error` (or one of its causes) says the target stopped answering.
+    pub fn is_cause_of(error: &anyhow::Error) -> bool {
+        error.chain().any(|cause| cause.is::<NotAnswering>())
+    }
+}
+
 /// How many times a transient connection failure is tried, and the first pause.
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -68,8 +96,12 @@ where
                 tokio::time::sleep(pause).await;
             }
             Err(failure) => {
-                return Err(failure.error)
-                    .with_context(|| format!("cannot connect to {described}"));
+                let error = if failure.transient {
+                    NotAnswering::error(format!("{:#}", failure.error))
+                } else {
+                    failure.error
+                };
+                return Err(error).with_context(|| format!("cannot connect to {described}"));
             }
         }
     }

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 
-use super::Failure;
 use super::tls::{SslMode, client_config};
+use super::{Failure, NotAnswering};
 use crate::secrets::SecretRef;
 
 /// Everything needed to open a session to one instance.
@@ -220,10 +220,12 @@ impl PostgresSession {
 }
 
 fn timed_out(instance: &str, timeout: Duration) -> anyhow::Error {
-    anyhow!(
+    // The server did not even enforce its own statement_timeout (the call's
+    // limit is 10 s more): it is not answering.
+    NotAnswering::error(format!(
         "PostgresInstance {instance} did not answer within {} s",
         timeout.as_secs()
-    )
+    ))
 }
 
 impl Failure {
@@ -291,6 +293,15 @@ fn describe_postgres_error(error: tokio_postgres::Error) -> anyhow::Error {
             message.push_str(
                 "\nhint: fleetform reads the server in read-only transactions (plan, drift, and apply before it acts): a query of the manifests, such as a custom SQL test or drift query, must not change anything",
             );
+        } else if [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code)
+        {
+            // The server is stopping, crashed or not accepting yet.
+            return NotAnswering::error(message);
         }
         return anyhow!(message);
     }
@@ -302,6 +313,10 @@ fn describe_postgres_error(error: tokio_postgres::Error) -> anyhow::Error {
     }
     if let Some(certificate) = certificate_problem(&error) {
         return anyhow!(certificate);
+    }
+    if error.is_closed() || is_transient(&error) {
+        // The connection closed, was reset or refused under a session.
+        return NotAnswering::error(message);
     }
     if NOT_POSTGRES_SIGNS.iter().any(|sign| message.contains(sign)) {
         return anyhow!(

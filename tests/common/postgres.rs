@@ -279,8 +279,64 @@ impl PostgresServer {
     }
 }
 
+impl PostgresServer {
+    /// The postmaster and its children (the backends, fleetform's sessions
+    /// among them), from /proc.
+    fn processes(&self) -> Vec<u32> {
+        let pid_file = std::fs::read_to_string(self.data_directory().join("postmaster.pid"))
+            .unwrap_or_default();
+        let Some(postmaster) = pid_file
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+        else {
+            return Vec::new();
+        };
+        let mut found = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the command may hold spaces.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            if parent == Some(postmaster) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    fn signal(&self, signal: &str) {
+        let pids: Vec<String> = self.processes().iter().map(u32::to_string).collect();
+        if pids.is_empty() {
+            return;
+        }
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -s {signal} {}", pids.join(" ")))
+            .status();
+    }
+
+    /// Stop every process of the server (SIGSTOP): it keeps its sockets but
+    /// answers nothing, as a hung or partitioned server does.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Let a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+}
+
 impl Drop for PostgresServer {
     fn drop(&mut self) {
+        // A frozen server would not stop.
+        self.thaw();
         let mut stop = server_command("pg_ctl");
         stop.arg("-D").arg(self.data_directory()).args([
             "-m",

@@ -62,6 +62,12 @@ pub(super) async fn record_outcome(
     report: &mut ApplyReport,
 ) {
     let target = &change.target;
+    // A target that stopped answering cannot take the row: counted for the
+    // target (said once), instead of each row waiting out a timeout.
+    if let Some(abandoned) = report.abandoned.get_mut(target) {
+        abandoned.unrecorded += 1;
+        return;
+    }
     // What ran, as shown in the plan: on the target, then through the host.
     let mut script: String = change
         .items

@@ -69,6 +69,10 @@ pub struct ResourceOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub seconds: f64,
+    /// Skipped without trying: its target stopped answering earlier in the
+    /// run (reported once for the target, in `ApplyReport::abandoned`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_attempted: bool,
 }
 
 impl ResourceOutcome {
@@ -79,8 +83,20 @@ impl ResourceOutcome {
             outcome: Outcome::Skipped,
             message: Some(message),
             seconds: 0.0,
+            not_attempted: false,
         }
     }
+}
+
+/// A target given up on in this run: it stopped answering (a timeout, a
+/// refused or closed connection after the retries), so its remaining
+/// resources are not attempted and their outcomes cannot be recorded there.
+#[derive(Clone, Debug, Serialize)]
+pub struct Abandoned {
+    pub reason: String,
+    pub not_attempted: usize,
+    /// Outcomes (of this run) its ledger could not be given.
+    pub unrecorded: usize,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -89,6 +105,9 @@ pub struct ApplyReport {
     pub outcomes: Vec<ResourceOutcome>,
     /// Ledger rows that could not be written (the target went away).
     pub unrecorded: Vec<String>,
+    /// Targets that stopped answering, by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub abandoned: BTreeMap<String, Abandoned>,
 }
 
 impl ApplyReport {
@@ -97,6 +116,7 @@ impl ApplyReport {
             .iter()
             .all(|outcome| outcome.outcome.is_success())
             && self.unrecorded.is_empty()
+            && self.abandoned.is_empty()
     }
 
     pub fn count(&self, outcome: Outcome) -> usize {
@@ -215,6 +235,7 @@ pub async fn apply(
             outcome,
             message: Some(message),
             seconds: started.elapsed().as_secs_f64(),
+            not_attempted: false,
         };
         if let Some(blocked) = blocked_error(change) {
             report.outcomes.push(settle(
@@ -413,6 +434,7 @@ pub async fn apply(
                 outcome: Outcome::Converged,
                 message: Some(message),
                 seconds: 0.0,
+                not_attempted: false,
             };
             tracing::info!(resource = %change.address, target = %target, "ledger: no longer fleetform's");
             record_outcome(&engine, &change, &outcome, observed, &run_id, &mut report).await;
@@ -482,6 +504,29 @@ pub async fn apply(
     loop {
         let work = match scheduler.next() {
             Next::Done => break,
+            Next::Start(work) if report.abandoned.contains_key(&work.approved.target) => {
+                let target = &work.approved.target;
+                let mut outcome = ResourceOutcome::skipped(
+                    &work.approved,
+                    format!("not attempted: {target} stopped answering earlier in this run"),
+                );
+                outcome.not_attempted = true;
+                if let Some(abandoned) = report.abandoned.get_mut(target) {
+                    abandoned.not_attempted += 1;
+                }
+                settle(
+                    &engine,
+                    &work.approved,
+                    outcome,
+                    None,
+                    &run_id,
+                    &mut report,
+                    output,
+                )
+                .await;
+                scheduler.finish(&work.approved.address, false);
+                continue;
+            }
             Next::Start(work) => work,
             Next::Skip(work, reason) => {
                 let outcome = ResourceOutcome::skipped(&work.approved, reason);
@@ -513,6 +558,9 @@ pub async fn apply(
                 let Some(work) = tasks.remove(&task) else {
                     continue;
                 };
+                if let Err(error) = &result {
+                    abandon_if_not_answering(&work.approved.target, error, &mut report, output);
+                }
                 let waits_for_restart = matches!(&result, Ok(converged) if converged.waits_for_restart && converged.remaining_difference.is_none());
                 let (outcome, observed) = outcome_of(&work, result, seconds);
                 let converged = outcome.outcome.is_success();
@@ -554,6 +602,9 @@ pub async fn apply(
     // 5. Restart the instances whose manifests allow it and that wait for it,
     // after everything else on them is done.
     for (target, works) in restarts {
+        if report.abandoned.contains_key(&target) {
+            continue;
+        }
         restart_waiting(
             &engine,
             &target,
@@ -566,9 +617,38 @@ pub async fn apply(
         .await;
     }
 
-    // 6. Release the locks (closing the sessions would too).
+    // 6. Release the locks (closing the sessions would too); a target that
+    // stopped answering would only make the release wait out its timeout.
+    locks.retain(|target, _| !report.abandoned.contains_key(target));
     release_locks(&engine, locks).await;
     Ok(report)
+}
+
+/// Give up on `target` for the rest of the run when `error` says it stopped
+/// answering: said once, here, with what the rest of its resources become.
+fn abandon_if_not_answering(
+    target: &str,
+    error: &anyhow::Error,
+    report: &mut ApplyReport,
+    output: &mut Output,
+) {
+    if !crate::connector::NotAnswering::is_cause_of(error) || report.abandoned.contains_key(target)
+    {
+        return;
+    }
+    let reason = format!("{error:#}").replace('\n', "; ");
+    output.status(&format!(
+        "!! {target} stopped answering ({reason}): its remaining resources are not attempted in this run"
+    ));
+    tracing::warn!(target = %target, "target stopped answering: abandoned for this run");
+    report.abandoned.insert(
+        target.to_string(),
+        Abandoned {
+            reason,
+            not_attempted: 0,
+            unrecorded: 0,
+        },
+    );
 }
 
 /// What re-discovery observed after an action: the fingerprint and items
@@ -610,6 +690,7 @@ fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (Resource
             outcome,
             message,
             seconds,
+            not_attempted: false,
         },
         observed,
     )
@@ -652,6 +733,10 @@ async fn settle(
 }
 
 fn print_outcome(output: &mut Output, outcome: &ResourceOutcome) {
+    // Said once for its target when the target stopped answering.
+    if outcome.not_attempted {
+        return;
+    }
     let mark = if outcome.outcome.is_success() {
         "ok"
     } else {

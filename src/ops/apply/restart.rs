@@ -145,6 +145,7 @@ pub(super) async fn restart_waiting(
         },
         message: result.err().map(|error| format!("restart: {error:#}")),
         seconds: started.elapsed().as_secs_f64(),
+        not_attempted: false,
     };
     record_outcome(engine, &change, &outcome, None, run_id, report).await;
     print_outcome(output, &outcome);
