@@ -89,6 +89,13 @@ pub fn summary_sentence(plan: &Plan) -> String {
         "{} to create, {} to update, {} to replace, {} to delete, {} unchanged",
         summary.create, summary.update, summary.replace, summary.delete, summary.no_op
     );
+    if summary.record > 0 {
+        let _ = write!(
+            sentence,
+            " ({} to record, after an interrupted apply)",
+            summary.record
+        );
+    }
     if summary.blocked > 0 {
         let _ = write!(sentence, ", {} blocked", summary.blocked);
     }
@@ -163,6 +170,7 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
             .filter(|change| {
                 show_unchanged
                     || change.action != Action::NoOp
+                    || change.record.is_some()
                     || change.blocked.is_some()
                     || change.risks().next().is_some()
             })
@@ -363,7 +371,9 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
     for (target, changes) in by_target(plan) {
         let changing: Vec<_> = changes
             .iter()
-            .filter(|change| change.action != Action::NoOp || change.blocked.is_some())
+            .filter(|change| {
+                change.action != Action::NoOp || change.record.is_some() || change.blocked.is_some()
+            })
             .collect();
         if changing.is_empty() {
             continue;
@@ -576,6 +586,15 @@ pub fn apply_human(report: &ApplyReport, style: Style) -> String {
                 .as_deref()
                 .unwrap_or_default()
                 .replace('\n', "\n      ")
+        );
+    }
+    if let Some(interrupted) = &report.interrupted {
+        let _ = writeln!(
+            out,
+            "  {} {}: what was in flight finished and is recorded; {} resources not attempted (recorded as skipped); apply again to converge the rest",
+            style.red("stopped by"),
+            interrupted.signal,
+            interrupted.not_attempted,
         );
     }
     for (target, abandoned) in &report.abandoned {

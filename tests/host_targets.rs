@@ -182,7 +182,14 @@ fn a_module_on_servers_plans_applies_verifies_and_prunes_through_the_local_shell
     let latest = state.join("ledger/t/latest");
     assert_eq!(std::fs::read_dir(&latest).unwrap().count(), 2);
     let history = std::fs::read_to_string(state.join("ledger/t/history.jsonl")).unwrap();
-    assert_eq!(history.lines().count(), 2, "{history}");
+    // Each resource: its `started` row before the action, then its outcome;
+    // the `started` entries leave latest/ once the outcome is recorded.
+    assert_eq!(history.lines().count(), 4, "{history}");
+    assert_eq!(
+        history.matches("\"result\":\"started\"").count(),
+        2,
+        "{history}"
+    );
     assert!(history.contains("\"actor\":\"host-test\""), "{history}");
     assert!(!state.join("lock").exists());
 

@@ -638,8 +638,8 @@ fn a_stale_plan_is_refused_for_exactly_the_changed_resources() {
         "{applied}"
     );
     assert_eq!(
-        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource) FROM fleetform.ledger"),
-        "PostgresRole/one@pg-test=refused,PostgresRole/two@pg-test=converged",
+        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource, id) FROM fleetform.ledger"),
+        "PostgresRole/one@pg-test=refused,PostgresRole/two@pg-test=started,PostgresRole/two@pg-test=converged",
         "the refusal is on record too"
     );
     assert!(
@@ -1304,8 +1304,8 @@ fn a_failing_resource_skips_its_dependents_and_spares_the_rest() {
     // The failed role was rolled back as a whole; the independent one exists.
     assert_eq!(fleet.server.psql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('broken', 'fine')"), "fine");
     assert_eq!(
-        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource) FROM fleetform.ledger"),
-        "PostgresDatabase/brokendb@pg-test=skipped,PostgresRole/broken@pg-test=failed,PostgresRole/fine@pg-test=converged"
+        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource, id) FROM fleetform.ledger"),
+        "PostgresDatabase/brokendb@pg-test=skipped,PostgresRole/broken@pg-test=started,PostgresRole/broken@pg-test=failed,PostgresRole/fine@pg-test=started,PostgresRole/fine@pg-test=converged"
     );
     // Re-running continues from where it stopped, once the cause is fixed.
     fleet.server.psql("CREATE ROLE no_such_role");
@@ -1356,8 +1356,8 @@ fn an_unplannable_resource_skips_only_its_dependents() {
         "fine"
     );
     assert_eq!(
-        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource) FROM fleetform.ledger"),
-        "PostgresDatabase/lockeddb@pg-test=skipped,PostgresRole/fine@pg-test=converged,PostgresRole/locked@pg-test=failed"
+        fleet.server.psql("SELECT string_agg(resource || '=' || result, ',' ORDER BY resource, id) FROM fleetform.ledger"),
+        "PostgresDatabase/lockeddb@pg-test=skipped,PostgresRole/fine@pg-test=started,PostgresRole/fine@pg-test=converged,PostgresRole/locked@pg-test=failed"
     );
 }
 
@@ -2032,6 +2032,143 @@ fn an_endpoint_that_is_not_postgresql_is_explained() {
             "{greeting:?} {ssl_mode}: {text}"
         );
         assert!(!text.contains("bytes remaining on stream"), "{text}");
+    }
+}
+
+/// The hundred resources of the fault-injection test: a database, 66 roles
+/// and 33 grants on the database (grants are owned through the ledger
+/// only, so an unrecorded one would never be pruned).
+fn hundred_resources(grants: std::ops::Range<usize>) -> String {
+    let mut manifests = database("appdb", "");
+    for index in 0..66 {
+        manifests.push_str(&role(&format!("f{index:02}"), "  connectionLimit: 5\n"));
+    }
+    for index in grants {
+        manifests.push_str(&grant(
+            &format!("g{index:02}"),
+            &format!("  role: f{index:02}\n  objectType: database\n  privileges: [CONNECT]\n"),
+        ));
+    }
+    manifests
+}
+
+/// Issue 19, finding 7 and its acceptance: fleetform killed (SIGKILL),
+/// stopped (SIGINT, SIGTERM) or its server stopped at several points of a
+/// 100-resource apply. After each, a re-run converges; every resource has a
+/// converged ledger row (what was in flight is found by its `started` row
+/// and recorded); a change by hand to any role reads as drift, not pending;
+/// and grants leaving the manifests are pruned.
+#[test]
+fn an_apply_interrupted_at_any_point_is_recorded_and_converges_after() {
+    let faults = [
+        ("SIGKILL", 8),
+        ("SIGINT", 25),
+        ("SIGTERM", 45),
+        ("server stop", 15),
+        ("SIGKILL", 60),
+    ];
+    for (fault, after_roles) in faults {
+        let fleet = Fleet::new(&hundred_resources(0..33));
+        let apply = fleet
+            .command(&["apply", "--auto-approve", "--parallelism", "1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let reached = fleet.server.wait_for(
+            &format!(
+                "SELECT count(*) >= {after_roles} FROM pg_roles WHERE rolname ~ '^f[0-9]{{2}}$'"
+            ),
+            "t",
+            std::time::Duration::from_secs(120),
+        );
+        let pid = apply.id().to_string();
+        match fault {
+            "server stop" => fleet.server.stop(),
+            signal => {
+                let name = signal.trim_start_matches("SIG");
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("kill -s {name} {pid}"))
+                    .status()
+                    .unwrap();
+            }
+        }
+        let output = apply.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            reached,
+            "{fault}: the apply never created {after_roles} roles: {text}"
+        );
+        assert_ne!(
+            output.status.code(),
+            Some(0),
+            "{fault}: the apply was not interrupted: {text}"
+        );
+        match fault {
+            "SIGINT" | "SIGTERM" => {
+                assert_eq!(output.status.code(), Some(1), "{fault}: {text}");
+                assert!(
+                    text.contains(&format!("stopped by {fault}")),
+                    "{fault}: {text}"
+                );
+                assert!(text.contains("resources in flight"), "{fault}: {text}");
+            }
+            "server stop" => {
+                fleet.server.start_again();
+                assert!(
+                    text.contains("pg-test stopped answering"),
+                    "{fault}: {text}"
+                );
+            }
+            _ => {}
+        }
+
+        // A re-run converges everything, recording what was converged
+        // before the fault but never recorded.
+        let again = fleet.expect(&["apply", "--auto-approve"], 0);
+        assert_eq!(
+            fleet.server.psql(
+                "SELECT count(DISTINCT resource) FROM fleetform.ledger WHERE environment = 'test' AND result = 'converged'"
+            ),
+            "100",
+            "{fault}: every resource has a converged row: {again}"
+        );
+        fleet.expect(&["plan"], 0);
+
+        // A change by hand to any role is drift.
+        let mut alter = String::new();
+        for index in 0..66 {
+            alter.push_str(&format!("ALTER ROLE f{index:02} CONNECTION LIMIT 7;"));
+        }
+        fleet.server.psql(&alter);
+        let drift = fleet.expect(&["drift"], 3);
+        let drifted = drift
+            .lines()
+            .filter(|line| line.trim_start().starts_with("drifted PostgresRole/f"))
+            .count();
+        assert_eq!(drifted, 66, "{fault}: every role drifted: {drift}");
+        assert!(
+            drift.contains("66 drifted, 0 pending"),
+            "{fault}: none pending: {drift}"
+        );
+        fleet.expect(&["apply", "--auto-approve"], 0);
+
+        // Grants that leave the manifests are pruned: each is recorded.
+        fleet.write(&hundred_resources(5..33));
+        fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+        let acl = fleet
+            .server
+            .psql("SELECT datacl::text FROM pg_database WHERE datname = 'appdb'");
+        for index in 0..33 {
+            let entry = format!("f{index:02}=c/");
+            assert_eq!(
+                acl.contains(&entry),
+                index >= 5,
+                "{fault}: grant g{index:02} in {acl}"
+            );
+        }
     }
 }
 

@@ -680,7 +680,8 @@ fn example_mssql_applies_a_saved_plan_through_the_connector() {
         stdout.contains("SqlLogin/app-sales@sql-a: after the action, re-discovery still differs: app_sales does not exist"),
         "{stdout}"
     );
-    // Every outcome recorded, each in its own transaction.
+    // Every resource's `started` row before its action, and every outcome,
+    // each in its own transaction.
     for (instance, resources) in [("sql-a", 6), ("sql-b", 4)] {
         let records = live
             .responder(instance)
@@ -688,7 +689,7 @@ fn example_mssql_applies_a_saved_plan_through_the_connector() {
             .iter()
             .filter(|line| line.ends_with("ledger/record.tsql"))
             .count();
-        assert_eq!(records, resources, "{instance}");
+        assert_eq!(records, 2 * resources, "{instance}");
     }
     insta::assert_snapshot!("example_mssql_apply_batches", live.sequences());
 }
@@ -746,11 +747,19 @@ fn a_batch_error_inside_a_transaction_is_rolled_back_and_recorded() {
         sent[create + 1].0.ends_with("connector/rollback.tsql"),
         "{sent:#?}"
     );
-    let record = sent
+    let records: Vec<&(String, String)> = sent
         .iter()
-        .find(|(template, _)| template.ends_with("ledger/record.tsql"))
-        .expect("the failure is recorded");
-    assert!(record.1.contains("N'failed'"), "{}", record.1);
+        .filter(|(template, _)| template.ends_with("ledger/record.tsql"))
+        .collect();
+    assert_eq!(records.len(), 2, "{sent:#?}");
+    // Its `started` row before the action, then the failure.
+    let started = sent
+        .iter()
+        .position(|(template, _)| template.ends_with("ledger/record.tsql"))
+        .unwrap();
+    assert!(started < create, "{sent:#?}");
+    assert!(records[0].1.contains("N'started'"), "{}", records[0].1);
+    assert!(records[1].1.contains("N'failed'"), "{}", records[1].1);
 }
 
 /// A batch that leaves a transaction of its own open would make the

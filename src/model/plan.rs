@@ -190,11 +190,18 @@ pub struct ResourceChange {
     /// Not in the manifests: a prune deletion of an object fleetform owns.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,
+    /// Nothing to change, but an earlier apply was interrupted while
+    /// converging it (its ledger has a `started` row and no outcome): apply
+    /// records what it finds, so that drift and prune know it. Says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 impl ResourceChange {
+    /// Whether apply has something to do: an action, or a ledger row to
+    /// write for what an interrupted apply converged.
     pub fn has_changes(&self) -> bool {
-        self.action != Action::NoOp && self.blocked.is_none()
+        (self.action != Action::NoOp || self.record.is_some()) && self.blocked.is_none()
     }
 
     /// `identity field` of every changed field, for one-line summaries.
@@ -259,6 +266,13 @@ pub struct PlanSummary {
     pub no_op: usize,
     pub blocked: usize,
     pub drifted: usize,
+    /// Unchanged resources whose ledger row apply writes (interrupted apply).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub record: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// A failure to read one target: its resources are blocked.
@@ -364,6 +378,9 @@ impl Plan {
             }
             if change.drift == DriftStatus::Drifted {
                 summary.drifted += 1;
+            }
+            if change.record.is_some() {
+                summary.record += 1;
             }
         }
         summary

@@ -46,7 +46,8 @@ pub struct TargetSnapshot {
     pub inventory: Vec<ScopeInventory>,
     #[serde(default)]
     pub ledger_exists: bool,
-    /// The ledger's last converged entry per resource.
+    /// The ledger's last converged entry per resource, and the `started`
+    /// entries of interrupted applies (their `result` says which).
     #[serde(default)]
     pub ledger: Vec<Value>,
 }
@@ -159,6 +160,7 @@ impl TargetSnapshot {
             ledger: observation
                 .ledger
                 .values()
+                .chain(observation.interrupted.values())
                 .filter_map(|entry| serde_json::to_value(entry).ok())
                 .collect(),
         }
@@ -184,8 +186,9 @@ impl TargetSnapshot {
                 scope.identities.clone(),
             );
         }
-        observation.ledger =
-            LedgerEntry::read_all(Value::Array(self.ledger.clone()), "the snapshot")?;
+        let read = LedgerEntry::read_all(Value::Array(self.ledger.clone()), "the snapshot")?;
+        observation.ledger = read.latest;
+        observation.interrupted = read.interrupted;
         Ok(observation)
     }
 }

@@ -158,6 +158,8 @@ fn template_data_directory() -> &'static Path {
 pub struct PostgresServer {
     pub port: u16,
     directory: tempfile::TempDir,
+    /// The server's `pg_ctl -o` options, to start it again after a stop.
+    options: String,
 }
 
 impl PostgresServer {
@@ -188,20 +190,12 @@ impl PostgresServer {
             for setting in settings {
                 options.push_str(&format!(" -c {setting}"));
             }
-            let mut start = server_command("pg_ctl");
-            start
-                .arg("-D")
-                .arg(directory.path().join("data"))
-                .arg("-l")
-                .arg(directory.path().join("log"))
-                .args(["-o", &options, "-w", "-t", "30", "start"]);
-            if start
-                .stdin(Stdio::null())
-                .output()
-                .map(|output| output.status.success())
-                .unwrap_or(false)
-            {
-                return PostgresServer { port, directory };
+            if pg_ctl_start(directory.path(), &options) {
+                return PostgresServer {
+                    port,
+                    directory,
+                    options,
+                };
             }
         }
         let log = std::fs::read_to_string(directory.path().join("log")).unwrap_or_default();
@@ -279,7 +273,42 @@ impl PostgresServer {
     }
 }
 
+/// Start the server of `directory` with `options`; whether it started.
+fn pg_ctl_start(directory: &Path, options: &str) -> bool {
+    let mut start = server_command("pg_ctl");
+    start
+        .arg("-D")
+        .arg(directory.join("data"))
+        .arg("-l")
+        .arg(directory.join("log"))
+        .args(["-o", options, "-w", "-t", "30", "start"]);
+    start
+        .stdin(Stdio::null())
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false)
+}
+
 impl PostgresServer {
+    /// Stop the server as an administrator would (`pg_ctl stop -m fast`:
+    /// sessions are ended, the port refuses connections).
+    pub fn stop(&self) {
+        let mut stop = server_command("pg_ctl");
+        stop.arg("-D")
+            .arg(self.data_directory())
+            .args(["-m", "fast", "-w", "-t", "30", "stop"]);
+        run(stop, "stopping the server");
+    }
+
+    /// Start a stopped server again, on the same port.
+    pub fn start_again(&self) {
+        assert!(
+            pg_ctl_start(self.directory.path(), &self.options),
+            "PostgreSQL did not start again:\n{}",
+            self.log_tail(20)
+        );
+    }
+
     /// The postmaster and its children (the backends, fleetform's sessions
     /// among them), from /proc.
     fn processes(&self) -> Vec<u32> {

@@ -27,6 +27,7 @@ pub(super) async fn converge(
     engine: &Engine,
     work: &Work,
     facts: &serde_json::Map<String, Value>,
+    run_id: &str,
 ) -> Result<Converged> {
     let module = engine
         .module(&work.resource.kind, &work.resource.target)
@@ -38,6 +39,7 @@ pub(super) async fn converge(
     let mut sessions = Sessions {
         target: endpoint.connect(work.resource.database.as_deref()).await?,
         host: None,
+        intent: Some((&work.approved, run_id)),
     };
     let rows = engine
         .discover_module(
@@ -169,14 +171,21 @@ pub(super) async fn converge(
 
 /// The sessions one resource's actions run through: its target's, and the
 /// host's once an action runs `through: host`.
-pub(super) struct Sessions {
+pub(super) struct Sessions<'a> {
     pub target: Session,
     pub host: Option<Session>,
+    /// The change and run whose `started` row the ledger gets before the
+    /// first action (none: written already, or not wanted).
+    pub intent: Option<(&'a ResourceChange, &'a str)>,
 }
 
-impl Sessions {
-    /// Run `step` through the connector it names.
+impl Sessions<'_> {
+    /// Run `step` through the connector it names; the first step of a
+    /// resource is preceded by its `started` row in the ledger.
     async fn run(&mut self, engine: &Engine, target: &str, step: &Step) -> Result<()> {
+        if let Some((change, run_id)) = self.intent.take() {
+            super::ledger::record_intent(engine, change, run_id).await?;
+        }
         let session = match step.through {
             Through::Target => &mut self.target,
             Through::Host => match &mut self.host {
@@ -195,7 +204,7 @@ impl Sessions {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_item(
     engine: &Engine,
-    sessions: &mut Sessions,
+    sessions: &mut Sessions<'_>,
     module: &crate::modules::Module,
     resource: &DesiredResource,
     item: &crate::ops::diff::DesiredItem,

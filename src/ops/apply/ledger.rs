@@ -48,6 +48,7 @@ pub(super) fn ledger_note(
         after_through_host: false,
         restart_script: String::new(),
         prune,
+        record: None,
     };
     (change, message)
 }
@@ -68,6 +69,61 @@ pub(super) async fn record_outcome(
         abandoned.unrecorded += 1;
         return;
     }
+    let row = LedgerRow {
+        result: outcome.outcome.name(),
+        converged: outcome.outcome == Outcome::Converged,
+        message: outcome.message.clone(),
+        observed,
+    };
+    if let Err(error) = write_row(engine, change, row, run_id).await {
+        report
+            .unrecorded
+            .push(format!("{}: {error:#}", change.address));
+    }
+}
+
+/// What a resource's row in the ledger says about this run.
+struct LedgerRow {
+    result: &'static str,
+    /// Its items the plan deletes are gone (no longer carried as owned).
+    converged: bool,
+    message: Option<String>,
+    observed: Option<(String, BTreeMap<String, String>)>,
+}
+
+/// Record, before the first action of `change`, that this run starts
+/// converging it. Without this row nothing runs.
+pub(super) async fn record_intent(
+    engine: &Engine,
+    change: &ResourceChange,
+    run_id: &str,
+) -> Result<()> {
+    let row = LedgerRow {
+        result: crate::ops::engine::LEDGER_STARTED,
+        converged: false,
+        message: Some(
+            "started; the outcome follows in a later row (none: the apply was interrupted)".into(),
+        ),
+        observed: None,
+    };
+    write_row(engine, change, row, run_id)
+        .await
+        .context("cannot record in the ledger that the apply starts converging it, so it does not")
+}
+
+async fn write_row(
+    engine: &Engine,
+    change: &ResourceChange,
+    row: LedgerRow,
+    run_id: &str,
+) -> Result<()> {
+    let target = &change.target;
+    let LedgerRow {
+        result,
+        converged,
+        message,
+        observed,
+    } = row;
     // What ran, as shown in the plan: on the target, then through the host.
     let mut script: String = change
         .items
@@ -114,13 +170,13 @@ pub(super) async fn record_outcome(
     let dropped_items: Vec<&str> = change
         .items
         .iter()
-        .filter(|item| item.action == Action::Delete && outcome.outcome == Outcome::Converged)
+        .filter(|item| item.action == Action::Delete && converged)
         .map(|item| item.identity.as_str())
         .collect();
     context.insert("carry_items".into(), json!(carry_items));
     context.insert("dropped_items".into(), json!(dropped_items));
     context.insert("action".into(), json!(change.action.name()));
-    context.insert("result".into(), json!(outcome.outcome.name()));
+    context.insert("result".into(), json!(result));
     context.insert(
         "desired_fingerprint".into(),
         json!(change.desired_fingerprint),
@@ -133,7 +189,7 @@ pub(super) async fn record_outcome(
     let observed_fingerprint = json!(observed_fingerprint);
     context.insert("observed_fingerprint".into(), observed_fingerprint.clone());
     context.insert("observed_items".into(), json!(observed_items));
-    context.insert("message".into(), json!(outcome.message));
+    context.insert("message".into(), json!(message));
     context.insert("script".into(), json!(script));
     // The whole entry as one JSON object, for stores that keep entries as
     // documents (a host's files), and a file name for its resource.
@@ -144,11 +200,11 @@ pub(super) async fn record_outcome(
         "actor": engine.settings.actor,
         "resource": change.address,
         "action": change.action.name(),
-        "result": outcome.outcome.name(),
+        "result": result,
         "desired_fingerprint": change.desired_fingerprint,
         "observed_fingerprint": observed_fingerprint,
         "observed_items": observed_items_value,
-        "message": outcome.message,
+        "message": message,
         "script": script,
         "kind": change.kind,
         "database": change.database,
@@ -160,19 +216,12 @@ pub(super) async fn record_outcome(
         "entry_file".into(),
         json!(crate::ops::diff::fingerprint(&json!(change.address))),
     );
-    let attempt = async {
-        let endpoint = engine.endpoints.get(target).context("no endpoint")?;
-        let rendered = engine
-            .templates
-            .render(&endpoint.script("ledger/record"), &Value::Object(context))?;
-        let mut session = endpoint
-            .connect(endpoint.profile.ledger_database.as_deref())
-            .await?;
-        session.execute(&rendered, true).await
-    };
-    if let Err(error) = attempt.await {
-        report
-            .unrecorded
-            .push(format!("{}: {error:#}", change.address));
-    }
+    let endpoint = engine.endpoints.get(target).context("no endpoint")?;
+    let rendered = engine
+        .templates
+        .render(&endpoint.script("ledger/record"), &Value::Object(context))?;
+    let mut session = endpoint
+        .connect(endpoint.profile.ledger_database.as_deref())
+        .await?;
+    session.execute(&rendered, true).await
 }

@@ -108,6 +108,16 @@ pub struct ApplyReport {
     /// Targets that stopped answering, by name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub abandoned: BTreeMap<String, Abandoned>,
+    /// The signal (SIGINT, SIGTERM) that stopped the run early, and how
+    /// many resources it left unattempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Interrupted {
+    pub signal: String,
+    pub not_attempted: usize,
 }
 
 impl ApplyReport {
@@ -117,6 +127,7 @@ impl ApplyReport {
             .all(|outcome| outcome.outcome.is_success())
             && self.unrecorded.is_empty()
             && self.abandoned.is_empty()
+            && self.interrupted.is_none()
     }
 
     pub fn count(&self, outcome: Outcome) -> usize {
@@ -161,6 +172,7 @@ pub async fn apply(
         run_id: run_id.clone(),
         ..ApplyReport::default()
     };
+    let mut stop = StopSignal::listen();
     // What the plan changes, and what it could not plan: failed, recorded on
     // the targets this apply changes anyway, and what depends on it skipped.
     let wanted: Vec<&ResourceChange> = approved
@@ -504,6 +516,35 @@ pub async fn apply(
     loop {
         let work = match scheduler.next() {
             Next::Done => break,
+            Next::Start(work) if stop.received().is_some() => {
+                let signal = stop.received().unwrap_or_default();
+                if !stop.announced {
+                    stop.announced = true;
+                    announce_stop(output, signal, running.len());
+                }
+                let mut outcome = ResourceOutcome::skipped(
+                    &work.approved,
+                    format!("not attempted: the apply was stopped ({signal})"),
+                );
+                outcome.not_attempted = true;
+                let interrupted = report.interrupted.get_or_insert_with(|| Interrupted {
+                    signal: signal.to_string(),
+                    not_attempted: 0,
+                });
+                interrupted.not_attempted += 1;
+                settle(
+                    &engine,
+                    &work.approved,
+                    outcome,
+                    None,
+                    &run_id,
+                    &mut report,
+                    output,
+                )
+                .await;
+                scheduler.finish(&work.approved.address, false);
+                continue;
+            }
             Next::Start(work) if report.abandoned.contains_key(&work.approved.target) => {
                 let target = &work.approved.target;
                 let mut outcome = ResourceOutcome::skipped(
@@ -543,7 +584,14 @@ pub async fn apply(
                 continue;
             }
             Next::Wait => {
-                let Some(joined) = running.join_next_with_id().await else {
+                let joined = tokio::select! {
+                    joined = running.join_next_with_id() => joined,
+                    signal = stop.first() => {
+                        announce_stop(output, signal, running.len());
+                        continue;
+                    }
+                };
+                let Some(joined) = joined else {
                     break;
                 };
                 // A task that panicked is a failed resource, recorded like any other.
@@ -591,9 +639,10 @@ pub async fn apply(
             .map(|observation| observation.facts.clone())
             .unwrap_or_default();
         let task_work = work.clone();
+        let task_run = run_id.clone();
         let handle = running.spawn(async move {
             let started = Instant::now();
-            let result = converge(&engine, &task_work, &facts).await;
+            let result = converge(&engine, &task_work, &facts, &task_run).await;
             (result, started.elapsed().as_secs_f64())
         });
         tasks.insert(handle.id(), work);
@@ -603,6 +652,12 @@ pub async fn apply(
     // after everything else on them is done.
     for (target, works) in restarts {
         if report.abandoned.contains_key(&target) {
+            continue;
+        }
+        if let Some(signal) = stop.received() {
+            output.status(&format!(
+                "!! {target}: not restarted, the apply was stopped ({signal}); its parameters wait for the next restart"
+            ));
             continue;
         }
         restart_waiting(
@@ -621,7 +676,94 @@ pub async fn apply(
     // stopped answering would only make the release wait out its timeout.
     locks.retain(|target, _| !report.abandoned.contains_key(target));
     release_locks(&engine, locks).await;
+    if let Some(signal) = stop.received()
+        && report.interrupted.is_none()
+    {
+        report.interrupted = Some(Interrupted {
+            signal: signal.to_string(),
+            not_attempted: 0,
+        });
+    }
     Ok(report)
+}
+
+/// Say, once, what a stop signal does to the run.
+fn announce_stop(output: &mut Output, signal: &str, in_flight: usize) {
+    output.status(&format!(
+        "!! {signal}: finishing the {in_flight} resources in flight and recording them; the rest are not attempted (a second signal stops at once)"
+    ));
+}
+
+/// SIGINT and SIGTERM during an apply: the first stops new work (what is in
+/// flight finishes and is recorded, the rest is recorded as not attempted);
+/// a second ends the process at once, leaving the `started` rows of what was
+/// in flight for the next plan to find.
+struct StopSignal {
+    received: tokio::sync::watch::Receiver<Option<&'static str>>,
+    announced: bool,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StopSignal {
+    fn listen() -> StopSignal {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (sender, received) = tokio::sync::watch::channel(None);
+        let listener = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => Some(tokio::spawn(async move {
+                let name = tokio::select! {
+                    _ = interrupt.recv() => "SIGINT",
+                    _ = terminate.recv() => "SIGTERM",
+                };
+                tracing::warn!(signal = name, "stopping: no new work is started");
+                let _ = sender.send(Some(name));
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                tracing::error!(
+                    "second signal: stopping at once; what was in flight keeps its `started` row in the ledger, which the next plan reports"
+                );
+                std::process::exit(130);
+            })),
+            // Without handlers the signals keep their default (the process
+            // ends); the `started` rows still say what was in flight.
+            _ => None,
+        };
+        StopSignal {
+            received,
+            announced: false,
+            listener,
+        }
+    }
+
+    /// The signal received, if any.
+    fn received(&self) -> Option<&'static str> {
+        *self.received.borrow()
+    }
+
+    /// Resolves once, with the first signal; pending forever after that
+    /// (or when none comes).
+    async fn first(&mut self) -> &'static str {
+        if !self.announced
+            && let Ok(signal) = self.received.wait_for(Option::is_some).await
+            && let Some(name) = *signal
+        {
+            self.announced = true;
+            return name;
+        }
+        std::future::pending().await
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
 }
 
 /// Give up on `target` for the rest of the run when `error` says it stopped
@@ -666,7 +808,8 @@ fn outcome_of(work: &Work, result: Result<Converged>, seconds: f64) -> (Resource
         Ok(converged) => match &converged.remaining_difference {
             None => (
                 Outcome::Converged,
-                None,
+                (work.approved.action == Action::NoOp && work.approved.record.is_some())
+                    .then(|| "recorded: an interrupted apply had converged it".to_string()),
                 Some((converged.observed_fingerprint, converged.observed_items)),
             ),
             Some(difference) => (

@@ -134,6 +134,7 @@ pub(super) async fn restart_waiting(
         after_through_host: false,
         restart_script: String::new(),
         prune: false,
+        record: None,
     };
     let outcome = ResourceOutcome {
         address: format!("{instance_kind}/{target} (restart)"),

@@ -185,7 +185,9 @@ impl Engine {
             )
             .await
             .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
-        observation.ledger = LedgerEntry::read_all(entries, &endpoint.describe())?;
+        let read = LedgerEntry::read_all(entries, &endpoint.describe())?;
+        observation.ledger = read.latest;
+        observation.interrupted = read.interrupted;
         observation.orphans = self.orphans(target, &observation.ledger);
         observation.superseded = self.superseded(target, &observation.ledger);
         let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();

@@ -134,6 +134,8 @@ pub struct TargetObservation {
     pub rows: BTreeMap<(String, Option<String>), Vec<Row>>,
     /// The ledger's last converged entry per resource address.
     pub ledger: BTreeMap<String, LedgerEntry>,
+    /// Resources an interrupted apply was converging (their `started` row).
+    pub interrupted: BTreeMap<String, LedgerEntry>,
     pub ledger_exists: bool,
     /// Related live things no manifest manages, per kind and database.
     pub inventory: BTreeMap<(String, Option<String>), Vec<String>>,
@@ -158,10 +160,18 @@ pub struct Superseded {
     pub needs_prune: bool,
 }
 
+/// The ledger result written before a resource's first action, so that a
+/// run killed before its outcome row leaves a trace: a resource whose newest
+/// row says this was being converged by an apply that was interrupted.
+pub const LEDGER_STARTED: &str = "started";
+
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 pub struct LedgerEntry {
     pub resource: String,
     pub action: String,
+    /// `converged`, or `started` for the newest row of an interrupted run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
     pub desired_fingerprint: String,
     pub observed_fingerprint: Option<String>,
     #[serde(default)]
@@ -179,17 +189,20 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
-    /// The latest entries of a ledger (a JSON array of rows) by resource. A
-    /// row that is not a ledger entry, or whose spec is not an object (edited
-    /// by hand), is set aside with a warning naming it: its resource is then
-    /// not known to be fleetform's (never pruned), and the others are read.
-    pub fn read_all(rows: Value, ledger: &str) -> Result<BTreeMap<String, LedgerEntry>> {
+    /// The latest entries of a ledger (a JSON array of rows) by resource:
+    /// the last converged ones, and apart from them the `started` rows of
+    /// interrupted runs. A row that is not a ledger entry, or whose spec is
+    /// not an object (edited by hand), is set aside with a warning naming
+    /// it: its resource is then not known to be fleetform's (never pruned),
+    /// and the others are read.
+    pub fn read_all(rows: Value, ledger: &str) -> Result<LedgerRead> {
         let rows = match rows {
             Value::Null => Vec::new(),
             Value::Array(rows) => rows,
             other => bail!("the ledger on {ledger} returned {other}, not a list of entries"),
         };
         let mut entries = BTreeMap::new();
+        let mut interrupted = BTreeMap::new();
         for row in rows {
             let resource = row
                 .get("resource")
@@ -204,15 +217,32 @@ impl LedgerEntry {
                         );
                         entry.spec = None;
                     }
-                    entries.insert(entry.resource.clone(), entry);
+                    if entry.result.as_deref() == Some(LEDGER_STARTED) {
+                        interrupted.insert(entry.resource.clone(), entry);
+                    } else {
+                        entries.insert(entry.resource.clone(), entry);
+                    }
                 }
                 Err(error) => tracing::warn!(
                     "the ledger on {ledger}: the entry of {resource} has an unexpected shape ({error}); it is set aside"
                 ),
             }
         }
-        Ok(entries)
+        Ok(LedgerRead {
+            latest: entries,
+            interrupted,
+        })
     }
+}
+
+/// A target's ledger as plan reads it.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerRead {
+    /// The last converged entry per resource address.
+    pub latest: BTreeMap<String, LedgerEntry>,
+    /// The `started` entry of resources an interrupted apply was converging
+    /// (no outcome followed in its run, nor a converged row since).
+    pub interrupted: BTreeMap<String, LedgerEntry>,
 }
 
 pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;

@@ -500,6 +500,7 @@ impl Engine {
             after_through_host: false,
             restart_script: String::new(),
             prune: true,
+            record: None,
         }
     }
 }
@@ -553,6 +554,7 @@ mod tests {
         let entry = LedgerEntry {
             resource: resource.clone(),
             action: action.into(),
+            result: None,
             desired_fingerprint: "f".into(),
             observed_fingerprint: None,
             observed_items: None,

@@ -94,6 +94,7 @@ impl Engine {
             after_through_host: false,
             restart_script: String::new(),
             prune: false,
+            record: None,
         };
         if change.blocked.is_some() {
             return change;
@@ -343,6 +344,19 @@ impl Engine {
             } else {
                 DriftStatus::Pending
             };
+        } else if change.blocked.is_none()
+            && let Some(started) = observation.interrupted.get(&resource.address)
+        {
+            // What an interrupted apply converged: recorded now, or a later
+            // change by hand would read as pending, not drift.
+            change.record = Some(format!(
+                "an apply{} was interrupted while converging it, before it recorded the outcome; the server holds what the manifests ask: apply records it in the ledger",
+                started
+                    .recorded_at
+                    .as_deref()
+                    .map(|at| format!(" started at {at}"))
+                    .unwrap_or_default()
+            ));
         }
         change
     }
