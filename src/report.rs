@@ -241,6 +241,12 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
             "      ",
         ));
     }
+    if let Some(record) = &change.record {
+        out.push_str(&indent(
+            &format!("{} {record}", style.dim("record:")),
+            "      ",
+        ));
+    }
     for item in &change.items {
         let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
         if item.action == Action::NoOp && item.risks.is_empty() {
@@ -396,6 +402,9 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
             }
             for check in &change.checked_at_apply {
                 let _ = writeln!(block, "\n> note: {check}\n");
+            }
+            if let Some(record) = &change.record {
+                let _ = writeln!(block, "\n> record: {record}\n");
             }
             let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
             for item in &change.items {

@@ -2035,6 +2035,55 @@ fn an_endpoint_that_is_not_postgresql_is_explained() {
     }
 }
 
+/// Issue 19, finding 7: what the plan shows for a resource an interrupted
+/// apply converged (its `started` row, no outcome), and that apply records
+/// it without running anything.
+#[test]
+fn a_resource_an_interrupted_apply_converged_is_planned_as_record() {
+    let fleet = Fleet::new(&role("app", "  connectionLimit: 5\n"));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    // As if the apply had been killed after the commit, before the outcome.
+    fleet.server.psql(
+        "DELETE FROM fleetform.ledger WHERE result = 'converged'; UPDATE fleetform.ledger SET result = 'started'",
+    );
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains("record: an apply started at ")
+            && planned.contains("apply records it in the ledger"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("(1 to record, after an interrupted apply)"),
+        "{planned}"
+    );
+    let comment = fleet.expect(&["plan", "--format", "markdown"], 2);
+    assert!(
+        comment.contains("> record: an apply started at "),
+        "{comment}"
+    );
+    let applied = fleet.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        applied.contains(
+            "PostgresRole/app@pg-test: converged (recorded: an interrupted apply had converged it)"
+        ),
+        "{applied}"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT string_agg(result, ',' ORDER BY id) FROM fleetform.ledger"),
+        "started,converged",
+        "recorded without a new started row: nothing ran"
+    );
+    fleet.expect(&["plan"], 0);
+    fleet.server.psql("ALTER ROLE app CONNECTION LIMIT 9");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresRole/app@pg-test"),
+        "{drift}"
+    );
+}
+
 /// The hundred resources of the fault-injection test: a database, 66 roles
 /// and 33 grants on the database (grants are owned through the ledger
 /// only, so an unrecorded one would never be pruned).
