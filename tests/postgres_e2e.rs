@@ -363,6 +363,85 @@ fn prune_deletes_only_what_its_own_environment_created() {
     );
 }
 
+/// Issue 19, finding 1 (the repository part): two repositories whose
+/// environments have the same name manage one server; with
+/// `spec.repository` each owns only what it created, and prune from one
+/// never touches the other's.
+#[test]
+fn two_repositories_with_the_same_environment_name_keep_apart() {
+    let fleet = Fleet::new(&database("adb", ""));
+    let environment_file = fleet
+        .repository
+        .path()
+        .join("environments/test/environment.yaml");
+    let environment = std::fs::read_to_string(&environment_file).unwrap();
+    let named = |repository: &str| {
+        environment.replace("spec:\n", &format!("spec:\n  repository: {repository}\n"))
+    };
+    std::fs::write(&environment_file, named("fleet-a")).unwrap();
+    // The other team's repository: its own `test` environment, same server.
+    let other = tempfile::tempdir().unwrap();
+    let other_environment = other.path().join("environments/test");
+    std::fs::create_dir_all(&other_environment).unwrap();
+    std::fs::write(other_environment.join("environment.yaml"), named("fleet-b")).unwrap();
+    std::fs::copy(
+        fleet
+            .repository
+            .path()
+            .join("environments/test/inventory.yaml"),
+        other_environment.join("inventory.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        other_environment.join("manifests.yaml"),
+        database("bdb", ""),
+    )
+    .unwrap();
+    let in_other = |arguments: &[&str], code: i32| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(arguments)
+            .args(["-e", "test", "--repo"])
+            .arg(other.path())
+            .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{arguments:?}: {text}");
+        text
+    };
+
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    in_other(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'bdb'"
+        ),
+        "[managed by fleetform: environment test@fleet-b]"
+    );
+    let planned = fleet.expect(&["plan", "--prune"], 0);
+    assert!(
+        planned.contains(
+            "PostgresDatabase bdb@pg-test (owned by environment test@fleet-b: never pruned from this one)"
+        ),
+        "{planned}"
+    );
+    // Each repository's ledger rows are its own.
+    assert_eq!(
+        fleet.server.psql("SELECT string_agg(DISTINCT environment, ',' ORDER BY environment) FROM fleetform.ledger"),
+        "test@fleet-a,test@fleet-b"
+    );
+    // Dropping its database from the other repository prunes only that one.
+    std::fs::write(other_environment.join("manifests.yaml"), "").unwrap();
+    let pruned = in_other(&["apply", "--auto-approve", "--prune"], 0);
+    assert!(pruned.contains("PostgresDatabase[bdb]@pg-test"), "{pruned}");
+    assert_eq!(
+        fleet.server.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname IN ('adb', 'bdb')"),
+        "adb"
+    );
+}
+
 #[test]
 fn settings_that_leave_the_manifests_are_reset_with_prune() {
     let with = |parameters: &str| settings("tuning", &format!("  parameters:\n{parameters}"));

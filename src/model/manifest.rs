@@ -72,11 +72,25 @@ pub struct Environment {
     pub directory: String,
     pub file: String,
     pub description: Option<String>,
+    /// The repository's name (`spec.repository`), when several repositories
+    /// manage the same servers: ownership is then `<name>@<repository>`.
+    pub repository: Option<String>,
     /// Extra manifest directories, repository-relative.
     pub include: Vec<String>,
     pub variables: Map<String, Value>,
     /// Connection defaults per connector (`postgres`, `sqlserver`, `ssh`), as written.
     pub connection_defaults: Value,
+}
+
+impl Environment {
+    /// Who owns what this environment creates: its name, or
+    /// `<name>@<repository>` (an environment name never holds `@`).
+    pub fn owner(&self) -> String {
+        match &self.repository {
+            Some(repository) => format!("{}@{repository}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// Everything read for one environment: valid YAML documents of known kinds.

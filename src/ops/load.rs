@@ -225,6 +225,10 @@ fn read_environment(
             .get("description")
             .and_then(Value::as_str)
             .map(str::to_string),
+        repository: spec
+            .get("repository")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         include: string_list(Some(spec), "include")
             .into_iter()
             .map(str::to_string)

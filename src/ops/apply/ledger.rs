@@ -195,7 +195,7 @@ async fn write_row(
     // documents (a host's files), and a file name for its resource.
     let entry = json!({
         "run_id": run_id,
-        "environment": engine.environment,
+        "environment": engine.owner,
         "commit": engine.settings.commit,
         "actor": engine.settings.actor,
         "resource": change.address,

@@ -44,10 +44,11 @@ use desired::{desired_items, redact_spec};
 use plan_resource::observed_fields;
 
 /// The last line of the comment of every object fleetform creates: it
-/// names the environment that created it, and only that environment's
-/// --prune deletes the object (templates/postgres/ownership.sql reads it).
-pub fn ownership_marker(environment: &str) -> String {
-    format!("[managed by fleetform: environment {environment}]")
+/// names the owner that created it (the environment, or
+/// `<environment>@<repository>`), and only that owner's --prune deletes the
+/// object (templates/postgres/ownership.sql reads it).
+pub fn ownership_marker(owner: &str) -> String {
+    format!("[managed by fleetform: environment {owner}]")
 }
 
 /// The key of the apply lock (`pg_advisory_lock`): "fleetfor" in ASCII.
@@ -98,6 +99,10 @@ pub struct DesiredResource {
 /// Everything a run needs, owned so that tasks can share it.
 pub struct Engine {
     pub environment: String,
+    /// Who owns what this run creates: the environment's name, or
+    /// `<name>@<repository>` with `spec.repository`. The ownership marker
+    /// and the ledger rows carry it; prune touches only its own.
+    pub owner: String,
     pub settings: RunSettings,
     pub modules: ModuleCatalog,
     /// What differs between engines, as data (templates/<engine>/engine.yaml).
@@ -412,6 +417,7 @@ impl Engine {
         Ok(Engine {
             secret_hasher,
             environment: fleet.manifests.environment.name.clone(),
+            owner: fleet.manifests.environment.owner(),
             not_planned: not_planned
                 .into_iter()
                 .map(|((kind, reason), resources)| NotPlanned {
@@ -478,9 +484,11 @@ impl Engine {
     pub fn base_context(&self, target: &str, facts: &Map<String, Value>) -> Map<String, Value> {
         let mut context = facts.clone();
         context.insert("target".into(), json!(target));
-        context.insert("marker".into(), json!(ownership_marker(&self.environment)));
+        context.insert("marker".into(), json!(ownership_marker(&self.owner)));
         context.insert("lock_key".into(), json!(LOCK_KEY));
-        context.insert("environment".into(), json!(self.environment));
+        // The ledger's `environment` column (and a host ledger's folder) is
+        // the owner: two repositories' `prod` keep apart.
+        context.insert("environment".into(), json!(self.owner));
         context.insert(
             "instance".into(),
             self.instances.get(target).cloned().unwrap_or(Value::Null),
