@@ -1444,6 +1444,48 @@ fn an_unplannable_resource_skips_only_its_dependents() {
 /// an existing database (the state an interrupted first apply leaves) is
 /// planned, checked again at apply after the schema, and converges; a grant
 /// naming what nothing creates is still refused at plan.
+/// Issue 19, finding 8, the other way: a check deferred to apply that still
+/// refuses there (the plan creates the schema, nobody creates the table the
+/// grant names) fails the grant before it runs and skips its dependents;
+/// the rest converges.
+#[test]
+fn a_check_deferred_to_apply_that_still_refuses_fails_there() {
+    let manifests = [
+        role("reader", ""),
+        schema("app", "  database: appdb\n"),
+        grant(
+            "reader-table",
+            "  role: reader\n  objectType: table\n  schema: app\n  objects: [t1]\n  privileges: [SELECT]\n",
+        ),
+        "---\napiVersion: fleetform/v1\nkind: PostgresCustomSql\nmetadata: {name: after-grant, dependsOn: [PostgresGrant/reader-table]}\nspec:\n  on: {instances: [pg-test]}\n  test: SELECT false\n  set: SELECT 1\n".to_string(),
+    ]
+    .concat();
+    let fleet = Fleet::new(&manifests);
+    fleet.server.psql("CREATE DATABASE appdb");
+    let plan = fleet.expect(&["plan"], 2);
+    assert!(plan.contains("checked again when applied"), "{plan}");
+    let applied = fleet.expect(&["apply", "--auto-approve"], 1);
+    assert!(
+        applied.contains("PostgresSchema/app@pg-test: converged"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("PostgresGrant/reader-table@pg-test: failed (refused before it ran:"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("PostgresCustomSql/after-grant@pg-test: skipped"),
+        "{applied}"
+    );
+    assert_eq!(
+        fleet.server.psql(
+            "SELECT string_agg(resource || '=' || result, ',' ORDER BY resource, id) FROM fleetform.ledger WHERE resource LIKE 'PostgresGrant/%' OR resource LIKE 'PostgresCustomSql/%'"
+        ),
+        "PostgresCustomSql/after-grant@pg-test=skipped,PostgresGrant/reader-table@pg-test=failed",
+        "recorded, and nothing started for the refused grant"
+    );
+}
+
 #[test]
 fn a_grant_on_a_schema_the_same_plan_creates_is_applied_after_it() {
     let manifests = [
