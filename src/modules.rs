@@ -27,7 +27,8 @@ pub enum Compare {
     Set,
     /// ISO 8601 date-times equal as instants (`infinity` and null mean none).
     Timestamp,
-    /// Long text: equal strings; the plan shows a line diff.
+    /// Long text (comments): equal strings, an empty one equal to none (a
+    /// comment set to '' is removed); the plan shows a line diff.
     Text,
     /// Desired: a password from a secret. Observed: the server's SCRAM
     /// verifier. Equal when the password matches the verifier; the password

@@ -2576,6 +2576,48 @@ fn extension(name: &str, body: &str) -> String {
     )
 }
 
+/// Issue 13, defect 1: `comment: ''` on objects fleetform did not create
+/// (a role, a database, a schema, a publication with a comment by hand)
+/// removes the comment and converges: PostgreSQL stores no empty comment.
+#[test]
+fn an_empty_comment_removes_the_comment_and_converges() {
+    let empty = "  comment: ''\n";
+    let manifests = [
+        role("r", empty),
+        database("d", empty),
+        schema("s", &format!("  database: d\n{empty}")),
+        format!("---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: p}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: d\n  operations: [insert]\n{empty}"),
+    ]
+    .concat();
+    let fleet = Fleet::with_connection(
+        PostgresServer::start_with(&["wal_level=logical"]),
+        "",
+        &manifests,
+    );
+    fleet.server.psql("CREATE ROLE r; COMMENT ON ROLE r IS 'x'");
+    fleet.server.psql("CREATE DATABASE d");
+    fleet.server.psql("COMMENT ON DATABASE d IS 'x'");
+    fleet.server.psql_on(
+        "d",
+        "CREATE SCHEMA s; COMMENT ON SCHEMA s IS 'x'; CREATE PUBLICATION p WITH (publish = 'insert'); COMMENT ON PUBLICATION p IS 'x'",
+    );
+    let planned = fleet.expect(&["plan"], 2);
+    assert_eq!(
+        planned.matches("comment: \"x\" -> \"\"").count(),
+        4,
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect(&["plan"], 0);
+    assert_eq!(
+        fleet.server.psql_on(
+            "d",
+            "SELECT count(*) FROM pg_description WHERE description = 'x'"
+        ),
+        "0"
+    );
+}
+
 #[test]
 fn schemas_and_extensions_converge_upgrade_drift_and_prune() {
     let base = [

@@ -164,7 +164,13 @@ fn values_match(
 ) -> bool {
     match compare {
         Compare::Never => true,
-        Compare::Exact | Compare::Text => json_equal(wanted, current),
+        Compare::Exact => json_equal(wanted, current),
+        // A comment: setting '' removes it (PostgreSQL stores no empty
+        // comment), so an empty text and none are the same.
+        Compare::Text => {
+            let empty = |value: &Value| value.is_null() || value.as_str() == Some("");
+            (empty(wanted) && empty(current)) || json_equal(wanted, current)
+        }
         Compare::IgnoreCase => match (wanted.as_str(), current.as_str()) {
             (Some(left), Some(right)) => left.eq_ignore_ascii_case(right),
             _ => json_equal(wanted, current),
