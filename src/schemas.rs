@@ -7,7 +7,9 @@
 //! `x-fleetform-ref` (this string names another manifest object),
 //! `x-fleetform-implies` (this string names a database object that another
 //! resource on the same target may manage), `x-fleetform-hint` (advice shown
-//! when a value there is invalid) and `format: cron`. A kind is therefore
+//! when a value there is invalid), `x-fleetform-keyword` (a value equal to
+//! this keyword ignoring case is the keyword, as SQL reads `public`) and
+//! `format: cron`. A kind is therefore
 //! defined by its schema file alone. This module must not read manifests.
 
 use std::collections::{BTreeMap, HashMap};
@@ -490,6 +492,36 @@ impl SchemaCatalog {
             }
         }
         spec
+    }
+
+    /// Write the top-level fields of `spec` that equal their schema's
+    /// `x-fleetform-keyword` ignoring case as the keyword itself (`public`
+    /// becomes `PUBLIC`): SQL reads a keyword in any case, and everything
+    /// after loading compares the one spelling.
+    pub fn normalise_keywords(&self, kind: &str, spec: &mut Value) {
+        let Some(info) = self.kind(kind) else {
+            return;
+        };
+        let Some(properties) = self
+            .file(&info.file)
+            .and_then(|schema| schema.pointer("/properties/spec/properties"))
+            .and_then(Value::as_object)
+        else {
+            return;
+        };
+        let Some(fields) = spec.as_object_mut() else {
+            return;
+        };
+        for (field, node) in properties {
+            let Some(keyword) = node.get("x-fleetform-keyword").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(Value::String(value)) = fields.get_mut(field)
+                && value.eq_ignore_ascii_case(keyword)
+            {
+                *value = keyword.to_string();
+            }
+        }
     }
 
     /// The defaults the schema of `kind` states for the top-level fields of

@@ -1448,6 +1448,30 @@ fn an_unplannable_resource_skips_only_its_dependents() {
 /// refuses there (the plan creates the schema, nobody creates the table the
 /// grant names) fails the grant before it runs and skips its dependents;
 /// the rest converges.
+/// Issue 13, defect 7: `role: public` as SQL and Ansible write it is the
+/// PUBLIC keyword, and converges.
+#[test]
+fn a_grant_to_public_in_lower_case_converges() {
+    let fleet = Fleet::new(&grant(
+        "everyone-app",
+        "  role: public\n  objectType: schema\n  objects: [app]\n  privileges: [USAGE]\n",
+    ));
+    fleet.server.psql("CREATE DATABASE appdb");
+    fleet.server.psql_on("appdb", "CREATE SCHEMA app");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        fleet
+            .server
+            .psql_on(
+                "appdb",
+                "SELECT nspacl::text FROM pg_namespace WHERE nspname = 'app'"
+            )
+            .contains("=U/"),
+        "granted to PUBLIC"
+    );
+    fleet.expect(&["plan"], 0);
+}
+
 #[test]
 fn a_check_deferred_to_apply_that_still_refuses_fails_there() {
     let manifests = [

@@ -350,6 +350,9 @@ fn to_object(
             );
         },
     );
+    if let Some(spec) = document.value.get_mut("spec") {
+        catalog.normalise_keywords(&kind, spec);
+    }
     Some(ManifestObject {
         kind,
         name,
