@@ -1448,6 +1448,36 @@ fn an_unplannable_resource_skips_only_its_dependents() {
 /// refuses there (the plan creates the schema, nobody creates the table the
 /// grant names) fails the grant before it runs and skips its dependents;
 /// the rest converges.
+/// Issue 13, defect 2: a comment someone rewrote by hand (removing the
+/// ownership marker) is repaired with the marker back, so the role stays
+/// fleetform's and is pruned when it leaves the manifests.
+#[test]
+fn repairing_a_comment_keeps_the_ownership_marker() {
+    let fleet = Fleet::new(&role("r", "  comment: hello\n"));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql("COMMENT ON ROLE r IS 'by hand'");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(drift.contains("drifted PostgresRole/r@pg-test"), "{drift}");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'r'"),
+        "hello\n[managed by fleetform: environment test]"
+    );
+    fleet.expect(&["plan"], 0);
+    fleet.write("");
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(pruned.contains("PostgresRole[r]@pg-test"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet
+            .server
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'r'"),
+        "0"
+    );
+}
+
 /// Issue 13, defect 7: `role: public` as SQL and Ansible write it is the
 /// PUBLIC keyword, and converges.
 #[test]

@@ -41,7 +41,7 @@ pub(super) async fn converge(
         host: None,
         intent: Some((&work.approved, run_id)),
     };
-    let rows = engine
+    let mut rows = engine
         .discover_module(
             &sessions.target,
             module,
@@ -51,6 +51,9 @@ pub(super) async fn converge(
             &work.discovery_extra(engine),
         )
         .await?;
+    if work.created {
+        crate::ops::engine::claim_created(module, &work.resource, &mut rows);
+    }
     // The module's checks, again on what the target holds now: resources
     // that ran before this one may have created what it names.
     if !work.approved.prune {

@@ -147,6 +147,9 @@ struct Work {
     /// approved plan resets (`--prune`), as a stand-in resource.
     removed: Option<DesiredResource>,
     dependencies: Vec<String>,
+    /// The ledger says this owner's apply created its object (a marker
+    /// removed by hand is put back: `claim_created`).
+    created: bool,
 }
 
 impl Work {
@@ -346,11 +349,17 @@ pub async fn apply(
             }
             _ => None,
         };
+        let created = observations
+            .get(&change.target)
+            .and_then(|observation| observation.as_ref().ok())
+            .and_then(|observation| observation.ledger.get(&change.address))
+            .is_some_and(|entry| entry.created);
         queue.push(Work {
             approved: (*current).clone(),
             resource,
             removed,
             dependencies,
+            created,
         });
     }
     // What was settled before running anything is recorded too (refused,

@@ -224,7 +224,7 @@ impl Engine {
                 extra.kind == module.kind && extra.database.as_deref() == place
             };
             let mut orphans: &[DesiredResource] = &beyond_manifests;
-            let rows = match self
+            let mut rows = match self
                 .discover_module(
                     scope_session,
                     module,
@@ -276,6 +276,17 @@ impl Engine {
                 observation
                     .inventory
                     .insert((module.kind.clone(), database.clone()), inventory);
+            }
+            for resource in self.resources.iter().filter(|resource| {
+                resource.target == target
+                    && resource.kind == module.kind
+                    && resource.database.as_deref() == place
+                    && observation
+                        .ledger
+                        .get(&resource.address)
+                        .is_some_and(|entry| entry.created)
+            }) {
+                super::ownership::claim_created(module, resource, &mut rows);
             }
             observation
                 .rows

@@ -36,7 +36,7 @@ mod render;
 
 pub use desired::{find_row, recorded_spec, redact_row, row_identity};
 pub use discover::{databases_of, query_rows};
-pub use ownership::prune_resource;
+pub use ownership::{claim_created, prune_resource};
 pub use render::{RenderMode, Step};
 
 // Shared by the parts of the engine.
@@ -177,6 +177,12 @@ pub struct LedgerEntry {
     /// `converged`, or `started` for the newest row of an interrupted run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// An apply of this owner created the resource's object (a converged
+    /// create or replace): for kinds owned by a marker, an object of it
+    /// whose marker someone removed is still fleetform's, and the marker is
+    /// put back when its comment is written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
     pub desired_fingerprint: String,
     pub observed_fingerprint: Option<String>,
     #[serde(default)]

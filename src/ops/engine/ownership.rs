@@ -537,6 +537,34 @@ pub fn prune_resource(
     }
 }
 
+/// Rows of `resource` (a kind owned by a marker) that carry no marker at
+/// all, while the ledger says this owner's apply created the resource
+/// (`created`): still fleetform's. Marked as owned, so that the plan
+/// counts them as such and the comment written next puts the marker back.
+pub fn claim_created(
+    module: &crate::modules::Module,
+    resource: &DesiredResource,
+    rows: &mut [Row],
+) {
+    let Some(ownership) = module.ownership.as_ref() else {
+        return;
+    };
+    let (Some(field), Some(by)) = (&ownership.field, &ownership.by) else {
+        return;
+    };
+    for item in &resource.items {
+        let Some(row) = rows
+            .iter_mut()
+            .find(|row| row_identity(row) == item.identity)
+        else {
+            continue;
+        };
+        if row.get(by).is_none_or(Value::is_null) && row.get(field) == Some(&Value::Bool(false)) {
+            row.insert(field.clone(), Value::Bool(true));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

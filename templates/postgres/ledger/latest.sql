@@ -3,7 +3,12 @@
    a ledger made by an older fleetform (fewer columns) still reads. #}
 {% if ledger_exists %}
 SELECT coalesce(json_agg(to_jsonb(l) - ARRAY['script', 'message', 'run_id', 'recorded_at']
-                         || jsonb_build_object('recorded_at', to_char(l.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))),
+                         || jsonb_build_object('recorded_at', to_char(l.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                               {# Whether this owner's apply created it: a marker
+                                                  removed by hand is then put back. #}
+                                               'created', EXISTS (SELECT FROM fleetform.ledger c
+                                                                  WHERE c.resource = l.resource AND c.environment = l.environment
+                                                                    AND c.result = 'converged' AND c.action IN ('create', 'replace')))),
                 '[]'::json)
 FROM fleetform.ledger l
 WHERE l.id IN (
