@@ -583,6 +583,7 @@ mod tests {
             resource: resource.clone(),
             action: action.into(),
             result: None,
+            created: false,
             desired_fingerprint: "f".into(),
             observed_fingerprint: None,
             observed_items: None,
