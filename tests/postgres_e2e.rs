@@ -853,6 +853,46 @@ fn a_secret_changed_since_the_plan_makes_the_resource_stale() {
     );
 }
 
+/// Issue 13, defect 3: an MD5 hash of the right password is drift where the
+/// server hashes with SCRAM (scram-sha-256, the default): the plan shows a
+/// password change and apply stores a SCRAM verifier. Where the server is
+/// set to md5, a matching MD5 hash is left alone.
+#[test]
+fn an_md5_password_is_replaced_by_a_scram_verifier() {
+    let fleet = Fleet::new(&role(
+        "app",
+        "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+    ));
+    fleet.server.psql(&format!(
+        "SET password_encryption = 'md5'; CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'"
+    ));
+    let stored = || {
+        fleet
+            .server
+            .psql("SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'app'")
+    };
+    assert!(stored().starts_with("md5"), "{}", stored());
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains("password: \"(sensitive)\" -> \"(sensitive)\""),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(stored(), "SCRAM-SHA-256$");
+    fleet.expect(&["plan"], 0);
+
+    // A server that hashes with md5: a matching MD5 hash converges.
+    fleet
+        .server
+        .psql("ALTER SYSTEM SET password_encryption = 'md5'");
+    fleet.server.psql("SELECT pg_reload_conf()");
+    fleet.server.psql(&format!(
+        "SET password_encryption = 'md5'; ALTER ROLE app PASSWORD '{APP_PASSWORD}'"
+    ));
+    assert!(stored().starts_with("md5"), "{}", stored());
+    fleet.expect(&["plan"], 0);
+}
+
 /// Issue 19, finding 14: the server stores a verifier of the SASLprep'd
 /// password (a ligature and full-width letters are normalised, a no-break
 /// space becomes a space), so fleetform must compare after SASLprep too, or

@@ -17,6 +17,8 @@ FROM (
 {% if is_superuser %}
            a.rolpassword AS password,
            true AS "passwordReadable",
+           {# An MD5 hash is replaced by a SCRAM verifier where the server hashes with SCRAM. #}
+           current_setting('password_encryption') AS "passwordEncryption",
 {% else %}
            NULL AS password,
            false AS "passwordReadable",
