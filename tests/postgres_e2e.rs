@@ -2551,45 +2551,53 @@ fn a_server_that_never_answers_times_out_naming_the_instance() {
 
 #[test]
 fn a_non_superuser_connection_manages_roles_and_databases() {
-    let server = PostgresServer::start();
-    server.psql(&format!(
-        "CREATE ROLE fleet_admin LOGIN CREATEROLE CREATEDB PASSWORD '{SUPERUSER_PASSWORD}'"
-    ));
-    server.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    let fleet = Fleet::with_connection(
-        server,
-        "user: fleet_admin",
-        &[
-            role(
-                "app",
-                "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
-            ),
-            database("appdb", "  owner: fleet_admin\n"),
-        ]
-        .concat(),
-    );
-    // The ledger needs a place in the database fleetform connects to.
-    let refused = fleet.expect(&["apply", "--auto-approve"], 1);
-    assert!(
-        refused.contains("cannot create the ledger (schema fleetform) on pg-test"),
+    // Issue 13, defect 5: either of the hint's two ways works.
+    for way in [
+        "GRANT CREATE ON DATABASE postgres TO fleet_admin",
+        "CREATE SCHEMA fleetform AUTHORIZATION fleet_admin",
+    ] {
+        let server = PostgresServer::start();
+        server.psql(&format!(
+            "CREATE ROLE fleet_admin LOGIN CREATEROLE CREATEDB PASSWORD '{SUPERUSER_PASSWORD}'"
+        ));
+        server.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+        let fleet = Fleet::with_connection(
+            server,
+            "user: fleet_admin",
+            &[
+                role(
+                    "app",
+                    "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+                ),
+                database("appdb", "  owner: fleet_admin\n"),
+            ]
+            .concat(),
+        );
+        // The ledger needs a place in the database fleetform connects to.
+        let refused = fleet.expect(&["apply", "--auto-approve"], 1);
+        assert!(
+            refused.contains("cannot create the ledger (schema fleetform) on pg-test"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("hint: the ledger lives in the database fleetform connects to"),
+            "{refused}"
+        );
+        assert!(
+        refused.contains("GRANT CREATE ON DATABASE <that database> TO <the connecting role>, or CREATE SCHEMA fleetform AUTHORIZATION <the connecting role>"),
         "{refused}"
     );
-    assert!(
-        refused.contains("hint: the ledger lives in the database fleetform connects to"),
-        "{refused}"
-    );
-    fleet
-        .server
-        .psql("GRANT CREATE ON DATABASE postgres TO fleet_admin");
-    fleet.expect(&["apply", "--auto-approve"], 0);
-    let plan = fleet.expect(&["plan"], 0);
-    assert!(plan.contains("[not verifiable]"), "{plan}");
-    assert_eq!(
-        fleet
-            .server
-            .psql("SELECT count(*) FROM pg_database WHERE datname = 'appdb'"),
-        "1"
-    );
+        fleet.server.psql(way);
+        fleet.expect(&["apply", "--auto-approve"], 0);
+        let plan = fleet.expect(&["plan"], 0);
+        assert!(plan.contains("[not verifiable]"), "{plan}");
+        assert_eq!(
+            fleet
+                .server
+                .psql("SELECT count(*) FROM pg_database WHERE datname = 'appdb'"),
+            "1"
+        );
+    }
 }
 
 #[test]

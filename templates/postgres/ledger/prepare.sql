@@ -2,7 +2,16 @@
    A schema or table someone else prepared is refused, never adopted:
    checked before and again after (a schema created meanwhile). #}
 {% include "templates/postgres/ledger/refuse.sql" %}
-CREATE SCHEMA IF NOT EXISTS fleetform;
+{# Only when it is missing: CREATE SCHEMA IF NOT EXISTS checks CREATE on
+   the database before it looks, which a login given a schema of its own
+   (CREATE SCHEMA fleetform AUTHORIZATION it) does not have. #}
+DO $prepare$
+BEGIN
+    IF to_regnamespace('fleetform') IS NULL THEN
+        CREATE SCHEMA fleetform;
+    END IF;
+END
+$prepare$;
 COMMENT ON SCHEMA fleetform IS 'fleetform ledger: what was applied here, from which commit, by whom, with which result';
 CREATE TABLE IF NOT EXISTS fleetform.ledger (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
