@@ -1488,6 +1488,53 @@ fn an_unplannable_resource_skips_only_its_dependents() {
 /// refuses there (the plan creates the schema, nobody creates the table the
 /// grant names) fails the grant before it runs and skips its dependents;
 /// the rest converges.
+/// Issue 13, defect 8: `shared_preload_libraries: ''` is written as a reset,
+/// not as '""', and the server starts again; a library the server does not
+/// have is refused by plan, before it could stop the next start.
+#[test]
+fn an_empty_library_list_leaves_a_server_that_starts() {
+    let preload = |value: &str| {
+        settings(
+            "preload",
+            &format!("  parameters:\n    shared_preload_libraries: '{value}'\n"),
+        )
+    };
+    let fleet = Fleet::new(&preload("pg_stat_statements"));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let restart = || {
+        fleet.server.stop();
+        fleet.server.start_again();
+    };
+    restart();
+    assert_eq!(
+        fleet.server.psql("SHOW shared_preload_libraries"),
+        "pg_stat_statements"
+    );
+
+    fleet.write(&preload(""));
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains("ALTER SYSTEM RESET \"shared_preload_libraries\";"),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    restart();
+    assert_eq!(fleet.server.psql("SHOW shared_preload_libraries"), "");
+    fleet.expect(&["plan"], 0);
+
+    fleet.write(&preload("pg_stat_statements, no_such_library"));
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("names libraries that are not in the server's library directory")
+            && refused.contains("no_such_library"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("this parameter needs: no_such_library\n"),
+        "only the missing one is named: {refused}"
+    );
+}
+
 /// Issue 13, defect 2: a comment someone rewrote by hand (removing the
 /// ownership marker) is repaired with the marker back, so the role stays
 /// fleetform's and is pruned when it leaves the manifests.

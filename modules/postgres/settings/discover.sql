@@ -13,7 +13,13 @@ FROM (
                f.setting,
 {% endif %}
                CASE WHEN s.source IN ('client', 'user', 'database', 'session')
-                    THEN s.boot_val ELSE current_setting(s.name) END) AS value,
+                    THEN s.boot_val
+{% if is_superuser %}
+                    {# No file sets it any more (a reset) while the server
+                       waits for a restart: the next start takes the built-in value. #}
+                    WHEN s.pending_restart THEN s.boot_val
+{% endif %}
+                    ELSE current_setting(s.name) END) AS value,
            s.context,
            s.unit,
            s.vartype,
@@ -25,11 +31,26 @@ FROM (
                       'local_preload_libraries', 'search_path', 'temp_tablespaces',
                       'unix_socket_directories') AS "isList",
            {# Written with ALTER SYSTEM (what a prune resets); unknown without
-              superuser. #}
+              superuser. `fileValue`: what the files other than
+              postgresql.auto.conf set (what a reset leaves), for lists only;
+              `libraries`: the libraries in the server's library directory,
+              for shared_preload_libraries only. #}
 {% if is_superuser %}
+           CASE WHEN s.name IN ('shared_preload_libraries', 'session_preload_libraries',
+                                'local_preload_libraries', 'search_path', 'temp_tablespaces',
+                                'unix_socket_directories')
+                THEN (SELECT nullif(fs.setting, '') FROM pg_file_settings fs
+                      WHERE fs.name = s.name AND fs.sourcefile NOT LIKE '%/postgresql.auto.conf'
+                      ORDER BY fs.seqno DESC LIMIT 1) END AS "fileValue",
+           CASE WHEN s.name = 'shared_preload_libraries'
+                THEN (SELECT coalesce(json_agg(left(f, -3)), '[]'::json)
+                      FROM pg_ls_dir((SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR')) f
+                      WHERE f LIKE '%.so') END AS libraries,
            EXISTS (SELECT 1 FROM pg_file_settings fs
                    WHERE fs.name = s.name AND fs.sourcefile LIKE '%/postgresql.auto.conf') AS "inAutoConf"
 {% else %}
+           NULL::text AS "fileValue",
+           NULL::json AS libraries,
            NULL::boolean AS "inAutoConf"
 {% endif %}
     FROM pg_settings s
