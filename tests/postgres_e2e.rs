@@ -1565,6 +1565,46 @@ fn repairing_a_comment_keeps_the_ownership_marker() {
     );
 }
 
+/// Issue 13, defect 6: two grants to one role on overlapping parameters
+/// (ALTER SYSTEM on some, SET on others, two in common) are merged per
+/// privilege: both converge, and neither revokes the other's.
+#[test]
+fn grants_on_overlapping_objects_are_merged_per_privilege() {
+    let parameter_grant = |name: &str, objects: &str, privilege: &str| {
+        format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresGrant\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n  role: tuner\n  objectType: parameter\n  objects: [{objects}]\n  privileges: [{privilege}]\n"
+        )
+    };
+    let fleet = Fleet::new(
+        &[
+            role("tuner", ""),
+            parameter_grant(
+                "tuner-alter",
+                "primary_conninfo, synchronous_standby_names, log_destination",
+                "ALTER SYSTEM",
+            ),
+            parameter_grant(
+                "tuner-set",
+                "log_destination, log_line_prefix, synchronous_standby_names",
+                "SET",
+            ),
+        ]
+        .concat(),
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let held = || {
+        fleet.server.psql(
+            "SELECT string_agg(p || ':' || has_parameter_privilege('tuner', p, 'ALTER SYSTEM') || '/' || has_parameter_privilege('tuner', p, 'SET'), ',' ORDER BY p) FROM unnest(ARRAY['primary_conninfo', 'synchronous_standby_names', 'log_destination', 'log_line_prefix']) p",
+        )
+    };
+    let expected = "log_destination:true/true,log_line_prefix:false/true,primary_conninfo:true/false,synchronous_standby_names:true/true";
+    assert_eq!(held(), expected);
+    fleet.expect(&["plan"], 0);
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(held(), expected);
+    fleet.expect(&["plan"], 0);
+}
+
 /// Issue 13, defect 7: `role: public` as SQL and Ansible write it is the
 /// PUBLIC keyword, and converges.
 #[test]

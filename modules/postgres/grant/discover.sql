@@ -101,7 +101,22 @@ SELECT json_build_array(
         SELECT o.name, o.signature,
                coalesce((SELECT json_agg(a.privilege_type ORDER BY a.privilege_type)
                          FROM aclexplode(coalesce(o.acl, acldefault({{ default_acl[type] }}, o.owner))) a, grantee g
-                         WHERE a.grantee = g.oid), '[]'::json) AS privileges,
+                         WHERE a.grantee = g.oid
+{% if "ALL" not in spec.privileges %}
+                           {# A privilege on the object that another grant of the
+                              manifests to the same grantee declares, and this one
+                              does not, is that grant's: neither shown here nor
+                              revoked by this one (grants are merged per privilege). #}
+                           AND NOT (a.privilege_type <> ALL (ARRAY[{{ spec.privileges|literal_list }}]::text[]) AND (false
+{% for other in wanted if not other.orphan and other.identity != item.identity
+                           and other.spec.role == spec.role and other.spec.objectType == type
+                           and other.spec.schema | default(none) == spec.schema | default(none) %}
+                               OR ({% if other.spec.objects | default([]) %}o.name = ANY (ARRAY[{{ other.spec.objects|literal_list }}]::text[]){% else %}true{% endif %}
+                                   {% if "ALL" not in other.spec.privileges %} AND a.privilege_type = ANY (ARRAY[{{ other.spec.privileges|literal_list }}]::text[]){% endif %})
+{% endfor %}
+                           ))
+{% endif %}
+                         ), '[]'::json) AS privileges,
                {# What the grantee holds when nothing was ever granted: a prune returns to it. #}
                coalesce((SELECT json_agg(a.privilege_type ORDER BY a.privilege_type)
                          FROM aclexplode(acldefault({{ default_acl[type] }}, o.owner)) a, grantee g
