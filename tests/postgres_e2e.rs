@@ -2807,6 +2807,60 @@ fn an_empty_comment_removes_the_comment_and_converges() {
     );
 }
 
+/// Issue 13, gap: an extension's comment is managed like any other:
+/// created with it, updated, drift repaired with the marker kept.
+#[test]
+fn an_extensions_comment_converges_drifts_and_is_repaired() {
+    let with_comment = |comment: &str| {
+        [
+            database("appdb", ""),
+            extension(
+                "pgcrypto",
+                &format!("  database: appdb\n  comment: {comment}\n"),
+            ),
+        ]
+        .concat()
+    };
+    let fleet = Fleet::new(&with_comment("hashing"));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    let comment = || {
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT obj_description(oid, 'pg_extension') FROM pg_extension WHERE extname = 'pgcrypto'",
+        )
+    };
+    assert_eq!(
+        comment(),
+        "hashing\n[managed by fleetform: environment test]"
+    );
+    fleet.expect(&["plan"], 0);
+    fleet.write(&with_comment("crypto functions"));
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains("comment: \"hashing\" -> \"crypto functions\""),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        comment(),
+        "crypto functions\n[managed by fleetform: environment test]"
+    );
+    fleet
+        .server
+        .psql_on("appdb", "COMMENT ON EXTENSION pgcrypto IS 'by hand'");
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresExtension/pgcrypto@pg-test"),
+        "{drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        comment(),
+        "crypto functions\n[managed by fleetform: environment test]"
+    );
+    fleet.expect(&["plan"], 0);
+}
+
 #[test]
 fn schemas_and_extensions_converge_upgrade_drift_and_prune() {
     let base = [

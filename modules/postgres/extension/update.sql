@@ -5,3 +5,6 @@ ALTER EXTENSION {{ name|ident }} UPDATE TO {{ desired.version }};
 {# Only relocatable extensions can move; PostgreSQL refuses the others. #}
 ALTER EXTENSION {{ name|ident }} SET SCHEMA {{ desired.schema|ident }};
 {% endif %}
+{% if "comment" in changed %}
+COMMENT ON EXTENSION {{ name|ident }} IS {% include "templates/postgres/comment.sql" %};
+{% endif %}
