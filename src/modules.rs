@@ -100,6 +100,11 @@ pub struct FieldRule {
     /// (a login's password policy only for SQL logins).
     #[serde(default)]
     pub only: Option<String>,
+    /// The observed field that stands for the desired value `latest` (an
+    /// extension's `version: latest` is the server's default version):
+    /// compared, checked and rendered as that value.
+    #[serde(default)]
+    pub latest: Option<String>,
 }
 
 /// A template reference: a file name, or a file with the connector it runs

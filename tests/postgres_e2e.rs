@@ -2807,6 +2807,44 @@ fn an_empty_comment_removes_the_comment_and_converges() {
     );
 }
 
+/// Issue 13, gap: `version: latest` follows the server's default version:
+/// an older installed version is updated to it, then the plan is empty.
+#[test]
+fn an_extension_at_latest_follows_the_default_version() {
+    let fleet = Fleet::new(
+        &[
+            database("appdb", ""),
+            extension("hstore", "  database: appdb\n  version: latest\n"),
+        ]
+        .concat(),
+    );
+    fleet.server.psql("CREATE DATABASE appdb");
+    fleet
+        .server
+        .psql_on("appdb", "CREATE EXTENSION hstore VERSION '1.7'");
+    let default_version = fleet
+        .server
+        .psql("SELECT default_version FROM pg_available_extensions WHERE name = 'hstore'");
+    assert_ne!(default_version, "1.7");
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains(&format!("version: \"1.7\" -> \"{default_version}\""))
+            && planned.contains(&format!(
+                "ALTER EXTENSION \"hstore\" UPDATE TO '{default_version}';"
+            )),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT extversion FROM pg_extension WHERE extname = 'hstore'"
+        ),
+        default_version
+    );
+    fleet.expect(&["plan"], 0);
+}
+
 /// Issue 13, gap: an extension's comment is managed like any other:
 /// created with it, updated, drift repaired with the marker kept.
 #[test]

@@ -60,12 +60,48 @@ impl ItemDiff {
 }
 
 /// Compare one desired item with its observed row (None: it does not exist).
+/// The item's desired fields with `latest` resolved: a field whose rule
+/// names a `latest` observed field, and whose desired value is the word
+/// `latest`, wants what that observed field says (the server's default
+/// version). Without an observed row (or that field), `latest` stays.
+pub fn resolve_latest(
+    module: &Module,
+    fields: &Map<String, Value>,
+    observed: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut resolved = fields.clone();
+    for (field, rule) in &module.fields {
+        let Some(source) = &rule.latest else {
+            continue;
+        };
+        if resolved.get(field).and_then(Value::as_str) == Some("latest")
+            && let Some(value) = observed
+                .and_then(|row| row.get(source))
+                .filter(|value| !value.is_null())
+        {
+            resolved.insert(field.clone(), value.clone());
+        }
+    }
+    resolved
+}
+
 pub fn diff_item(
     module: &Module,
     desired: &DesiredItem,
     observed: Option<&Map<String, Value>>,
     replace_requested: bool,
 ) -> ItemDiff {
+    let resolved;
+    let desired = if module.fields.iter().any(|(_, rule)| rule.latest.is_some()) {
+        resolved = DesiredItem {
+            identity: desired.identity.clone(),
+            fields: resolve_latest(module, &desired.fields, observed),
+            secrets: desired.secrets.clone(),
+        };
+        &resolved
+    } else {
+        desired
+    };
     let Some(observed) = observed else {
         return ItemDiff {
             action: Some(Action::Create),

@@ -20,7 +20,7 @@ impl Engine {
     ) -> Value {
         json!({
             "name": item.identity,
-            "desired": item.fields,
+            "desired": crate::ops::diff::resolve_latest(module, &item.fields, candidate),
             "observed": candidate.map(|row| redact_row(module, row)),
             "facts": facts,
             "spec": redact_spec(module, &resource.spec),

@@ -19,7 +19,7 @@ impl Engine {
         mode: RenderMode,
     ) -> Result<Vec<Step>> {
         let action = item_diff.action.unwrap_or(Action::NoOp);
-        let mut desired = item.fields.clone();
+        let mut desired = diff::resolve_latest(module, &item.fields, observed);
         for (field, secret) in &item.secrets {
             let value = match mode {
                 RenderMode::Display => template::SENSITIVE_TOKEN.to_string(),
