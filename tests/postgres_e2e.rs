@@ -2240,6 +2240,34 @@ fn tls_modes_encrypt_and_verify_as_libpq_does() {
     assert!(!refused.contains("password's secret"), "{refused}");
 }
 
+/// `fleetform plan` of a repository with one PostgreSQL instance `name` at
+/// 127.0.0.1:`port` with `connection` (flow-mapping entries) and one role;
+/// it must exit 1 (the endpoint is not a usable server). Its output.
+fn plan_one_instance_at(name: &str, port: u16, connection: &str) -> String {
+    let repository = tempfile::tempdir().unwrap();
+    let environment = repository.path().join("environments/test");
+    std::fs::create_dir_all(&environment).unwrap();
+    std::fs::write(
+        environment.join("environment.yaml"),
+        "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        environment.join("inventory.yaml"),
+        format!("apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: {name}}}\nspec: {{server: local, port: {port}, connection: {{{connection}}}}}\n{}", role("app", "").replace("pg-test", name)),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["plan", "-e", "test", "--repo"])
+        .arg(repository.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    text
+}
+
 /// Issue 19, finding 22: a self-signed certificate that is its own CA, as
 /// `openssl req -x509` makes one, is refused by verify-full with what to do.
 #[test]
@@ -2302,27 +2330,11 @@ fn an_endpoint_that_is_not_postgresql_is_explained() {
                 let _ = std::io::Read::read(&mut stream, &mut buffer);
             }
         });
-        let repository = tempfile::tempdir().unwrap();
-        let environment = repository.path().join("environments/test");
-        std::fs::create_dir_all(&environment).unwrap();
-        std::fs::write(
-            environment.join("environment.yaml"),
-            "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n",
-        )
-        .unwrap();
-        std::fs::write(
-            environment.join("inventory.yaml"),
-            format!("apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-other}}\nspec: {{server: local, port: {port}, connection: {{sslMode: {ssl_mode}, connectTimeoutSeconds: 2}}}}\n{}", role("app", "").replace("pg-test", "pg-other")),
-        )
-        .unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
-            .args(["plan", "-e", "test", "--repo"])
-            .arg(repository.path())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{text}");
+        let text = plan_one_instance_at(
+            "pg-other",
+            port,
+            &format!("sslMode: {ssl_mode}, connectTimeoutSeconds: 2"),
+        );
         assert!(
             text.contains(&format!(
                 "cannot connect to PostgresInstance pg-other (127.0.0.1:{port}"
@@ -2606,27 +2618,11 @@ fn a_server_that_never_answers_times_out_naming_the_instance() {
             held.push(stream);
         }
     });
-    let repository = tempfile::tempdir().unwrap();
-    let environment = repository.path().join("environments/test");
-    std::fs::create_dir_all(&environment).unwrap();
-    std::fs::write(
-        environment.join("environment.yaml"),
-        "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        environment.join("inventory.yaml"),
-        format!("apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux}}\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-silent}}\nspec: {{server: local, port: {port}, connection: {{sslMode: disable, connectTimeoutSeconds: 1}}}}\n{}", role("app", "").replace("pg-test", "pg-silent")),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
-        .args(["plan", "-e", "test", "--repo"])
-        .arg(repository.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{text}");
+    let text = plan_one_instance_at(
+        "pg-silent",
+        port,
+        "sslMode: disable, connectTimeoutSeconds: 1",
+    );
     assert!(
         text.contains(&format!(
             "cannot connect to PostgresInstance pg-silent (127.0.0.1:{port}"

@@ -71,7 +71,6 @@ pub(super) async fn record_outcome(
     }
     let row = LedgerRow {
         result: outcome.outcome.name(),
-        converged: outcome.outcome == Outcome::Converged,
         message: outcome.message.clone(),
         observed,
     };
@@ -85,8 +84,6 @@ pub(super) async fn record_outcome(
 /// What a resource's row in the ledger says about this run.
 struct LedgerRow {
     result: &'static str,
-    /// Its items the plan deletes are gone (no longer carried as owned).
-    converged: bool,
     message: Option<String>,
     observed: Option<(String, BTreeMap<String, String>)>,
 }
@@ -100,7 +97,6 @@ pub(super) async fn record_intent(
 ) -> Result<()> {
     let row = LedgerRow {
         result: crate::ops::engine::LEDGER_STARTED,
-        converged: false,
         message: Some(
             "started; the outcome follows in a later row (none: the apply was interrupted)".into(),
         ),
@@ -120,10 +116,11 @@ async fn write_row(
     let target = &change.target;
     let LedgerRow {
         result,
-        converged,
         message,
         observed,
     } = row;
+    // Its items the plan deletes are gone (no longer carried as owned).
+    let converged = result == Outcome::Converged.name();
     // What ran, as shown in the plan: on the target, then through the host.
     let mut script: String = change
         .items

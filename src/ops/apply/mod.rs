@@ -525,59 +525,28 @@ pub async fn apply(
     loop {
         let work = match scheduler.next() {
             Next::Done => break,
-            Next::Start(work) if stop.received().is_some() => {
-                let signal = stop.received().unwrap_or_default();
-                if !stop.announced {
-                    stop.announced = true;
-                    announce_stop(output, signal, running.len());
-                }
-                let mut outcome = ResourceOutcome::skipped(
-                    &work.approved,
-                    format!("not attempted: the apply was stopped ({signal})"),
-                );
-                outcome.not_attempted = true;
-                let interrupted = report.interrupted.get_or_insert_with(|| Interrupted {
-                    signal: signal.to_string(),
-                    not_attempted: 0,
-                });
-                interrupted.not_attempted += 1;
-                settle(
-                    &engine,
-                    &work.approved,
-                    outcome,
-                    None,
-                    &run_id,
-                    &mut report,
-                    output,
-                )
-                .await;
-                scheduler.finish(&work.approved.address, false);
-                continue;
-            }
-            Next::Start(work) if report.abandoned.contains_key(&work.approved.target) => {
+            Next::Start(work) => {
                 let target = &work.approved.target;
-                let mut outcome = ResourceOutcome::skipped(
-                    &work.approved,
-                    format!("not attempted: {target} stopped answering earlier in this run"),
-                );
-                outcome.not_attempted = true;
-                if let Some(abandoned) = report.abandoned.get_mut(target) {
-                    abandoned.not_attempted += 1;
+                match not_attempted(target, &mut stop, &mut report, output, running.len()) {
+                    None => work,
+                    Some(reason) => {
+                        let mut outcome = ResourceOutcome::skipped(&work.approved, reason);
+                        outcome.not_attempted = true;
+                        settle(
+                            &engine,
+                            &work.approved,
+                            outcome,
+                            None,
+                            &run_id,
+                            &mut report,
+                            output,
+                        )
+                        .await;
+                        scheduler.finish(&work.approved.address, false);
+                        continue;
+                    }
                 }
-                settle(
-                    &engine,
-                    &work.approved,
-                    outcome,
-                    None,
-                    &run_id,
-                    &mut report,
-                    output,
-                )
-                .await;
-                scheduler.finish(&work.approved.address, false);
-                continue;
             }
-            Next::Start(work) => work,
             Next::Skip(work, reason) => {
                 let outcome = ResourceOutcome::skipped(&work.approved, reason);
                 settle(
@@ -616,7 +585,7 @@ pub async fn apply(
                     continue;
                 };
                 if let Err(error) = &result {
-                    abandon_if_not_answering(&work.approved.target, error, &mut report, output);
+                    abandon_if_not_answering(&work, error, &mut report, output);
                 }
                 let waits_for_restart = matches!(&result, Ok(converged) if converged.waits_for_restart && converged.remaining_difference.is_none());
                 let (outcome, observed) = outcome_of(&work, result, seconds);
@@ -694,6 +663,34 @@ pub async fn apply(
         });
     }
     Ok(report)
+}
+
+/// Why work on `target` is not attempted, counted where the summary says it
+/// once: the apply was stopped by a signal, or the target stopped answering.
+fn not_attempted(
+    target: &str,
+    stop: &mut StopSignal,
+    report: &mut ApplyReport,
+    output: &mut Output,
+    in_flight: usize,
+) -> Option<String> {
+    if let Some(signal) = stop.received() {
+        if !stop.announced {
+            stop.announced = true;
+            announce_stop(output, signal, in_flight);
+        }
+        let interrupted = report.interrupted.get_or_insert_with(|| Interrupted {
+            signal: signal.to_string(),
+            not_attempted: 0,
+        });
+        interrupted.not_attempted += 1;
+        return Some(format!("not attempted: the apply was stopped ({signal})"));
+    }
+    let abandoned = report.abandoned.get_mut(target)?;
+    abandoned.not_attempted += 1;
+    Some(format!(
+        "not attempted: {target} stopped answering earlier in this run"
+    ))
 }
 
 /// Say, once, what a stop signal does to the run.
@@ -778,16 +775,18 @@ impl Drop for StopSignal {
 /// Give up on `target` for the rest of the run when `error` says it stopped
 /// answering: said once, here, with what the rest of its resources become.
 fn abandon_if_not_answering(
-    target: &str,
+    work: &Work,
     error: &anyhow::Error,
     report: &mut ApplyReport,
     output: &mut Output,
 ) {
+    let target = work.approved.target.as_str();
     if !crate::connector::NotAnswering::is_cause_of(error) || report.abandoned.contains_key(target)
     {
         return;
     }
-    let reason = format!("{error:#}").replace('\n', "; ");
+    // Like the resource's own failure message: without its secrets.
+    let reason = without_secrets(&work.resource, format!("{error:#}")).replace('\n', "; ");
     output.status(&format!(
         "!! {target} stopped answering ({reason}): its remaining resources are not attempted in this run"
     ));
