@@ -498,6 +498,15 @@ pub struct ItemSource {
     /// The module field holding a map entry's value (the first field when absent).
     #[serde(default)]
     pub field: Option<String>,
+    /// An expression over `spec` and `key` naming a map entry's item, when
+    /// the key alone does not tell items of one target apart (a parameter
+    /// of one role in one database).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// The item field that also holds the entry's key, for templates (the
+    /// parameter's name when the identity is more than the key).
+    #[serde(default, rename = "keyField")]
+    pub key_field: Option<String>,
 }
 
 /// A checked module.
@@ -665,6 +674,8 @@ fn parse_module(
                 except: Vec::new(),
                 whole: None,
                 field: None,
+                identity: None,
+                key_field: None,
             }],
         ),
         Some(ItemsFile::Sources(sources)) => {
@@ -683,14 +694,23 @@ fn parse_module(
                     bail!("items name the field {field}, which is not among the fields");
                 }
             }
-            if file
+            let ledger = file
                 .ownership
                 .as_ref()
-                .is_some_and(|ownership| ownership.ledger)
-            {
-                bail!("a ledger-owned module takes its items from one map (`items: FIELD`)");
+                .is_some_and(|ownership| ownership.ledger);
+            match sources.as_slice() {
+                [
+                    ItemSource {
+                        map: Some(map),
+                        except,
+                        ..
+                    },
+                ] if except.is_empty() => (Some(map.clone()), sources),
+                _ if ledger => {
+                    bail!("a ledger-owned module takes its items from one map (`items: FIELD`)")
+                }
+                _ => (None, sources),
             }
-            (None, sources)
         }
     };
     let mut fields = Vec::new();

@@ -248,7 +248,11 @@ fn resource_human(out: &mut String, change: &ResourceChange, style: Style) {
         ));
     }
     for item in &change.items {
-        let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
+        let multi = change.items.len() > 1
+            || matches!(
+                change.kind.as_str(),
+                "PostgresSettings" | "PostgresRoleSettings"
+            );
         if item.action == Action::NoOp && item.risks.is_empty() {
             continue;
         }
@@ -406,7 +410,11 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
             if let Some(record) = &change.record {
                 let _ = writeln!(block, "\n> record: {record}\n");
             }
-            let multi = change.items.len() > 1 || change.kind == "PostgresSettings";
+            let multi = change.items.len() > 1
+                || matches!(
+                    change.kind.as_str(),
+                    "PostgresSettings" | "PostgresRoleSettings"
+                );
             for item in &change.items {
                 let subject = if multi {
                     format!("**{}** ", item.identity)

@@ -3566,6 +3566,12 @@ fn an_imported_server_plans_nothing() {
     );
     fleet.server.psql("ALTER SYSTEM SET work_mem = '24MB'");
     fleet.server.psql("SELECT pg_reload_conf()");
+    fleet.server.psql(
+        "ALTER ROLE reader SET statement_timeout = '30s';
+         ALTER ROLE reader SET search_path = app, public;
+         ALTER ROLE reader IN DATABASE appdb SET work_mem = '8MB';
+         ALTER DATABASE appdb SET lock_timeout = '2s';",
+    );
     fleet.server.psql_on(
         "appdb",
         "CREATE SCHEMA app AUTHORIZATION app_owner;
@@ -3608,6 +3614,7 @@ fn an_imported_server_plans_nothing() {
         "postgres-role.yaml",
         "postgres-database.yaml",
         "postgres-settings.yaml",
+        "postgres-role-settings.yaml",
         "postgres-schema.yaml",
         "postgres-extension.yaml",
         "postgres-grant.yaml",
@@ -3904,6 +3911,7 @@ fn hostile_identifiers_in_every_database_module() {
         default_privileges("odd-defaults", &format!("  owner: {}\n  schema: {}\n  objectType: table\n  role: {}\n  privileges: [SELECT]\n", quoted(owner), quoted(schema_name), quoted(grantee))),
         format!("---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: odd-publication}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: appdb\n  name: {}\n  operations: [insert]\n  comment: {}\n", quoted(publication), quoted(owner)),
         settings("odd-settings", &format!("  parameters:\n    log_line_prefix: {}\n", quoted(prefix))),
+        role_settings("odd-defaults-in-appdb", &format!("  role: {}\n  database: appdb\n  parameters:\n    application_name: {}\n    search_path: {}\n", quoted(grantee), quoted(prefix), quoted(&format!("\"{schema_name}\", public")))),
         // The user's own SQL is run as written: quotes, dollar quotes,
         // semicolons and a trailing comment in each query.
         format!(
@@ -4015,4 +4023,173 @@ fn hostile_identifiers_in_every_database_module() {
         "t",
     );
     fleet.expect(&["plan"], 0);
+}
+
+fn role_settings(name: &str, body: &str) -> String {
+    format!(
+        "---\napiVersion: fleetform/v1\nkind: PostgresRoleSettings\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n{body}"
+    )
+}
+
+/// Issue 13, gap 1: session defaults of a role, a database and a role in
+/// one database (pg_db_role_setting) are set, changed, compared in the
+/// parameter's unit, repaired after a change by hand, and reset with
+/// --prune when they leave the manifests; defaults no manifest names are
+/// left alone.
+#[test]
+fn role_and_database_settings_converge_drift_and_prune() {
+    let manifests = |app: &str, with_database: bool| {
+        let mut text = [
+            role("app", "  login: true\n"),
+            database("appdb", ""),
+            role_settings(
+                "app-defaults",
+                &format!("  role: app\n  parameters:\n{app}"),
+            ),
+            role_settings(
+                "app-in-appdb",
+                "  role: app\n  database: appdb\n  parameters:\n    statement_timeout: 5s\n",
+            ),
+        ]
+        .concat();
+        if with_database {
+            text += &role_settings(
+                "appdb-defaults",
+                "  database: appdb\n  parameters:\n    work_mem: 64MB\n",
+            );
+        }
+        text
+    };
+    let stored = |fleet: &Fleet| {
+        fleet.server.psql(
+            "SELECT string_agg(entry, ' | ' ORDER BY entry COLLATE \"C\")
+             FROM (SELECT coalesce(r.rolname, '*') || '/' || coalesce(d.datname, '*') || ' '
+                          || array_to_string(s.setconfig, ';') AS entry
+                   FROM pg_db_role_setting s
+                   LEFT JOIN pg_roles r ON r.oid = s.setrole
+                   LEFT JOIN pg_database d ON d.oid = s.setdatabase) entries",
+        )
+    };
+    let fleet = Fleet::new(&manifests(
+        "    statement_timeout: 30s\n    search_path: app, public\n",
+        true,
+    ));
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned
+            .contains("ALTER ROLE \"app\" IN DATABASE \"appdb\" SET \"statement_timeout\" = '5s';"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("ALTER ROLE \"app\" SET \"search_path\" = 'app', 'public';"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("ALTER DATABASE \"appdb\" SET \"work_mem\" = '64MB';"),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        stored(&fleet),
+        "*/appdb work_mem=64MB | app/* statement_timeout=30s;search_path=app, public | app/appdb statement_timeout=5s"
+    );
+    fleet.expect(&["plan"], 0);
+
+    // An update shows the value it replaces.
+    fleet.write(&manifests(
+        "    statement_timeout: 45s\n    search_path: app, public\n",
+        true,
+    ));
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(planned.contains("value: \"30s\" -> \"45s\""), "{planned}");
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect(&["plan"], 0);
+
+    // The same amount in another unit is no change; another value, or a
+    // default removed by hand, is drift that apply repairs.
+    fleet
+        .server
+        .psql("ALTER DATABASE appdb SET work_mem = '65536kB'");
+    fleet.expect(&["drift"], 0);
+    fleet.server.psql(
+        "ALTER ROLE app SET statement_timeout = '10s'; ALTER ROLE app IN DATABASE appdb RESET statement_timeout",
+    );
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresRoleSettings/app-defaults@pg-test"),
+        "{drift}"
+    );
+    assert!(
+        drift.contains("PostgresRoleSettings/app-in-appdb@pg-test"),
+        "{drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        stored(&fleet).contains("app/* statement_timeout=45s;search_path=app, public"),
+        "{}",
+        stored(&fleet)
+    );
+    fleet.expect(&["plan"], 0);
+
+    // A default set by hand that no manifest names is never touched; what
+    // left the manifests is reset with --prune only.
+    fleet.server.psql("ALTER ROLE app SET lock_timeout = '1s'");
+    fleet.write(&manifests("    statement_timeout: 45s\n", false));
+    fleet.expect(&["plan"], 0);
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(
+        pruned.contains("ALTER ROLE \"app\" RESET \"search_path\";"),
+        "{pruned}"
+    );
+    assert!(
+        pruned.contains("ALTER DATABASE \"appdb\" RESET \"work_mem\";"),
+        "{pruned}"
+    );
+    assert!(!pruned.contains("lock_timeout"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        stored(&fleet),
+        "app/* statement_timeout=45s;lock_timeout=1s | app/appdb statement_timeout=5s"
+    );
+    fleet.expect(&["plan", "--prune"], 0);
+}
+
+/// Parameters a session cannot set, and names the server does not know,
+/// are refused by plan with the reason.
+#[test]
+fn role_settings_the_server_cannot_take_are_refused_by_plan() {
+    let fleet = Fleet::new(
+        &[
+            role("app", ""),
+            role_settings(
+                "app-defaults",
+                "  role: app\n  parameters:\n    shared_buffers: 1GB\n    statment_timeout: 5s\n    lock_timeout: 1s\n",
+            ),
+            role_settings(
+                "app-locks",
+                "  role: app\n  parameters:\n    lock_timeout: 2s\n",
+            ),
+            settings("one", "  parameters:\n    work_mem: 8MB\n"),
+            settings("two", "  parameters:\n    work_mem: 16MB\n"),
+        ]
+        .concat(),
+    );
+    let planned = fleet.expect(&["plan"], 1);
+    assert!(
+        planned.contains("is not a parameter a session can set"),
+        "{planned}"
+    );
+    assert!(planned.contains("its context is postmaster"), "{planned}");
+    assert!(
+        planned.contains(
+            "statment_timeout for role app in every database is not a parameter of this server"
+        ),
+        "{planned}"
+    );
+    for twice in [
+        "lock_timeout for role app in every database (also set by PostgresRoleSettings/app-defaults@pg-test)",
+        "work_mem (also set by PostgresSettings/one@pg-test)",
+    ] {
+        assert!(planned.contains(twice), "{twice}: {planned}");
+    }
 }

@@ -8,12 +8,7 @@
 pub fn normalize(value: &str, unit: Option<&str>, vartype: Option<&str>, is_list: bool) -> String {
     let trimmed = value.trim();
     if is_list {
-        return trimmed
-            .split(',')
-            .map(|element| element.trim().trim_matches('"'))
-            .filter(|element| !element.is_empty())
-            .collect::<Vec<_>>()
-            .join(",");
+        return list_elements(trimmed).join(",");
     }
     match vartype {
         Some("bool") => match trimmed.to_ascii_lowercase().as_str() {
@@ -28,6 +23,56 @@ pub fn normalize(value: &str, unit: Option<&str>, vartype: Option<&str>, is_list
         },
         Some("enum") => trimmed.to_ascii_lowercase(),
         _ => trimmed.to_string(),
+    }
+}
+
+/// The elements of a list value: as PostgreSQL writes a list (elements
+/// separated by commas, each in double quotes with `""` for a quote where
+/// it needs them), or, when the text is not such a list, as the manifest
+/// writes one (split at commas, quotes at the ends of an element dropped,
+/// which is how the templates write it). Empty elements are left out.
+fn list_elements(text: &str) -> Vec<String> {
+    quoted_list(text).unwrap_or_else(|| {
+        text.split(',')
+            .map(|element| element.trim().trim_matches('"').to_string())
+            .filter(|element| !element.is_empty())
+            .collect()
+    })
+}
+
+/// A list in PostgreSQL's quoting, or None when the text is not one.
+fn quoted_list(text: &str) -> Option<Vec<String>> {
+    let mut elements = Vec::new();
+    let mut characters = text.chars().peekable();
+    loop {
+        while characters.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut element = String::new();
+        if characters.next_if_eq(&'"').is_some() {
+            loop {
+                match characters.next()? {
+                    '"' if characters.next_if_eq(&'"').is_some() => element.push('"'),
+                    '"' => break,
+                    other => element.push(other),
+                }
+            }
+            while characters.next_if(|c| c.is_whitespace()).is_some() {}
+        } else {
+            while let Some(c) = characters.next_if(|c| *c != ',') {
+                if c == '"' {
+                    return None;
+                }
+                element.push(c);
+            }
+            element = element.trim_end().to_string();
+        }
+        if !element.is_empty() {
+            elements.push(element);
+        }
+        match characters.next() {
+            None => return Some(elements),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
     }
 }
 
@@ -150,6 +195,21 @@ mod tests {
             normalize("\"$user\", public", None, Some("string"), true),
             "$user,public"
         );
+    }
+
+    /// What PostgreSQL stores for an element with a quote or comma in it
+    /// (doubled quotes inside quotes) equals the manifest's plain spelling.
+    #[test]
+    fn list_elements_in_postgres_quoting_equal_the_manifests_spelling() {
+        let list = |text: &str| normalize(text, None, Some("string"), true);
+        assert_eq!(
+            list("\"sch\"\"ema; --\", public"),
+            list("\"sch\"ema; --\", public")
+        );
+        assert_eq!(list("\"sch\"\"ema; --\", public"), "sch\"ema; --,public");
+        assert_eq!(list("\"a,b\", c"), "a,b,c");
+        assert_ne!(list("\"a,b\", c"), list("a, b, d"));
+        assert_eq!(list(""), "");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(crate) fn desired_items(
     offline: bool,
 ) -> Result<Vec<DesiredItem>> {
     if !module.item_sources.is_empty() {
-        return Ok(source_items(module, spec));
+        return source_items(module, spec, templates);
     }
     let identity = match &module.identity_from {
         Some(expression) => templates.evaluate_text(expression, &json!({ "spec": spec }))?,
@@ -86,9 +86,26 @@ pub(crate) fn desired_items(
     }])
 }
 
+/// The identity of the item a map entry `key` of `source` stands for: the
+/// key, or what the source's `identity` expression makes of it.
+pub(crate) fn entry_identity(
+    source: &crate::modules::ItemSource,
+    spec: &Value,
+    key: &str,
+    templates: &Templates,
+) -> Result<String> {
+    match &source.identity {
+        Some(expression) => {
+            templates.evaluate_text(expression, &json!({ "spec": spec, "key": key }))
+        }
+        None => Ok(key.to_string()),
+    }
+}
+
 /// The items of a module with item sources: map entries (each named by its
-/// key) and whole fields (one item named by the field).
-fn source_items(module: &Module, spec: &Value) -> Vec<DesiredItem> {
+/// key, or the source's identity expression) and whole fields (one item
+/// named by the field).
+fn source_items(module: &Module, spec: &Value, templates: &Templates) -> Result<Vec<DesiredItem>> {
     let first_field = module
         .fields
         .first()
@@ -102,13 +119,17 @@ fn source_items(module: &Module, spec: &Value) -> Vec<DesiredItem> {
                 .try_fold(spec, |value, key| value.get(key))
                 .and_then(Value::as_object);
             let field = source.field.clone().unwrap_or_else(|| first_field.clone());
-            for (identity, value) in entries.into_iter().flatten() {
-                if source.except.contains(identity) {
+            for (key, value) in entries.into_iter().flatten() {
+                if source.except.contains(key) {
                     continue;
                 }
+                let mut fields = Map::from_iter([(field.clone(), value.clone())]);
+                if let Some(key_field) = &source.key_field {
+                    fields.insert(key_field.clone(), json!(key));
+                }
                 items.push(DesiredItem {
-                    identity: identity.clone(),
-                    fields: Map::from_iter([(field.clone(), value.clone())]),
+                    identity: entry_identity(source, spec, key, templates)?,
+                    fields,
                     secrets: BTreeMap::new(),
                 });
             }
@@ -123,7 +144,7 @@ fn source_items(module: &Module, spec: &Value) -> Vec<DesiredItem> {
             });
         }
     }
-    items
+    Ok(items)
 }
 
 /// The spec as the ledger records it: sensitive fields as `(sensitive)`.

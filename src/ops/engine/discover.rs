@@ -365,7 +365,7 @@ impl Engine {
     }
 
     /// What discovery and inventory templates see: the server facts, the
-    /// wanted identities (`names`) and items with their specs (`wanted`),
+    /// wanted identities (`names`) and items with their fields and specs (`wanted`),
     /// those of `extra` (resources that left the manifests) included.
     fn scope_context(
         &self,
@@ -399,6 +399,8 @@ impl Engine {
                 resource.items.iter().map(move |item| {
                     json!({
                         "identity": item.identity,
+                        // Secrets as `(sensitive)`, as in the spec.
+                        "fields": item.fields,
                         "spec": redact_spec(module, &resource.spec),
                         "lead": resource.lead,
                         // Not in the manifests: being pruned, or superseded.

@@ -40,7 +40,7 @@ pub use ownership::{claim_created, prune_resource};
 pub use render::{RenderMode, Step};
 
 // Shared by the parts of the engine.
-use desired::{desired_items, redact_spec};
+use desired::{desired_items, entry_identity, redact_spec};
 use plan_resource::observed_fields;
 
 /// The last line of the comment of every object fleetform creates: it
@@ -261,6 +261,42 @@ pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;
 /// One discovered object: field name to value.
 pub type Row = Map<String, Value>;
 
+/// Two resources of a kind with item sources that set one item (a
+/// parameter) on one target would change it back and forth on every apply:
+/// the later one is refused, naming the first.
+fn refuse_items_set_twice(resources: &mut [DesiredResource], modules: &ModuleCatalog) {
+    let mut first: BTreeMap<(String, String, Option<String>, String), String> = BTreeMap::new();
+    for resource in resources.iter_mut() {
+        let itemized = modules
+            .iter()
+            .any(|module| module.kind == resource.kind && !module.item_sources.is_empty());
+        if !itemized || resource.blocked.is_some() {
+            continue;
+        }
+        let mut twice = Vec::new();
+        for item in &resource.items {
+            let key = (
+                resource.target.clone(),
+                resource.kind.clone(),
+                resource.database.clone(),
+                item.identity.clone(),
+            );
+            match first.get(&key) {
+                Some(earlier) => twice.push(format!("{} (also set by {earlier})", item.identity)),
+                None => {
+                    first.insert(key, resource.address.clone());
+                }
+            }
+        }
+        if !twice.is_empty() {
+            resource.blocked = Some(Blocked::Refused(format!(
+                "sets what another object sets: {}; one object per item and target, or every apply would change it back and forth",
+                twice.join(", ")
+            )));
+        }
+    }
+}
+
 impl Engine {
     /// Desired resources of `fleet` with modules and endpoints; reads secrets.
     pub fn prepare(
@@ -400,6 +436,7 @@ impl Engine {
                 blocked,
             });
         }
+        refuse_items_set_twice(&mut resources, &modules);
         if keep.is_none() {
             for object in &fleet.manifests.objects {
                 let Some(info) = catalog.kind(&object.kind) else {

@@ -210,7 +210,15 @@ impl Engine {
                         .and_then(Value::as_object)
                         .into_iter()
                         .flatten()
-                        .filter(|(identity, _)| !claimed(identity))
+                        .filter(|(key, _)| {
+                            let source = module.item_sources.first();
+                            let identity = source
+                                .and_then(|source| {
+                                    entry_identity(source, recorded, key, &self.templates).ok()
+                                })
+                                .unwrap_or_else(|| key.to_string());
+                            !claimed(&identity)
+                        })
                         .map(|(identity, value)| (identity.clone(), value.clone()))
                         .collect();
                     if dropped.is_empty() {

@@ -1,0 +1,1 @@
+{% if spec.role is defined %}ALTER ROLE {{ spec.role|ident }}{% if spec.database is defined %} IN DATABASE {{ spec.database|ident }}{% endif %}{% else %}ALTER DATABASE {{ spec.database|ident }}{% endif %}
