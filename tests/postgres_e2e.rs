@@ -4193,3 +4193,271 @@ fn role_settings_the_server_cannot_take_are_refused_by_plan() {
         assert!(planned.contains(twice), "{twice}: {planned}");
     }
 }
+
+/// Issue 13, gap 2: a subscription's owner, its WITH options (those of the
+/// server's version) and the publisher connection's connect_timeout and
+/// application_name are created, changed in place, repaired after a change
+/// by hand, and the next plan is empty; options the server's version does
+/// not have are refused at plan.
+#[test]
+fn subscription_owner_options_and_connection_parameters_converge() {
+    let publisher = PostgresServer::start_with(&["wal_level=logical"]);
+    let subscriber = PostgresServer::start();
+    let version: u32 = subscriber.psql("SHOW server_version_num").parse().unwrap();
+    for server in [&publisher, &subscriber] {
+        server.psql("CREATE DATABASE shop");
+        server.psql_on("shop", "CREATE TABLE orders (id int PRIMARY KEY)");
+    }
+    publisher.psql("CREATE ROLE repl LOGIN REPLICATION PASSWORD 'repl-secret'");
+    publisher.psql_on(
+        "shop",
+        "GRANT SELECT ON orders TO repl; CREATE PUBLICATION orders FOR TABLE orders",
+    );
+    let repository = tempfile::tempdir().unwrap();
+    let environment = repository.path().join("environments/test");
+    std::fs::create_dir_all(&environment).unwrap();
+    std::fs::write(
+        environment.join("environment.yaml"),
+        "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\nspec:\n  connectionDefaults:\n    postgres:\n      user: postgres\n      password: {fromEnv: FLEETFORM_TEST_PG_PASSWORD}\n      sslMode: disable\n",
+    )
+    .unwrap();
+    let write = |options: &str| {
+        std::fs::write(
+            environment.join("fleet.yaml"),
+            format!(
+                "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {port}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: sub_owner}}\nspec:\n  on: {{instances: [pg-sub]}}\n  superuser: true\n\
+---\napiVersion: fleetform/v1\nkind: PostgresSubscription\nmetadata: {{name: eu_orders}}\nspec:\n  on: {{instances: [pg-sub]}}\n  database: shop\n  publisher: {{host: 127.0.0.1, port: {publisher_port}, database: shop, user: repl, sslMode: disable, connectTimeout: 10, applicationName: eu_apply}}\n  password: {{fromEnv: FLEETFORM_TEST_REPL_PASSWORD}}\n  publications: [orders]\n{options}",
+                port = subscriber.port,
+                publisher_port = publisher.port,
+            ),
+        )
+        .unwrap();
+    };
+    let run = |arguments: &[&str], code: i32| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(arguments)
+            .args(["-e", "test", "--repo"])
+            .arg(repository.path())
+            .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
+            .env("FLEETFORM_TEST_REPL_PASSWORD", "repl-secret")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{arguments:?}: {text}");
+        assert!(
+            !text.contains("repl-secret"),
+            "the password was printed: {text}"
+        );
+        text
+    };
+    let newer = if version >= 160000 {
+        "  origin: none\n"
+    } else {
+        ""
+    };
+    let options = |commit: &str, binary: bool| {
+        format!(
+            "  owner: sub_owner\n  synchronousCommit: {commit}\n  binary: {binary}\n  streaming: on\n  disableOnError: true\n{newer}"
+        )
+    };
+    write(&options("local", true));
+    let planned = run(&["plan"], 2);
+    assert!(
+        planned.contains("\"synchronous_commit\" = 'local', \"binary\" = TRUE, \"streaming\" = 'on', \"disable_on_error\" = TRUE"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("connect_timeout=''10'' application_name=''eu_apply''"),
+        "{planned}"
+    );
+    run(&["apply", "--auto-approve"], 0);
+    run(&["plan"], 0);
+    let stored = || {
+        subscriber.psql_on(
+            "shop",
+            "SELECT pg_get_userbyid(subowner) || ' ' || subsynccommit || ' ' || subbinary || ' ' || subdisableonerr
+             FROM pg_subscription WHERE subname = 'eu_orders'",
+        )
+    };
+    assert_eq!(stored(), "sub_owner local true true");
+    if version >= 160000 {
+        assert_eq!(
+            subscriber.psql_on("shop", "SELECT suborigin FROM pg_subscription"),
+            "none"
+        );
+    }
+    // The publisher sees the connection under its application_name.
+    assert!(
+        publisher.wait_for(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'eu_apply'",
+            "1",
+            Duration::from_secs(60)
+        ),
+        "{}",
+        publisher.psql("SELECT string_agg(application_name, ', ') FROM pg_stat_replication")
+    );
+
+    // Changed in place.
+    write(&options("off", false));
+    let planned = run(&["plan"], 2);
+    assert!(
+        planned.contains("ALTER SUBSCRIPTION \"eu_orders\" SET (\"synchronous_commit\" = 'off', \"binary\" = FALSE);"),
+        "{planned}"
+    );
+    run(&["apply", "--auto-approve"], 0);
+    assert_eq!(stored(), "sub_owner off false true");
+    run(&["plan"], 0);
+
+    // Changed by hand: drift, repaired.
+    subscriber.psql_on(
+        "shop",
+        "ALTER SUBSCRIPTION eu_orders SET (disable_on_error = false); ALTER SUBSCRIPTION eu_orders OWNER TO postgres",
+    );
+    let drift = run(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresSubscription/eu_orders@pg-sub"),
+        "{drift}"
+    );
+    run(&["apply", "--auto-approve"], 0);
+    assert_eq!(stored(), "sub_owner off false true");
+    run(&["plan"], 0);
+
+    // What this server's version does not have is refused at plan.
+    if version < 160000 {
+        write(&(options("off", false) + "  origin: none\n"));
+        let refused = run(&["plan"], 1);
+        assert!(
+            refused.contains("sets origin, which subscriptions have from PostgreSQL 16"),
+            "{refused}"
+        );
+    }
+}
+
+/// Issue 13, gap 2: a publication's owner, column lists (in the manifest's
+/// order, whatever the table's), schemas published whole and
+/// publish_via_partition_root are created, changed in place (a column list
+/// by taking the table out and in again, in one transaction), repaired
+/// after changes by hand, and pruned; every second plan is empty.
+#[test]
+fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
+    let publication = |name: &str, body: &str| {
+        format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresPublication\nmetadata: {{name: {name}}}\nspec:\n  on: {{instances: [pg-test]}}\n  database: shop\n  owner: pub_owner\n{body}"
+        )
+    };
+    let manifests = |crm: &str, whole: &str, with_publication: bool| {
+        let mut text = role("pub_owner", "  superuser: true\n");
+        if with_publication {
+            text += &publication("crm", crm);
+            text += &publication("whole", whole);
+        }
+        text
+    };
+    let first = (
+        "  tables: [{schema: public, table: customers, columns: [name, id, email]}, public.notes]\n  publishViaPartitionRoot: true\n",
+        "  schemas: [sales]\n",
+    );
+    let fleet = Fleet::with_connection(
+        PostgresServer::start_with(&["wal_level=logical"]),
+        "",
+        &manifests(first.0, first.1, true),
+    );
+    fleet.server.psql("CREATE DATABASE shop");
+    fleet.server.psql_on(
+        "shop",
+        "CREATE SCHEMA sales; CREATE SCHEMA archive;
+         CREATE TABLE customers (id int PRIMARY KEY, name text, email text, secret text);
+         CREATE TABLE notes (id int PRIMARY KEY);
+         CREATE TABLE sales.orders (id int PRIMARY KEY)",
+    );
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains("CREATE PUBLICATION \"crm\" FOR TABLE \"public\".\"customers\" (\"name\", \"id\", \"email\"), \"public\".\"notes\" WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = TRUE);"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("CREATE PUBLICATION \"whole\" FOR TABLES IN SCHEMA \"sales\" WITH"),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.expect(&["plan"], 0);
+    let published = || {
+        fleet.server.psql_on(
+            "shop",
+            "SELECT pg_get_userbyid(p.pubowner) || ' ' || p.pubviaroot || ' | '
+                    || coalesce((SELECT string_agg(r.prrelid::regclass::text || coalesce(' (' || (SELECT string_agg(a.attname, ',' ORDER BY a.attnum)
+                                                                                  FROM pg_attribute a
+                                                                                  WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)) || ')', ''),
+                                          ', ' ORDER BY r.prrelid::regclass::text)
+                        FROM pg_publication_rel r WHERE r.prpubid = p.oid), '') || ' | '
+                    || coalesce((SELECT string_agg(n.nspname, ',' ORDER BY n.nspname)
+                                 FROM pg_publication_namespace pn JOIN pg_namespace n ON n.oid = pn.pnnspid
+                                 WHERE pn.pnpubid = p.oid), '')
+             FROM pg_publication p WHERE p.pubname IN ('crm', 'whole') ORDER BY p.pubname",
+        )
+    };
+    assert_eq!(
+        published(),
+        "pub_owner true | customers (id,name,email), notes | \npub_owner false |  | sales"
+    );
+
+    // Changed in place.
+    let second = (
+        "  tables: [{schema: public, table: customers, columns: [id, name]}, public.notes]\n",
+        "  schemas: [archive]\n",
+    );
+    fleet.write(&manifests(second.0, second.1, true));
+    let planned = fleet.expect(&["plan"], 2);
+    for statement in [
+        "ALTER PUBLICATION \"crm\" DROP TABLE \"public\".\"customers\";",
+        "ALTER PUBLICATION \"crm\" ADD TABLE \"public\".\"customers\" (\"id\", \"name\");",
+        "ALTER PUBLICATION \"whole\" DROP TABLES IN SCHEMA \"sales\";",
+        "ALTER PUBLICATION \"whole\" ADD TABLES IN SCHEMA \"archive\";",
+        "publish_via_partition_root = FALSE",
+    ] {
+        assert!(planned.contains(statement), "{statement}: {planned}");
+    }
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        published(),
+        "pub_owner false | customers (id,name), notes | \npub_owner false |  | archive"
+    );
+    fleet.expect(&["plan"], 0);
+
+    // Changed by hand: drift, repaired.
+    fleet.server.psql_on(
+        "shop",
+        "ALTER PUBLICATION crm OWNER TO postgres; ALTER PUBLICATION whole ADD TABLES IN SCHEMA sales;
+         ALTER PUBLICATION crm SET TABLE customers (id, name, secret), notes",
+    );
+    let drift = fleet.expect(&["drift"], 3);
+    assert!(
+        drift.contains("drifted PostgresPublication/crm@pg-test")
+            && drift.contains("drifted PostgresPublication/whole@pg-test"),
+        "{drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        published(),
+        "pub_owner false | customers (id,name), notes | \npub_owner false |  | archive"
+    );
+    fleet.expect(&["plan"], 0);
+
+    // Pruned once it leaves the manifests.
+    fleet.write(&manifests("", "", false));
+    fleet.expect(&["plan"], 0);
+    let pruned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(pruned.contains("DROP PUBLICATION \"crm\";"), "{pruned}");
+    assert!(pruned.contains("DROP PUBLICATION \"whole\";"), "{pruned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet
+            .server
+            .psql_on("shop", "SELECT count(*) FROM pg_publication"),
+        "0"
+    );
+    fleet.expect(&["plan", "--prune"], 0);
+}

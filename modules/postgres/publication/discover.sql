@@ -1,25 +1,57 @@
-{# Every publication of the database. #}
+{# Every publication of the database. Tables are written as the manifest
+   writes them: `schema.table`, or an object when a name holds a dot, when
+   only some columns are published, or when the manifest writes that table
+   as an object; a column list in the manifest's order when it names the
+   same columns. #}
+{% set ns = namespace(tables=[]) %}
+{% for item in wanted %}{% for table in item.spec.tables|default([]) if table is mapping %}{% set ns.tables = ns.tables + [(item.identity, table.schema, table.table, table.columns|default(none))] %}{% endfor %}{% endfor %}
+WITH written (publication, schema, "table", columns) AS (
+    VALUES {% for publication, schema, table, columns in ns.tables %}({{ publication }}::name, {{ schema }}::name, {{ table }}::name, {% if columns is none %}NULL{% else %}ARRAY[{% for column in columns %}{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}]{% endif %}::name[]){% if not loop.last %},
+           {% endif %}{% else %}(NULL::name, NULL::name, NULL::name, NULL::name[]){% endfor %}
+
+)
 SELECT coalesce(json_agg(row_to_json(publications) ORDER BY publications.identity), '[]'::json)
 FROM (
     SELECT p.pubname AS identity,
            p.puballtables AS "allTables",
            {# The tables named in the publication (not the partitions that
               pg_publication_tables would list for a partitioned one). #}
-           {# As the manifest writes them: schema.table, or an object when a
-              name holds a dot. #}
            coalesce((SELECT json_agg(CASE WHEN strpos(n.nspname, '.') > 0 OR strpos(c.relname, '.') > 0
-                                          THEN json_build_object('schema', n.nspname, 'table', c.relname)
+                                               OR listed.columns IS NOT NULL OR w.publication IS NOT NULL
+                                          THEN json_strip_nulls(json_build_object('schema', n.nspname, 'table', c.relname,
+                                                   'columns', CASE WHEN w.columns IS NOT NULL
+                                                                    AND (SELECT array_agg(x ORDER BY x) FROM unnest(w.columns) x)
+                                                                      = (SELECT array_agg(x ORDER BY x) FROM unnest(listed.columns) x)
+                                                                   THEN w.columns ELSE listed.columns END))
                                           ELSE to_json(n.nspname || '.' || c.relname) END
                                      ORDER BY n.nspname, c.relname)
                      FROM pg_publication_rel r
                      JOIN pg_class c ON c.oid = r.prrelid
                      JOIN pg_namespace n ON n.oid = c.relnamespace
+                     CROSS JOIN LATERAL (
+{% if server_version_num >= 150000 %}
+                         SELECT CASE WHEN r.prattrs IS NOT NULL THEN
+                                    ARRAY(SELECT a.attname FROM pg_attribute a
+                                          WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
+                                          ORDER BY a.attnum) END AS columns
+{% else %}
+                         SELECT NULL::name[] AS columns
+{% endif %}
+                     ) listed
+                     LEFT JOIN written w ON w.publication = p.pubname AND w.schema = n.nspname AND w."table" = c.relname
                      WHERE r.prpubid = p.oid), '[]'::json) AS tables,
+{% if server_version_num >= 150000 %}
+           (SELECT json_agg(n.nspname ORDER BY n.nspname)
+            FROM pg_publication_namespace pn JOIN pg_namespace n ON n.oid = pn.pnnspid
+            WHERE pn.pnpubid = p.oid) AS schemas,
+{% endif %}
            (SELECT json_agg(operation ORDER BY operation) FROM (
                 SELECT 'insert' AS operation WHERE p.pubinsert
                 UNION ALL SELECT 'update' WHERE p.pubupdate
                 UNION ALL SELECT 'delete' WHERE p.pubdelete
                 UNION ALL SELECT 'truncate' WHERE p.pubtruncate) operations) AS operations,
+           p.pubviaroot AS "publishViaPartitionRoot",
+           pg_get_userbyid(p.pubowner) AS owner,
            marked.comment,
            marked.owned,
            marked."ownedBy",

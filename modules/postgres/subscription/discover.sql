@@ -8,13 +8,29 @@ FROM (
                'port', CASE WHEN parts.port ~ '^[0-9]{1,5}$' THEN parts.port::int END,
                'database', parts.dbname,
                'user', parts.username,
-               'sslMode', parts.sslmode
+               'sslMode', parts.sslmode,
+               'connectTimeout', CASE WHEN parts.connect_timeout ~ '^[0-9]{1,9}$' THEN parts.connect_timeout::int END,
+               'applicationName', parts.application_name
            )) AS publisher,
            parts.password,
            {{ is_superuser }} AS "passwordReadable",
            to_json(s.subpublications) AS publications,
            s.subenabled AS enabled,
            s.subslotname AS "slotName",
+           pg_get_userbyid(s.subowner) AS owner,
+           s.subsynccommit AS "synchronousCommit",
+{% if server_version_num >= 140000 %}
+           s.subbinary AS binary,
+{% endif %}
+{% if server_version_num >= 160000 %}
+           CASE s.substream WHEN 'f' THEN 'off' WHEN 't' THEN 'on' WHEN 'p' THEN 'parallel' END AS streaming,
+           s.suborigin AS origin,
+{% else %}
+           CASE WHEN s.substream THEN 'on' ELSE 'off' END AS streaming,
+{% endif %}
+{% if server_version_num >= 150000 %}
+           s.subdisableonerr AS "disableOnError",
+{% endif %}
            marked.comment,
            marked.owned,
            marked."ownedBy",

@@ -17,6 +17,13 @@ ALTER SUBSCRIPTION {{ name|ident }} SET PUBLICATION {{ desired.publications|iden
 {% if "enabled" in changed and not desired.enabled %}
 ALTER SUBSCRIPTION {{ name|ident }} DISABLE;
 {% endif %}
+{% set options = ["synchronousCommit", "binary", "streaming", "disableOnError", "origin"]|select("in", changed)|list %}
+{% if options %}
+ALTER SUBSCRIPTION {{ name|ident }} SET ({% include "modules/postgres/subscription/options.sql" %});
+{% endif %}
+{% if "owner" in changed %}
+ALTER SUBSCRIPTION {{ name|ident }} OWNER TO {{ desired.owner|ident }};
+{% endif %}
 {% if "refresh" in changed %}
 ALTER SUBSCRIPTION {{ name|ident }} REFRESH PUBLICATION;
 {% endif %}
