@@ -3590,7 +3590,7 @@ fn an_imported_server_plans_nothing() {
          CREATE TYPE app.mood AS ENUM ('calm');
          GRANT USAGE ON TYPE app.mood TO reader;
          CREATE TABLE app.\"line.items\" (id int PRIMARY KEY);
-         CREATE PUBLICATION app_changes FOR TABLE app.t1, app.\"line.items\" WITH (publish = 'insert, update');
+         CREATE PUBLICATION app_changes FOR TABLE app.t1 WHERE (id > 5 AND id IN (7, 8)), app.\"line.items\" (id) WITH (publish = 'insert, update');
          COMMENT ON PUBLICATION app_changes IS 'for the warehouse';
          ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA app GRANT SELECT ON TABLES TO reader;",
     );
@@ -4357,7 +4357,7 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
         text
     };
     let first = (
-        "  tables: [{schema: public, table: customers, columns: [name, id, email]}, public.notes]\n  publishViaPartitionRoot: true\n",
+        "  tables: [{schema: public, table: customers, columns: [name, id, email]}, {schema: public, table: notes, where: 'id > 10 AND id < 1000'}]\n  publishViaPartitionRoot: true\n",
         "  schemas: [sales]\n",
     );
     let fleet = Fleet::with_connection(
@@ -4375,7 +4375,7 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     );
     let planned = fleet.expect(&["plan"], 2);
     assert!(
-        planned.contains("CREATE PUBLICATION \"crm\" FOR TABLE \"public\".\"customers\" (\"name\", \"id\", \"email\"), \"public\".\"notes\" WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = TRUE);"),
+        planned.contains("CREATE PUBLICATION \"crm\" FOR TABLE \"public\".\"customers\" (\"name\", \"id\", \"email\"), \"public\".\"notes\" WHERE (id > 10 AND id < 1000) WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = TRUE);"),
         "{planned}"
     );
     assert!(
@@ -4390,7 +4390,8 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
             "SELECT pg_get_userbyid(p.pubowner) || ' ' || p.pubviaroot || ' | '
                     || coalesce((SELECT string_agg(r.prrelid::regclass::text || coalesce(' (' || (SELECT string_agg(a.attname, ',' ORDER BY a.attnum)
                                                                                   FROM pg_attribute a
-                                                                                  WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)) || ')', ''),
+                                                                                  WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)) || ')', '')
+                                                                   || coalesce(' where ' || pg_get_expr(r.prqual, r.prrelid), ''),
                                           ', ' ORDER BY r.prrelid::regclass::text)
                         FROM pg_publication_rel r WHERE r.prpubid = p.oid), '') || ' | '
                     || coalesce((SELECT string_agg(n.nspname, ',' ORDER BY n.nspname)
@@ -4401,12 +4402,12 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     };
     assert_eq!(
         published(),
-        "pub_owner true | customers (id,name,email), notes | \npub_owner false |  | sales"
+        "pub_owner true | customers (id,name,email), notes where ((id > 10) AND (id < 1000)) | \npub_owner false |  | sales"
     );
 
     // Changed in place.
     let second = (
-        "  tables: [{schema: public, table: customers, columns: [id, name]}, public.notes]\n",
+        "  tables: [{schema: public, table: customers, columns: [id, name]}, {schema: public, table: notes, where: 'id > 20'}]\n",
         "  schemas: [archive]\n",
     );
     fleet.write(&manifests(second.0, second.1, true));
@@ -4414,6 +4415,8 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     for statement in [
         "ALTER PUBLICATION \"crm\" DROP TABLE \"public\".\"customers\";",
         "ALTER PUBLICATION \"crm\" ADD TABLE \"public\".\"customers\" (\"id\", \"name\");",
+        "ALTER PUBLICATION \"crm\" DROP TABLE \"public\".\"notes\";",
+        "ALTER PUBLICATION \"crm\" ADD TABLE \"public\".\"notes\" WHERE (id > 20);",
         "ALTER PUBLICATION \"whole\" DROP TABLES IN SCHEMA \"sales\";",
         "ALTER PUBLICATION \"whole\" ADD TABLES IN SCHEMA \"archive\";",
         "publish_via_partition_root = FALSE",
@@ -4423,7 +4426,7 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         published(),
-        "pub_owner false | customers (id,name), notes | \npub_owner false |  | archive"
+        "pub_owner false | customers (id,name), notes where (id > 20) | \npub_owner false |  | archive"
     );
     fleet.expect(&["plan"], 0);
 
@@ -4431,7 +4434,7 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     fleet.server.psql_on(
         "shop",
         "ALTER PUBLICATION crm OWNER TO postgres; ALTER PUBLICATION whole ADD TABLES IN SCHEMA sales;
-         ALTER PUBLICATION crm SET TABLE customers (id, name, secret), notes",
+         ALTER PUBLICATION crm SET TABLE customers (id, name, secret), notes WHERE (id > 5)",
     );
     let drift = fleet.expect(&["drift"], 3);
     assert!(
@@ -4442,7 +4445,7 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         published(),
-        "pub_owner false | customers (id,name), notes | \npub_owner false |  | archive"
+        "pub_owner false | customers (id,name), notes where (id > 20) | \npub_owner false |  | archive"
     );
     fleet.expect(&["plan"], 0);
 

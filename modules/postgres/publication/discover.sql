@@ -3,11 +3,24 @@
    only some columns are published, or when the manifest writes that table
    as an object; a column list in the manifest's order when it names the
    same columns. #}
+{# A row filter as the manifest writes it stands for the server's when
+   both read the same once case (outside quotes), parentheses, spaces and
+   casts are set aside: the server prints `region = 'eu'` as
+   `(region = 'eu'::text)`. `x` is the filter's text. #}
+{% set filter_key %}
+(SELECT string_agg(CASE WHEN part[1] IS NOT NULL THEN part[1]
+                        ELSE regexp_replace(regexp_replace(lower(part[2]),
+                                 '::(character varying|timestamp with(out)? time zone|time with(out)? time zone|double precision|bit varying|[a-z_][a-z0-9_]*)(\[\])?', '', 'g'),
+                             '[()[:space:]]', '', 'g') END, '' ORDER BY n)
+ FROM regexp_matches(x, '(''(?:[^'']|'''')*''|"(?:[^"]|"")*")|([^''"]+)', 'g') WITH ORDINALITY AS parts(part, n))
+{% endset %}
+{# The tables as the manifests write them: from the items' fields, where a
+   row filter is still text. #}
 {% set ns = namespace(tables=[]) %}
-{% for item in wanted %}{% for table in item.spec.tables|default([]) if table is mapping %}{% set ns.tables = ns.tables + [(item.identity, table.schema, table.table, table.columns|default(none))] %}{% endfor %}{% endfor %}
-WITH written (publication, schema, "table", columns) AS (
-    VALUES {% for publication, schema, table, columns in ns.tables %}({{ publication }}::name, {{ schema }}::name, {{ table }}::name, {% if columns is none %}NULL{% else %}ARRAY[{% for column in columns %}{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}]{% endif %}::name[]){% if not loop.last %},
-           {% endif %}{% else %}(NULL::name, NULL::name, NULL::name, NULL::name[]){% endfor %}
+{% for item in wanted %}{% for table in item.fields.tables|default([]) if table is mapping %}{% set ns.tables = ns.tables + [(item.identity, table.schema, table.table, table.columns|default(none), table.where|default(none))] %}{% endfor %}{% endfor %}
+WITH written (publication, schema, "table", columns, row_filter) AS (
+    VALUES {% for publication, schema, table, columns, row_filter in ns.tables %}({{ publication }}::name, {{ schema }}::name, {{ table }}::name, {% if columns is none %}NULL{% else %}ARRAY[{% for column in columns %}{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}]{% endif %}::name[], {{ row_filter }}::text){% if not loop.last %},
+           {% endif %}{% else %}(NULL::name, NULL::name, NULL::name, NULL::name[], NULL::text){% endfor %}
 
 )
 SELECT coalesce(json_agg(row_to_json(publications) ORDER BY publications.identity), '[]'::json)
@@ -17,12 +30,17 @@ FROM (
            {# The tables named in the publication (not the partitions that
               pg_publication_tables would list for a partitioned one). #}
            coalesce((SELECT json_agg(CASE WHEN strpos(n.nspname, '.') > 0 OR strpos(c.relname, '.') > 0
-                                               OR listed.columns IS NOT NULL OR w.publication IS NOT NULL
+                                               OR listed.columns IS NOT NULL OR listed.row_filter IS NOT NULL
+                                               OR w.publication IS NOT NULL
                                           THEN json_strip_nulls(json_build_object('schema', n.nspname, 'table', c.relname,
                                                    'columns', CASE WHEN w.columns IS NOT NULL
                                                                     AND (SELECT array_agg(x ORDER BY x) FROM unnest(w.columns) x)
                                                                       = (SELECT array_agg(x ORDER BY x) FROM unnest(listed.columns) x)
-                                                                   THEN w.columns ELSE listed.columns END))
+                                                                   THEN w.columns ELSE listed.columns END,
+                                                   'where', CASE WHEN w.row_filter IS NOT NULL AND listed.row_filter IS NOT NULL
+                                                                  AND (SELECT {{ filter_key }} FROM (SELECT w.row_filter AS x) written_filter)
+                                                                    = (SELECT {{ filter_key }} FROM (SELECT listed.row_filter AS x) live_filter)
+                                                                 THEN w.row_filter ELSE listed.row_filter END))
                                           ELSE to_json(n.nspname || '.' || c.relname) END
                                      ORDER BY n.nspname, c.relname)
                      FROM pg_publication_rel r
@@ -33,9 +51,10 @@ FROM (
                          SELECT CASE WHEN r.prattrs IS NOT NULL THEN
                                     ARRAY(SELECT a.attname FROM pg_attribute a
                                           WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
-                                          ORDER BY a.attnum) END AS columns
+                                          ORDER BY a.attnum) END AS columns,
+                                pg_get_expr(r.prqual, r.prrelid) AS row_filter
 {% else %}
-                         SELECT NULL::name[] AS columns
+                         SELECT NULL::name[] AS columns, NULL::text AS row_filter
 {% endif %}
                      ) listed
                      LEFT JOIN written w ON w.publication = p.pubname AND w.schema = n.nspname AND w."table" = c.relname

@@ -4,9 +4,10 @@ SELECT coalesce(json_agg(json_build_object('name', p.pubname, 'spec', json_strip
            'allTables', CASE WHEN p.puballtables THEN true END,
            'tables', CASE WHEN NOT p.puballtables THEN (
                SELECT coalesce(json_agg(CASE WHEN strpos(n.nspname, '.') > 0 OR strpos(c.relname, '.') > 0
-                                                  OR listed.columns IS NOT NULL
+                                                  OR listed.columns IS NOT NULL OR listed.row_filter IS NOT NULL
                                              THEN json_strip_nulls(json_build_object('schema', n.nspname, 'table', c.relname,
-                                                                                     'columns', listed.columns))
+                                                                                     'columns', listed.columns,
+                                                                                     'where', listed.row_filter))
                                              ELSE to_json(n.nspname || '.' || c.relname) END
                                         ORDER BY n.nspname, c.relname), '[]'::json)
                FROM pg_publication_rel r
@@ -17,9 +18,10 @@ SELECT coalesce(json_agg(json_build_object('name', p.pubname, 'spec', json_strip
                    SELECT CASE WHEN r.prattrs IS NOT NULL THEN
                               ARRAY(SELECT a.attname FROM pg_attribute a
                                     WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
-                                    ORDER BY a.attnum) END AS columns
+                                    ORDER BY a.attnum) END AS columns,
+                          pg_get_expr(r.prqual, r.prrelid) AS row_filter
 {% else %}
-                   SELECT NULL::name[] AS columns
+                   SELECT NULL::name[] AS columns, NULL::text AS row_filter
 {% endif %}
                ) listed
                WHERE r.prpubid = p.oid) END,

@@ -174,14 +174,52 @@ pub(crate) fn redact_spec(module: &Module, spec: &Value) -> Value {
     match spec {
         Value::Object(map) => {
             let mut redacted = redact_row(module, map);
-            for field in &module.sql {
-                if let Some(Value::String(code)) = redacted.get(field) {
-                    let code = code.trim().trim_end_matches(';').trim_end().to_string();
-                    redacted.insert(field.clone(), template::trusted_sql(code));
-                }
-            }
+            mark_sql(module, &mut redacted);
             Value::Object(redacted)
         }
         other => other.clone(),
+    }
+}
+
+/// Mark the user's own SQL in `object` (a spec, or an item's fields) to be
+/// written into scripts as it is: the module's `sql` paths, a field
+/// (`set`) or a field of each element of a list (`tables[].where`).
+pub(crate) fn mark_sql(module: &Module, object: &mut Map<String, Value>) {
+    for path in &module.sql {
+        match path.split_once("[].") {
+            Some((list, field)) => {
+                if let Some(Value::Array(elements)) = object.get_mut(list) {
+                    mark_sql_in_elements(elements, field);
+                }
+            }
+            None => mark_sql_field(object, path),
+        }
+    }
+}
+
+/// Mark the user's own SQL in the elements a set change added or removed
+/// (`set_changes.FIELD`), for the module's `sql` paths into lists.
+pub(crate) fn mark_sql_in_change(module: &Module, list: &str, elements: &mut [Value]) {
+    for path in &module.sql {
+        if let Some((path_list, field)) = path.split_once("[].")
+            && path_list == list
+        {
+            mark_sql_in_elements(elements, field);
+        }
+    }
+}
+
+fn mark_sql_in_elements(elements: &mut [Value], field: &str) {
+    for element in elements {
+        if let Value::Object(element) = element {
+            mark_sql_field(element, field);
+        }
+    }
+}
+
+fn mark_sql_field(object: &mut Map<String, Value>, field: &str) {
+    if let Some(Value::String(code)) = object.get(field) {
+        let code = code.trim().trim_end_matches(';').trim_end().to_string();
+        object.insert(field.to_string(), template::trusted_sql(code));
     }
 }

@@ -40,7 +40,7 @@ pub use ownership::{claim_created, prune_resource};
 pub use render::{RenderMode, Step};
 
 // Shared by the parts of the engine.
-use desired::{desired_items, entry_identity, redact_spec};
+use desired::{desired_items, entry_identity, mark_sql, mark_sql_in_change, redact_spec};
 use plan_resource::observed_fields;
 
 /// The last line of the comment of every object fleetform creates: it

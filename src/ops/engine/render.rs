@@ -44,13 +44,18 @@ impl Engine {
                 }
             }
         }
+        mark_sql(module, &mut desired);
         let set_changes: Map<String, Value> = item_diff
             .changes
             .iter()
             .map(|change| {
+                let mut added = change.added.clone();
+                let mut removed = change.removed.clone();
+                mark_sql_in_change(module, &change.field, &mut added);
+                mark_sql_in_change(module, &change.field, &mut removed);
                 (
                     change.field.clone(),
-                    json!({"added": change.added, "removed": change.removed}),
+                    json!({"added": added, "removed": removed}),
                 )
             })
             .collect();
