@@ -105,6 +105,21 @@ pub struct FieldRule {
     /// compared, checked and rendered as that value.
     #[serde(default)]
     pub latest: Option<String>,
+    /// For a sensitive field: what the secret must look like (a SCRAM
+    /// verifier), checked when it is read, with the message given when it
+    /// does not (the secret itself is never shown).
+    #[serde(default)]
+    pub secret_format: Option<SecretFormat>,
+}
+
+/// The shape a secret must have (`FieldRule::secret_format`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretFormat {
+    /// A regular expression the whole secret matches.
+    pub pattern: String,
+    /// What the secret is expected to be, for the error.
+    pub message: String,
 }
 
 /// A template reference: a file name, or a file with the connector it runs
@@ -720,6 +735,13 @@ fn parse_module(
         } else {
             serde_json::from_value(rule).with_context(|| format!("field {name}"))?
         };
+        if let Some(format) = &rule.secret_format {
+            if !rule.sensitive {
+                bail!("field {name} has a secretFormat: it must be sensitive");
+            }
+            regex::Regex::new(&format.pattern)
+                .with_context(|| format!("field {name}: secretFormat pattern"))?;
+        }
         if rule.change != Change::InPlace && rule.reason.is_none() {
             bail!("field {name} is not changed in place: give the `reason` the plan shows");
         }

@@ -4464,3 +4464,106 @@ fn publication_owner_columns_and_schemas_converge_drift_and_prune() {
     );
     fleet.expect(&["plan", "--prune"], 0);
 }
+
+/// Issue 13, gap 3: `password: null` leaves a role without a password (one
+/// set by hand is drift, removed again); `passwordVerifier` sets a SCRAM
+/// verifier computed elsewhere exactly as given, compares it exactly and
+/// never shows it; a secret that is not a verifier, both fields at once,
+/// and a password pasted into the manifest are refused without echoing it.
+#[test]
+fn roles_without_a_password_or_with_a_given_verifier_converge() {
+    let fleet = Fleet::new("");
+    // A verifier made by a server, as a password manager or another
+    // server would hand it over.
+    fleet.server.psql(
+        "SET password_encryption = 'scram-sha-256'; CREATE ROLE scratch PASSWORD 'given-elsewhere'",
+    );
+    let verifier = fleet
+        .server
+        .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'scratch'");
+    fleet.server.psql("DROP ROLE scratch");
+    assert!(verifier.starts_with("SCRAM-SHA-256$"), "{verifier}");
+    let secrets = fleet.repository.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("verifier"), &verifier).unwrap();
+    std::fs::write(secrets.join("not-a-verifier"), "hunter2-in-a-file").unwrap();
+    let manifests = [
+        role("nopass", "  login: true\n  password: null\n"),
+        role(
+            "hashed",
+            "  login: true\n  passwordVerifier: {fromFile: secrets/verifier}\n",
+        ),
+    ]
+    .concat();
+    fleet.write(&manifests);
+    let stored = |name: &str| {
+        fleet.server.psql(&format!(
+            "SELECT coalesce(rolpassword, '(none)') FROM pg_authid WHERE rolname = '{name}'"
+        ))
+    };
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(planned.contains("PASSWORD NULL"), "{planned}");
+    assert!(
+        !planned.contains(&verifier),
+        "the verifier was shown: {planned}"
+    );
+    let applied = fleet.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        !applied.contains(&verifier),
+        "the verifier was shown: {applied}"
+    );
+    assert_eq!(stored("nopass"), "(none)");
+    assert_eq!(stored("hashed"), verifier);
+    fleet.expect(&["plan"], 0);
+
+    // Passwords set by hand: drift on both, repaired.
+    fleet
+        .server
+        .psql("ALTER ROLE nopass PASSWORD 'by hand'; ALTER ROLE hashed PASSWORD 'also by hand'");
+    let drift = fleet.expect(&["drift"], 3);
+    for address in ["PostgresRole/nopass@pg-test", "PostgresRole/hashed@pg-test"] {
+        assert!(drift.contains(&format!("drifted {address}")), "{drift}");
+    }
+    assert!(
+        !drift.contains(&verifier),
+        "the verifier was shown: {drift}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(stored("nopass"), "(none)");
+    assert_eq!(stored("hashed"), verifier);
+    fleet.expect(&["plan"], 0);
+
+    // A secret that is not a verifier is refused, not sent as a password.
+    fleet.write(&role(
+        "hashed",
+        "  login: true\n  passwordVerifier: {fromFile: secrets/not-a-verifier}\n",
+    ));
+    let refused = fleet.expect(&["plan"], 1);
+    assert!(
+        refused.contains("is not a SCRAM-SHA-256 verifier"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("hunter2"),
+        "the secret was shown: {refused}"
+    );
+
+    // Both at once, or a password pasted into the manifest: invalid, and
+    // the pasted value is never echoed.
+    fleet.write(&role(
+        "hashed",
+        "  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n  passwordVerifier: {fromFile: secrets/verifier}\n",
+    ));
+    let invalid = fleet.expect(&["validate"], 1);
+    assert!(
+        invalid.contains("give the password or its verifier, not both"),
+        "{invalid}"
+    );
+    fleet.write(&role("hashed", "  password: pasted-hunter2\n"));
+    let invalid = fleet.expect(&["validate"], 1);
+    assert!(invalid.contains("/spec/password"), "{invalid}");
+    assert!(
+        !invalid.contains("pasted-hunter2"),
+        "the password was echoed: {invalid}"
+    );
+}

@@ -229,6 +229,8 @@ fn values_match(
         {
             true
         }
+        // No password declared (`password: null`): none on the server.
+        Compare::ScramPassword | Compare::Secret if wanted.is_null() => current.is_null(),
         Compare::ScramPassword => match (secret, current.as_str()) {
             // An MD5 hash where the server hashes passwords with SCRAM: the
             // weaker hash is drift, replaced by the SCRAM verifier fleetform

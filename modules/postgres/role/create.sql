@@ -2,7 +2,7 @@
    of the server's log (statements, slow statements, failing statements). Only
    a superuser may change these settings; for others the server's own logging
    decides (docs/operations.md). #}
-{% if desired.password is defined and is_superuser %}
+{% if ((desired.password is defined and desired.password is not none) or desired.passwordVerifier is defined) and is_superuser %}
 SET LOCAL log_statement = 'none';
 SET LOCAL log_min_duration_statement = -1;
 SET LOCAL log_min_error_statement = 'panic';
@@ -27,7 +27,10 @@ CREATE ROLE {{ name|ident }} WITH
     VALID UNTIL {{ desired.validUntil }}
 {% endif %}
 {% if desired.password is defined %}
-    PASSWORD {{ desired.password }}
+    PASSWORD {% if desired.password is none %}NULL{% else %}{{ desired.password }}{% endif %}
+
+{% elif desired.passwordVerifier is defined %}
+    PASSWORD {{ desired.passwordVerifier }}
 {% endif %}
 ;
 {% for group in desired.memberOf | default([]) %}

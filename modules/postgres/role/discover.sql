@@ -16,11 +16,13 @@ FROM (
                 ELSE to_char(r.rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END AS "validUntil",
 {% if is_superuser %}
            a.rolpassword AS password,
+           a.rolpassword AS "passwordVerifier",
            true AS "passwordReadable",
            {# An MD5 hash is replaced by a SCRAM verifier where the server hashes with SCRAM. #}
            current_setting('password_encryption') AS "passwordEncryption",
 {% else %}
            NULL AS password,
+           NULL AS "passwordVerifier",
            false AS "passwordReadable",
 {% endif %}
            coalesce((SELECT json_agg(DISTINCT g.rolname)

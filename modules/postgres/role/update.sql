@@ -2,7 +2,7 @@
    of the server's log (statements, slow statements, failing statements). Only
    a superuser may change these settings; for others the server's own logging
    decides (docs/operations.md). #}
-{% if "password" in changed and is_superuser %}
+{% if (("password" in changed and desired.password is not none) or "passwordVerifier" in changed) and is_superuser %}
 SET LOCAL log_statement = 'none';
 SET LOCAL log_min_duration_statement = -1;
 SET LOCAL log_min_error_statement = 'panic';
@@ -35,7 +35,10 @@ ALTER ROLE {{ name|ident }} WITH CONNECTION LIMIT {{ desired.connectionLimit }};
 ALTER ROLE {{ name|ident }} WITH VALID UNTIL {{ desired.validUntil }};
 {% endif %}
 {% if "password" in changed %}
-ALTER ROLE {{ name|ident }} WITH PASSWORD {{ desired.password }};
+ALTER ROLE {{ name|ident }} WITH PASSWORD {% if desired.password is none %}NULL{% else %}{{ desired.password }}{% endif %};
+{% endif %}
+{% if "passwordVerifier" in changed %}
+ALTER ROLE {{ name|ident }} WITH PASSWORD {{ desired.passwordVerifier }};
 {% endif %}
 {% if "memberOf" in changed %}
 {% for group in set_changes.memberOf.added %}

@@ -61,14 +61,25 @@ pub(crate) fn desired_items(
             continue;
         };
         if rule.sensitive {
-            // A recorded spec holds `(sensitive)` where the secret was.
-            if offline && value.as_str() == Some(template::SENSITIVE) {
+            // A recorded spec holds `(sensitive)` where the secret was;
+            // null declares that there is none (a role without a password).
+            if value.is_null() || (offline && value.as_str() == Some(template::SENSITIVE)) {
                 fields.insert(field.clone(), value.clone());
                 continue;
             }
             let reference = SecretRef::from_manifest(value, &settings.repository_root)?;
             match reference.resolve() {
                 Ok(secret) => {
+                    if let Some(format) = &rule.secret_format {
+                        let pattern = regex::Regex::new(&format!("^(?:{})$", format.pattern))?;
+                        if !pattern.is_match(&secret) {
+                            bail!(
+                                "{field} of {identity}: the secret in {} is not {} (its value is not shown)",
+                                reference.describe(),
+                                format.message
+                            );
+                        }
+                    }
                     secrets.insert(field.clone(), secret);
                 }
                 Err(_) if offline => {}

@@ -34,7 +34,7 @@ impl Engine {
             // A secret that was not needed (a snapshot target) shows like any other.
             for (field, rule) in &module.fields {
                 if rule.sensitive
-                    && desired.contains_key(field)
+                    && desired.get(field).is_some_and(|value| !value.is_null())
                     && !item.secrets.contains_key(field)
                 {
                     desired.insert(
