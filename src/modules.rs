@@ -398,6 +398,11 @@ pub struct Ownership {
     /// that would drop it with them is refused unless named with `--destroy`.
     #[serde(default)]
     pub holds: Option<String>,
+    /// With `holds`: the boolean spec field that, in the spec last applied,
+    /// stands for `--destroy` (a schema's `dropCascade`): the prune drops
+    /// what the object holds with it, marked destructive.
+    #[serde(default)]
+    pub destroy_with: Option<String>,
     /// Each object is a database: dropping one drops what every
     /// database-scoped kind holds in it, so their `holds` count for it.
     #[serde(default)]

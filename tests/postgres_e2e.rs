@@ -4567,3 +4567,67 @@ fn roles_without_a_password_or_with_a_given_verifier_converge() {
         "the password was echoed: {invalid}"
     );
 }
+
+/// Issue 13, gap 4: a schema that still holds objects is refused by a
+/// prune, naming them; with `dropCascade: true` applied before it left the
+/// manifests, the prune drops it with them, marked destructive.
+#[test]
+fn a_schema_with_objects_is_pruned_with_cascade_only_when_declared() {
+    let manifests = |cascade: bool| {
+        [
+            database("appdb", ""),
+            schema("keep", "  database: appdb\n"),
+            schema(
+                "scratch",
+                &format!("  database: appdb\n  dropCascade: {cascade}\n"),
+            ),
+        ]
+        .concat()
+    };
+    let fleet = Fleet::new(&manifests(false));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.server.psql_on(
+        "appdb",
+        "CREATE TABLE scratch.t1 (id int); CREATE VIEW scratch.v1 AS SELECT 1 AS one;
+         CREATE TABLE keep.t2 (id int)",
+    );
+    let without_scratch = [database("appdb", ""), schema("keep", "  database: appdb\n")].concat();
+
+    // Without dropCascade: refused, naming what it holds.
+    fleet.write(&without_scratch);
+    let refused = fleet.expect(&["plan", "--prune"], 1);
+    assert!(
+        refused.contains("PostgresSchema scratch holds table scratch.t1, view scratch.v1"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("or set dropCascade: true on it and apply that before removing it"),
+        "{refused}"
+    );
+
+    // Declared and applied, then removed: pruned with what it holds.
+    fleet.write(&manifests(true));
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    fleet.write(&without_scratch);
+    let planned = fleet.expect(&["plan", "--prune"], 2);
+    assert!(
+        planned.contains("DROP SCHEMA \"scratch\" CASCADE;"),
+        "{planned}"
+    );
+    assert!(planned.contains("[destructive]"), "{planned}");
+    fleet.expect(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        fleet.server.psql_on(
+            "appdb",
+            "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname IN ('keep', 'scratch')"
+        ),
+        "keep"
+    );
+    assert_eq!(
+        fleet
+            .server
+            .psql_on("appdb", "SELECT count(*) FROM keep.t2"),
+        "0"
+    );
+    fleet.expect(&["plan", "--prune"], 0);
+}

@@ -26,14 +26,14 @@ impl Engine {
     }
 
     /// (kind, database, identity) of the objects inside databases that the
-    /// ledger of `target` says a resource applied: its last entry, unless
-    /// a deletion, read with the spec recorded then.
+    /// ledger of `target` says a resource applied (its last entry, unless
+    /// a deletion, read with the spec recorded then), with that spec.
     pub(crate) fn recorded(
         &self,
         target: &str,
         ledger: &BTreeMap<String, LedgerEntry>,
-    ) -> BTreeSet<(String, Option<String>, String)> {
-        let mut recorded = BTreeSet::new();
+    ) -> BTreeMap<(String, Option<String>, String), Value> {
+        let mut recorded = BTreeMap::new();
         for entry in ledger.values() {
             let (Some(kind), Some(spec), Some(database)) =
                 (&entry.kind, &entry.spec, &entry.database)
@@ -62,11 +62,12 @@ impl Engine {
             ) else {
                 continue;
             };
-            recorded.extend(
-                items
-                    .into_iter()
-                    .map(|item| (kind.clone(), Some(database.clone()), item.identity)),
-            );
+            recorded.extend(items.into_iter().map(|item| {
+                (
+                    (kind.clone(), Some(database.clone()), item.identity),
+                    spec.clone(),
+                )
+            }));
         }
         recorded
     }
@@ -369,12 +370,59 @@ impl Engine {
                 .cloned();
         }
         let identity = change.items.first()?.identity.clone();
-        Some(prune_resource(
+        let Some(Ok(observation)) = observations.get(&change.target) else {
+            return None;
+        };
+        let recorded = self.recorded(&change.target, &observation.ledger);
+        Some(self.marked_prune_resource(
             module,
             &change.target,
             change.database.as_deref(),
             &identity,
+            &recorded,
         ))
+    }
+
+    /// The stand-in of a marked object being pruned, with what the spec
+    /// last applied (`recorded`) says of the module's `destroyWith` field.
+    pub(crate) fn marked_prune_resource(
+        &self,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        identity: &str,
+        recorded: &BTreeMap<(String, Option<String>, String), Value>,
+    ) -> DesiredResource {
+        let mut resource = prune_resource(module, target, database, identity);
+        if let Some(field) = module
+            .ownership
+            .as_ref()
+            .and_then(|ownership| ownership.destroy_with.as_ref())
+            && let Some(value) = recorded
+                .get(&(
+                    module.kind.clone(),
+                    database.map(str::to_string),
+                    identity.to_string(),
+                ))
+                .and_then(|spec| spec.get(field))
+        {
+            resource.spec[field.as_str()] = value.clone();
+        }
+        resource
+    }
+
+    /// Whether the prune of `resource` drops what its object holds with it:
+    /// named with `--destroy`, or its spec (for a prune, the one last
+    /// applied) sets the module's `ownership.destroyWith` field.
+    pub(crate) fn destroys(&self, module: &Module, resource: &DesiredResource) -> bool {
+        self.settings.destroy.contains(&resource.address)
+            || module
+                .ownership
+                .as_ref()
+                .and_then(|ownership| ownership.destroy_with.as_ref())
+                .and_then(|field| resource.spec.get(field))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
     }
 
     /// What dropping the object of `row` would destroy that no module
@@ -482,10 +530,16 @@ impl Engine {
                 &observation.facts,
             ));
         }
-        let blocked = (!holdings.is_empty() && !self.settings.destroy.contains(&resource.address))
+        let blocked = (!holdings.is_empty() && !self.destroys(module, resource))
             .then(|| {
+                let declared = module
+                    .ownership
+                    .as_ref()
+                    .and_then(|ownership| ownership.destroy_with.as_ref())
+                    .map(|field| format!(", or set {field}: true on it and apply that before removing it"))
+                    .unwrap_or_default();
                 Blocked::CannotChange(format!(
-                    "dropping it would destroy what fleetform did not create:\n{}\nhint: to drop that too, plan with --destroy {}",
+                    "dropping it would destroy what fleetform did not create:\n{}\nhint: to drop that too, plan with --destroy {}{declared}",
                     holdings.join("\n"),
                     resource.address
                 ))

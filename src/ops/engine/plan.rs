@@ -184,7 +184,11 @@ impl Engine {
                     // its markers. The ledger must have recorded it there.
                     let unrecorded = marked
                         && module.scope == crate::modules::Scope::Database
-                        && !recorded.contains(&(kind.clone(), database.clone(), identity.clone()));
+                        && !recorded.contains_key(&(
+                            kind.clone(),
+                            database.clone(),
+                            identity.clone(),
+                        ));
                     let owned = marked && !unrecorded;
                     // Marked for another environment: theirs, listed as such.
                     let owned_by = module
@@ -196,8 +200,13 @@ impl Engine {
                         .filter(|_| !marked)
                         .map(str::to_string);
                     if owned && self.settings.prune {
-                        let resource =
-                            prune_resource(module, target, database.as_deref(), &identity);
+                        let resource = self.marked_prune_resource(
+                            module,
+                            target,
+                            database.as_deref(),
+                            &identity,
+                            &recorded,
+                        );
                         prunes.push((
                             prune_order,
                             self.plan_prune(

@@ -254,9 +254,17 @@ impl Engine {
                 .and_then(|entry| entry.spec.as_ref())
         {
             let current = recorded_spec(module, &resource.spec);
-            let owned = self
-                .ledger_module(&resource.kind, &resource.target, &current)
-                .is_some()
+            // A marker-owned kind's `destroyWith` field (a schema's
+            // dropCascade) is read from the ledger at prune: recorded too.
+            let destroy_with_changed = module
+                .ownership
+                .as_ref()
+                .and_then(|ownership| ownership.destroy_with.as_ref())
+                .is_some_and(|field| current.get(field) != recorded.get(field));
+            let owned = destroy_with_changed
+                || self
+                    .ledger_module(&resource.kind, &resource.target, &current)
+                    .is_some()
                 || self
                     .ledger_module(&resource.kind, &resource.target, recorded)
                     .is_some();
@@ -471,7 +479,7 @@ impl Engine {
             "name": item.identity,
             "facts": facts,
             "instance": self.instances.get(&resource.target),
-            "destroy": self.settings.destroy.contains(&resource.address),
+            "destroy": self.destroys(module, resource),
         });
         let mut risks: Vec<Risk> = item_diff
             .unreadable

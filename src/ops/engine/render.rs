@@ -74,10 +74,7 @@ impl Engine {
         context.insert("action".into(), json!(action.name()));
         if action == Action::Delete {
             // Named with --destroy: drop what it holds with it.
-            context.insert(
-                "destroy".into(),
-                json!(self.settings.destroy.contains(&resource.address)),
-            );
+            context.insert("destroy".into(), json!(self.destroys(module, resource)));
             // What the manifests keep in the same place, for deletes of
             // ledger-owned kinds that must leave it alone.
             let others: Vec<Value> = self
