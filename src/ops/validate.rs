@@ -248,7 +248,11 @@ pub fn schema_diagnostics(object: &ManifestObject, catalog: &SchemaCatalog) -> V
                 } else {
                     short_value(instance)
                 };
+                let pasted = is_secret && !error.instance().is_object();
                 let message = match description {
+                    // A scalar where a secret reference belongs: most
+                    // likely the secret itself, pasted in.
+                    _ if pasted => "expected a secret reference ({fromEnv: ...} or {fromFile: ...}), found a value that is not shown (it may be a secret)".to_string(),
                     Some(description) => {
                         format!("{shown} does not match any allowed form ({description})")
                     }
