@@ -289,6 +289,10 @@ pub struct RiskRule {
     /// A minijinja expression over `action`, `desired`, `observed`, `changed`.
     pub when: String,
     pub message: String,
+    /// An expression over the same context, shown after the message (what
+    /// the server reports, such as why Query Store runs read-only).
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// Items that discovery does not find and that cannot be created (a
@@ -491,6 +495,11 @@ struct ModuleFile {
     /// on one object from two sessions fail with "tuple concurrently updated").
     #[serde(default)]
     serial: bool,
+    /// The field of a discovered row listing why the object cannot be
+    /// dropped now (a login that is logged in or owns a database): a prune
+    /// or a replace of it is refused at plan with each reason.
+    #[serde(default)]
+    delete_blocked_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -564,6 +573,7 @@ pub struct Module {
     pub reapply_when_changed: bool,
     pub refresh_when: Option<String>,
     pub serial: bool,
+    pub delete_blocked_by: Option<String>,
 }
 
 impl Module {
@@ -572,6 +582,19 @@ impl Module {
         self.actions
             .all()
             .any(|action| action.through() == Through::Host)
+    }
+
+    /// Why the object of `row` cannot be dropped now (`deleteBlockedBy`).
+    pub fn delete_blockers(&self, row: &serde_json::Map<String, Value>) -> Vec<String> {
+        self.delete_blocked_by
+            .as_ref()
+            .and_then(|field| row.get(field))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
     }
 
     /// Full template name of a file of this module.
@@ -799,6 +822,7 @@ fn parse_module(
         reapply_when_changed: file.reapply_when_changed,
         refresh_when: file.refresh_when,
         serial: file.serial,
+        delete_blocked_by: file.delete_blocked_by,
     };
     let mut referenced = vec![module.discover.clone()];
     referenced.extend(module.import.clone());

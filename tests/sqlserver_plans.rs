@@ -112,7 +112,53 @@ fn scenarios() -> Vec<(PathBuf, &'static str, Vec<&'static str>)> {
         (fixtures(), "drifted", REPLACE_APP.to_vec()),
         (fixtures(), "hostile", vec![]),
         (fixtures(), "pruned", vec!["--prune"]),
+        (fixtures(), "defects", DEFECTS.to_vec()),
     ]
+}
+
+/// The defects scenario's plan arguments: prune, and replace the login
+/// whose SID differs.
+const DEFECTS: [&str; 3] = ["--prune", "--replace", "SqlLogin/pinned@sql-2017"];
+
+/// Issue 12: each defect of the review, as the plan from recorded
+/// discovery shows it (the pages each rests on are cited in the module
+/// files: DROP LOGIN, ALTER AUTHORIZATION, sys.database_query_store_options,
+/// CREATE DATABASE, ALTER DATABASE File and Filegroup options, the 2022
+/// server roles and permissions, mssql-conf).
+#[test]
+fn issue_12_defects_are_refused_or_marked_at_plan() {
+    let (code, text) = plan_text(&fixtures(), "defects", &DEFECTS);
+    assert_eq!(code, 1, "{text}");
+    for expected in [
+        // 6: DROP LOGIN refused while it is logged in or owns something,
+        // for a prune and for --replace, which runs in one transaction.
+        "error: cannot be dropped now: 1 open session(s); owns SQL Server Agent job [nightly load]",
+        "pinned cannot be dropped to be created again now: owns database [Reporting]",
+        "in one transaction (a failed CREATE LOGIN leaves the old login)",
+        // 10: the new owner is already a user of the database.
+        "(ALTER AUTHORIZATION fails with Msg 15110)",
+        // 9: the mode set, not the mode SQL Server fell back to.
+        "set READ_WRITE, running READ_ONLY, readonly_reason 65536",
+        // 5: version gates.
+        "queryCaptureMode CUSTOM, which needs SQL Server 2019 or later",
+        "asks for a UTF-8 collation, which needs SQL Server 2019 or later",
+        "names fixed server roles that SQL Server 2022 introduced (##MS_...##)",
+        "names server permissions that SQL Server 2022 introduced",
+        // 8: filegroups.
+        "makes filegroup PRIMARY read-only, which SQL Server does not allow",
+        "sets isDefault false on the default filegroup, but names no other filegroup as the default",
+        "[disruptive] MODIFY FILEGROUP ... READ_ONLY or READ_WRITE needs exclusive access",
+        // 7: a long name without files.
+        "has a name longer than 123 characters and no files listed",
+        // Minor: FILESTREAM disabled, trace flags on Linux.
+        "FILESTREAM is disabled on the instance",
+        "SQL Server on Linux keeps in mssql.conf",
+    ] {
+        assert!(text.contains(expected), "{expected}:\n{text}");
+    }
+    // The Query Store's mode is not a change: only the owner is.
+    assert!(!text.contains("operationMode"), "{text}");
+    insta::assert_snapshot!("defects_plan", text);
 }
 
 #[test]
@@ -302,12 +348,96 @@ fn hostile_names_keep_every_statement() {
 /// scenario's wanted objects and server facts, parses.
 #[test]
 fn every_discovery_query_parses() {
+    let scripts = discovery_scripts();
+    assert_eq!(scripts.len(), 4 * 7, "four modules on seven targets");
+    tsql::assert_parse(&scripts);
+}
+
+/// Issue 12, defects 2, 3, 4 and 9, in what discovery asks the server
+/// (no SQL Server runs here: the text is what can be checked).
+#[test]
+fn discovery_reads_what_each_defect_needs() {
+    let scripts = discovery_scripts();
+    let of = |kind: &str| -> Vec<&String> {
+        scripts
+            .iter()
+            .filter(|(label, _)| label.starts_with(&format!("discover {kind} ")))
+            .map(|(_, script)| script)
+            .collect()
+    };
+    // 4: the endpoint's authentication from the numeric connection_auth,
+    // one value for each of the schema's ten (sys.database_mirroring_endpoints).
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repository().join("schemas/sql-endpoint.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let mut methods: Vec<String> =
+        schema["properties"]["spec"]["properties"]["authentication"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|value| value.as_str().unwrap().to_string())
+            .collect();
+    methods.sort();
+    let mapping = regex::Regex::new(r"WHEN (\d+) THEN N'([A-Z ]+)'").unwrap();
+    for script in of("SqlEndpoint") {
+        assert!(!script.contains("connection_auth_desc"), "{script}");
+        let start = script.find("CASE e.connection_auth").expect("the mapping");
+        let end = start + script[start..].find("AS authentication").unwrap();
+        let mut mapped: Vec<(u32, String)> = mapping
+            .captures_iter(&script[start..end])
+            .map(|found| (found[1].parse().unwrap(), found[2].to_string()))
+            .collect();
+        assert_eq!(
+            mapped.iter().map(|(number, _)| *number).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        mapped.sort_by(|left, right| left.1.cmp(&right.1));
+        assert_eq!(
+            mapped
+                .into_iter()
+                .map(|(_, method)| method)
+                .collect::<Vec<_>>(),
+            methods
+        );
+    }
+    // 2: per-database catalogs are read only where the local replica
+    // allows it, each database on its own; 9: Query Store's mode set.
+    for script in of("SqlDatabase") {
+        let cursor = &script[script.find("DECLARE wanted_databases CURSOR").unwrap()..];
+        let cursor = &cursor[..cursor.find("OPEN wanted_databases").unwrap()];
+        assert!(
+            cursor.contains("sys.fn_hadr_is_primary_replica(d.name) = 1"),
+            "{cursor}"
+        );
+        assert!(
+            cursor.contains("secondary_role_allow_connections = 2"),
+            "{cursor}"
+        );
+        assert!(
+            script.contains("BEGIN TRY") && script.contains("INSERT INTO @unreadable"),
+            "{script}"
+        );
+        assert!(script.contains("q.desired_state_desc"), "{script}");
+    }
+    // 3: a dynamic option is compared by what runs.
+    for script in of("SqlConfiguration") {
+        assert!(
+            script.contains("CASE WHEN c.is_dynamic = 1 THEN c.value_in_use ELSE c.value END"),
+            "{script}"
+        );
+    }
+}
+
+/// Every SQL Server module's discovery query for every scenario's targets.
+fn discovery_scripts() -> Vec<(String, String)> {
     let mut scripts = Vec::new();
     for (root, environment) in [
         (repository(), "example-mssql"),
         (fixtures(), "drifted"),
         (fixtures(), "hostile"),
         (fixtures(), "pruned"),
+        (fixtures(), "defects"),
     ] {
         #[derive(Parser)]
         struct Arguments {
@@ -342,8 +472,7 @@ fn every_discovery_query_parses() {
             }
         }
     }
-    assert_eq!(scripts.len(), 4 * 5, "four modules on five targets");
-    tsql::assert_parse(&scripts);
+    scripts
 }
 
 /// No kind is silently dropped: every kind of example-mssql's manifests

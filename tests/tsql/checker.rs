@@ -78,6 +78,12 @@ pub fn exceptions() -> Vec<(&'static str, regex::Regex)> {
             "server-revoke-deny",
             format!(r"(?m)^(?:REVOKE [A-Z_ ]+ FROM {IDENTIFIER}(?: CASCADE)?|DENY [A-Z_ ]+ TO {IDENTIFIER});$"),
         ),
+        // The server permissions SQL Server 2022 added are not in its
+        // list of permission names.
+        (
+            "server-permissions-2022",
+            format!(r"(?m)^(?:GRANT|DENY) (?:VIEW SERVER (?:PERFORMANCE|SECURITY) STATE|VIEW SERVER SECURITY AUDIT|VIEW ANY (?:ERROR LOG|PERFORMANCE DEFINITION|SECURITY DEFINITION|CRYPTOGRAPHICALLY SECURED DEFINITION)|(?:CREATE|DROP) ANY EVENT SESSION|ALTER ANY EVENT SESSION [A-Z ]+) TO {IDENTIFIER};$"),
+        ),
         // No QUERY_STORE among the ALTER DATABASE SET options.
         (
             "query-store",

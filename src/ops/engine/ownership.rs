@@ -509,10 +509,12 @@ impl Engine {
         let mut items = Vec::new();
         let mut observed = BTreeMap::new();
         let mut holdings = Vec::new();
+        let mut blockers = Vec::new();
         for item in self.prune_remaining(module, resource, rows, &observation.facts) {
             let Some(row) = find_row(rows, &item.identity) else {
                 continue;
             };
+            blockers.extend(module.delete_blockers(row));
             let held = self.held(module, &resource.target, &item.identity, row, observation);
             // What it holds is part of what was read: a table added since
             // the plan makes a saved plan stale.
@@ -530,7 +532,15 @@ impl Engine {
                 &observation.facts,
             ));
         }
-        let blocked = (!holdings.is_empty() && !self.destroys(module, resource))
+        let blocked = if blockers.is_empty() {
+            None
+        } else {
+            Some(Blocked::Refused(format!(
+                "cannot be dropped now: {}",
+                blockers.join("; ")
+            )))
+        };
+        let blocked = blocked.or_else(|| (!holdings.is_empty() && !self.destroys(module, resource))
             .then(|| {
                 let declared = module
                     .ownership
@@ -543,7 +553,7 @@ impl Engine {
                     holdings.join("\n"),
                     resource.address
                 ))
-            });
+            }));
         ResourceChange {
             address: resource.address.clone(),
             kind: module.kind.clone(),

@@ -207,6 +207,18 @@ impl Engine {
                 }
             }
             cannot_change.extend(item_diff.cannot_change.iter().cloned());
+            if item_diff.action == Some(Action::Replace)
+                && let Some(row) = observed
+            {
+                let blockers = module.delete_blockers(row);
+                if !blockers.is_empty() {
+                    refused.push(format!(
+                        "{} cannot be dropped to be created again now: {}",
+                        item.identity,
+                        blockers.join("; ")
+                    ));
+                }
+            }
             let planned = self.plan_item(
                 module,
                 resource,
@@ -493,10 +505,18 @@ impl Engine {
             .collect();
         for rule in &module.risks {
             match self.templates.evaluate_condition(&rule.when, &risk_context) {
-                Ok(true) => risks.push(Risk {
-                    mark: rule.mark,
-                    message: rule.message.clone(),
-                }),
+                Ok(true) => {
+                    let detail = rule
+                        .detail
+                        .as_ref()
+                        .and_then(|detail| self.templates.evaluate_text(detail, &risk_context).ok())
+                        .map(|detail| format!(": {detail}"))
+                        .unwrap_or_default();
+                    risks.push(Risk {
+                        mark: rule.mark,
+                        message: format!("{}{detail}", rule.message),
+                    })
+                }
                 Ok(false) => {}
                 Err(error) => risks.push(Risk {
                     mark: rule.mark,

@@ -161,6 +161,23 @@ impl Engine {
                 through: step.through(),
             });
         }
+        // A replace whose delete and create both run in a transaction over
+        // the same connector runs as one script: a create that fails rolls
+        // the delete back, and the object stays as it was (a login).
+        if action == Action::Replace
+            && let [delete, create] = scripts.as_slice()
+            && delete.transaction
+            && create.transaction
+            && delete.through == create.through
+        {
+            let script = format!("{}\n{}", delete.script.trim_end(), create.script);
+            let through = delete.through;
+            scripts = vec![Step {
+                script,
+                transaction: true,
+                through,
+            }];
+        }
         Ok(scripts)
     }
 
