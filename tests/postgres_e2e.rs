@@ -4339,6 +4339,34 @@ fn subscription_owner_options_and_connection_parameters_converge() {
             "{refused}"
         );
     }
+
+    // Left the manifests: dropped with --prune only, its slot with it.
+    std::fs::write(
+        environment.join("fleet.yaml"),
+        format!(
+            "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {port}}}\n\
+---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: sub_owner}}\nspec:\n  on: {{instances: [pg-sub]}}\n  superuser: true\n",
+            port = subscriber.port,
+        ),
+    )
+    .unwrap();
+    run(&["plan"], 0);
+    let pruned = run(&["plan", "--prune"], 2);
+    assert!(
+        pruned.contains("DROP SUBSCRIPTION \"eu_orders\";"),
+        "{pruned}"
+    );
+    run(&["apply", "--auto-approve", "--prune"], 0);
+    assert_eq!(
+        subscriber.psql_on("shop", "SELECT count(*) FROM pg_subscription"),
+        "0"
+    );
+    assert_eq!(
+        publisher.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'eu_orders'"),
+        "0"
+    );
+    run(&["plan", "--prune"], 0);
 }
 
 /// Issue 13, gap 2: a publication's owner, column lists (in the manifest's
@@ -4536,6 +4564,31 @@ fn roles_without_a_password_or_with_a_given_verifier_converge() {
     fleet.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(stored("nopass"), "(none)");
     assert_eq!(stored("hashed"), verifier);
+    fleet.expect(&["plan"], 0);
+
+    // Changed: the verifier's role loses its password, the other gets one.
+    fleet.write(
+        &[
+            role(
+                "nopass",
+                "  login: true\n  password: {fromEnv: FLEETFORM_TEST_APP_PASSWORD}\n",
+            ),
+            role("hashed", "  login: true\n  password: null\n"),
+        ]
+        .concat(),
+    );
+    let planned = fleet.expect(&["plan"], 2);
+    assert!(
+        planned.contains("ALTER ROLE \"hashed\" WITH PASSWORD NULL;"),
+        "{planned}"
+    );
+    fleet.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(stored("hashed"), "(none)");
+    assert!(
+        stored("nopass").starts_with("SCRAM-SHA-256$"),
+        "{}",
+        stored("nopass")
+    );
     fleet.expect(&["plan"], 0);
 
     // A secret that is not a verifier is refused, not sent as a password.
