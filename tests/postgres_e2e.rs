@@ -4227,7 +4227,7 @@ fn subscription_owner_options_and_connection_parameters_converge() {
             format!(
                 "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {port}}}\n\
----\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: sub_owner}}\nspec:\n  on: {{instances: [pg-sub]}}\n  superuser: true\n\
+---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: sub_owner}}\nspec:\n  on: {{instances: [pg-sub]}}\n  superuser: true\n  login: true\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresSubscription\nmetadata: {{name: eu_orders}}\nspec:\n  on: {{instances: [pg-sub]}}\n  database: shop\n  publisher: {{host: 127.0.0.1, port: {publisher_port}, database: shop, user: repl, sslMode: disable, connectTimeout: 10, applicationName: eu_apply}}\n  password: {{fromEnv: FLEETFORM_TEST_REPL_PASSWORD}}\n  publications: [orders]\n{options}",
                 port = subscriber.port,
                 publisher_port = publisher.port,
@@ -4346,7 +4346,7 @@ fn subscription_owner_options_and_connection_parameters_converge() {
         format!(
             "apiVersion: fleetform/v1\nkind: Server\nmetadata: {{name: local}}\nspec: {{host: 127.0.0.1, os: linux, connection: {{method: local}}}}\n\
 ---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata: {{name: pg-sub}}\nspec: {{server: local, port: {port}}}\n\
----\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: sub_owner}}\nspec:\n  on: {{instances: [pg-sub]}}\n  superuser: true\n",
+---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: sub_owner}}\nspec:\n  on: {{instances: [pg-sub]}}\n  superuser: true\n  login: true\n",
             port = subscriber.port,
         ),
     )
