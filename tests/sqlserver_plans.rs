@@ -153,6 +153,9 @@ fn issue_12_defects_are_refused_or_marked_at_plan() {
         // Minor: FILESTREAM disabled, trace flags on Linux.
         "FILESTREAM is disabled on the instance",
         "SQL Server on Linux keeps in mssql.conf",
+        // From the second reader's review.
+        "declares contents for filegroups that exist with other contents",
+        "denies CONNECT SQL among deniedPermissions: write denyConnect: true instead",
     ] {
         assert!(text.contains(expected), "{expected}:\n{text}");
     }
