@@ -47,15 +47,7 @@ FROM (
                      JOIN pg_class c ON c.oid = r.prrelid
                      JOIN pg_namespace n ON n.oid = c.relnamespace
                      CROSS JOIN LATERAL (
-{% if server_version_num >= 150000 %}
-                         SELECT CASE WHEN r.prattrs IS NOT NULL THEN
-                                    ARRAY(SELECT a.attname FROM pg_attribute a
-                                          WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
-                                          ORDER BY a.attnum) END AS columns,
-                                pg_get_expr(r.prqual, r.prrelid) AS row_filter
-{% else %}
-                         SELECT NULL::name[] AS columns, NULL::text AS row_filter
-{% endif %}
+{% include "modules/postgres/publication/listed.sql" %}
                      ) listed
                      LEFT JOIN written w ON w.publication = p.pubname AND w.schema = n.nspname AND w."table" = c.relname
                      WHERE r.prpubid = p.oid), '[]'::json) AS tables,

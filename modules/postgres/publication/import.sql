@@ -14,15 +14,7 @@ SELECT coalesce(json_agg(json_build_object('name', p.pubname, 'spec', json_strip
                JOIN pg_class c ON c.oid = r.prrelid
                JOIN pg_namespace n ON n.oid = c.relnamespace
                CROSS JOIN LATERAL (
-{% if server_version_num >= 150000 %}
-                   SELECT CASE WHEN r.prattrs IS NOT NULL THEN
-                              ARRAY(SELECT a.attname FROM pg_attribute a
-                                    WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs)
-                                    ORDER BY a.attnum) END AS columns,
-                          pg_get_expr(r.prqual, r.prrelid) AS row_filter
-{% else %}
-                   SELECT NULL::name[] AS columns, NULL::text AS row_filter
-{% endif %}
+{% include "modules/postgres/publication/listed.sql" %}
                ) listed
                WHERE r.prpubid = p.oid) END,
 {% if server_version_num >= 150000 %}
