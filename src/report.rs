@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::model::plan::{Action, DriftStatus, Plan, ResourceChange, UnmanagedObject};
+use crate::model::plan::{Action, DriftStatus, Plan, ResourceChange, TargetError, UnmanagedObject};
 use crate::ops::apply::{ApplyReport, Outcome};
 use crate::ops::diff::display_value;
 
@@ -83,6 +83,158 @@ fn by_target(plan: &Plan) -> BTreeMap<&str, Vec<&ResourceChange>> {
     targets
 }
 
+/// One root cause the reports say once (a secret that is not set, a
+/// connection refused): the targets it kept from being read, each with the
+/// number of its resources that were not planned, and the other resources
+/// it blocks, each with what its own message adds.
+struct Problem<'a> {
+    cause: &'a str,
+    targets: Vec<(&'a TargetError, usize)>,
+    resources: Vec<&'a ResourceChange>,
+}
+
+/// How many resources a problem names before it counts the rest (the JSON
+/// plan lists every one).
+const NAMED_RESOURCES: usize = 10;
+
+/// The plan's errors grouped by cause, in the order they first appear:
+/// target errors first, then resources blocked by a shared cause.
+fn problems(plan: &Plan) -> Vec<Problem<'_>> {
+    let mut problems: Vec<Problem<'_>> = Vec::new();
+    fn entry<'a, 'p>(problems: &'p mut Vec<Problem<'a>>, cause: &'a str) -> &'p mut Problem<'a> {
+        let index = match problems.iter().position(|problem| problem.cause == cause) {
+            Some(index) => index,
+            None => {
+                problems.push(Problem {
+                    cause,
+                    targets: Vec::new(),
+                    resources: Vec::new(),
+                });
+                problems.len() - 1
+            }
+        };
+        &mut problems[index]
+    }
+    for error in &plan.target_errors {
+        let cause = error.cause.as_deref().unwrap_or(&error.message);
+        let blocked = plan
+            .resource_changes
+            .iter()
+            .filter(|change| said_under_target(plan, change) && change.target == error.target)
+            .count();
+        entry(&mut problems, cause).targets.push((error, blocked));
+    }
+    for change in &plan.resource_changes {
+        if let Some(cause) = &change.cause
+            && said_once(change)
+            && !said_under_target(plan, change)
+        {
+            entry(&mut problems, cause).resources.push(change);
+        }
+    }
+    problems
+}
+
+/// Whether the reports say `change`'s error once, with others it shares a
+/// cause with, instead of under the resource.
+fn said_once(change: &ResourceChange) -> bool {
+    change.cause.is_some() && change.blocked.as_ref().is_some_and(|b| b.is_error())
+}
+
+/// Whether `change` is blocked because its target could not be read: the
+/// reports count it under the target's error.
+fn said_under_target(plan: &Plan, change: &ResourceChange) -> bool {
+    said_once(change)
+        && plan.target_errors.iter().any(|error| {
+            error.target == change.target && error.cause.as_ref() == change.cause.as_ref()
+        })
+        && matches!(
+            change.blocked,
+            Some(crate::model::plan::Blocked::DiscoveryFailed(_))
+        )
+}
+
+/// What `message` says beyond `cause` (empty when nothing).
+fn context_of<'a>(message: &'a str, cause: &str) -> &'a str {
+    message
+        .strip_suffix(cause)
+        .map(|rest| rest.trim_end_matches(": ").trim_end())
+        .unwrap_or(message)
+}
+
+/// The problems as plain lines: `error: cause` and, indented, each target
+/// and resource it stops (`prefix` starts the indented ones).
+fn problem_lines(plan: &Plan, style: Style, quote: &str) -> Vec<(String, Vec<String>)> {
+    problems(plan)
+        .into_iter()
+        .map(|problem| {
+            let mut lines = Vec::new();
+            for (error, blocked) in &problem.targets {
+                let context = context_of(&error.message, problem.cause);
+                let mut line = format!("{quote}{}{quote}", error.target);
+                if !context.is_empty() {
+                    let _ = write!(line, ": {}", context.replace('\n', " "));
+                }
+                line.push_str(&not_planned_count(*blocked));
+                lines.push(line);
+            }
+            for change in problem.resources.iter().take(NAMED_RESOURCES) {
+                let message = change.blocked.as_ref().map(|b| b.message()).unwrap_or("");
+                let context = context_of(message, problem.cause);
+                let mut line = format!("{quote}{}{quote}", change.address);
+                if !context.is_empty() {
+                    let _ = write!(line, ": {}", context.replace('\n', " "));
+                }
+                lines.push(line);
+            }
+            if problem.resources.len() > NAMED_RESOURCES {
+                lines.push(format!(
+                    "and {} more resources (the JSON plan lists every one)",
+                    problem.resources.len() - NAMED_RESOURCES
+                ));
+            }
+            // What stops one target or resource alone: one line, its whole message.
+            let single = match (problem.targets.as_slice(), problem.resources.as_slice()) {
+                ([(error, blocked)], []) => {
+                    Some((error.target.as_str(), error.message.as_str(), *blocked))
+                }
+                ([], [change]) => Some((
+                    change.address.as_str(),
+                    change.blocked.as_ref().map(|b| b.message()).unwrap_or(""),
+                    0,
+                )),
+                _ => None,
+            };
+            if let Some((subject, message, count)) = single {
+                let mut line =
+                    format!("{} {quote}{subject}{quote}: {message}", style.red("error:"));
+                line.push_str(&not_planned_count(count));
+                return (line, Vec::new());
+            }
+            (format!("{} {}", style.red("error:"), problem.cause), lines)
+        })
+        .collect()
+}
+
+/// ` (N resources not planned)`, or nothing for none.
+fn not_planned_count(count: usize) -> String {
+    match count {
+        0 => String::new(),
+        1 => " (1 resource not planned)".into(),
+        many => format!(" ({many} resources not planned)"),
+    }
+}
+
+/// The problems as text for a terminal or a CI log.
+fn problems_human(plan: &Plan, style: Style, out: &mut String, gap: &str) {
+    for (heading, lines) in problem_lines(plan, style, "") {
+        let _ = writeln!(out, "{gap}{heading}");
+        for line in lines {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+}
+
 pub fn summary_sentence(plan: &Plan) -> String {
     let summary = &plan.summary;
     let mut sentence = format!(
@@ -155,18 +307,11 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
         "{}",
         style.bold(&format!("fleetform plan: {}", header(plan)))
     );
-    for error in &plan.target_errors {
-        let _ = writeln!(
-            out,
-            "\n{} {}: {}",
-            style.red("error:"),
-            error.target,
-            error.message
-        );
-    }
+    problems_human(plan, style, &mut out, "\n");
     for (target, changes) in by_target(plan) {
         let visible: Vec<_> = changes
             .iter()
+            .filter(|change| !said_once(change))
             .filter(|change| {
                 show_unchanged
                     || change.action != Action::NoOp
@@ -358,13 +503,12 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
         header(plan),
         summary_sentence(plan)
     );
-    for error in &plan.target_errors {
-        let _ = write!(
-            head,
-            "\n> **error** `{}`: {}\n",
-            error.target,
-            error.message.replace('\n', " ")
-        );
+    for (heading, lines) in problem_lines(plan, Style { color: false }, "`") {
+        let heading = heading.trim_start_matches("error: ");
+        let _ = write!(head, "\n> **error** {}\n", heading.replace('\n', " "));
+        for line in lines {
+            let _ = writeln!(head, "> - {line}");
+        }
     }
     if !plan.resource_drift.is_empty() {
         let _ = write!(
@@ -382,7 +526,10 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
         let changing: Vec<_> = changes
             .iter()
             .filter(|change| {
-                change.action != Action::NoOp || change.record.is_some() || change.blocked.is_some()
+                !said_once(change)
+                    && (change.action != Action::NoOp
+                        || change.record.is_some()
+                        || change.blocked.is_some())
             })
             .collect();
         if changing.is_empty() {
@@ -690,16 +837,11 @@ pub fn drift_render(plan: &Plan, format: DriftFormat, style: Style) -> String {
                 "{}\n",
                 style.bold(&format!("fleetform drift: {}", header(plan)))
             );
-            for error in &plan.target_errors {
-                let _ = writeln!(
-                    out,
-                    "{} {}: {}",
-                    style.red("error:"),
-                    error.target,
-                    error.message
-                );
-            }
+            problems_human(plan, style, &mut out, "");
             for change in &plan.resource_changes {
+                if said_once(change) {
+                    continue;
+                }
                 let has_notes = change.risks().next().is_some();
                 if change.drift == DriftStatus::InSync && change.blocked.is_none() && !has_notes {
                     continue;

@@ -300,3 +300,136 @@ fn a_usage_error_exits_1_and_help_exits_0() {
     assert!(stdout(&help).contains("--prune"));
     assert_eq!(fleetform(&["--version"], &root).status.code(), Some(0));
 }
+
+/// Issue 18, item 3: an unset secret that every instance's connection
+/// needs is said once, each instance it stops once with the number of its
+/// resources not planned, and a role's own unset password once for both
+/// roles; the JSON plan keeps the cause on every blocked resource.
+#[test]
+fn an_unset_secret_is_said_once_for_every_target_it_stops() {
+    let root = common::repository_root();
+    let run = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(["plan", "-e", "example-pg-ha", "--format", format])
+            .current_dir(&root)
+            .env_remove("FLEETFORM_ENV")
+            .env_remove("FLEETFORM_PG_PASSWORD")
+            .env_remove("FLEETFORM_ORDERS_APP_PASSWORD")
+            .output()
+            .unwrap()
+    };
+    let human = run("human");
+    assert_eq!(human.status.code(), Some(1), "{}", stderr(&human));
+    let text = stdout(&human);
+    let cause = "the secret's environment variable FLEETFORM_PG_PASSWORD is not set";
+    assert_eq!(text.matches(cause).count(), 1, "{text}");
+    assert_eq!(
+        text.matches("FLEETFORM_ORDERS_APP_PASSWORD is not set")
+            .count(),
+        1,
+        "{text}"
+    );
+    for target in ["pg-monitor-main", "pg-node-1-main", "pg-node-2-main"] {
+        assert_eq!(
+            text.matches(&format!("\n  {target}: cannot connect"))
+                .count(),
+            1,
+            "{target}: {text}"
+        );
+    }
+    assert!(
+        text.contains("user fleetform): reading its password (3 resources not planned)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  PostgresRole/orders-app@pg-node-1-main: password of orders_app\n"),
+        "{text}"
+    );
+    assert!(text.contains("8 blocked"), "{text}");
+
+    let json = run("json");
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let blocked: Vec<&serde_json::Value> = plan["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change.get("blocked").is_some())
+        .collect();
+    assert_eq!(blocked.len(), 8, "{plan:#}");
+    for change in blocked {
+        assert!(
+            change["cause"].as_str().unwrap().ends_with("is not set"),
+            "{change:#}"
+        );
+        assert!(
+            change["blocked"]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("is not set"),
+            "{change:#}"
+        );
+    }
+    assert_eq!(plan["target_errors"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["target_errors"][0]["cause"], cause);
+}
+
+/// Issue 18, item 3: three instances that refuse connections are one
+/// error, each instance named once under it, never one per resource.
+#[test]
+fn instances_that_refuse_connections_are_one_error() {
+    let directory = tempfile::tempdir().unwrap();
+    let environment = directory.path().join("environments/fleet");
+    std::fs::create_dir_all(&environment).unwrap();
+    std::fs::write(
+        environment.join("environment.yaml"),
+        "apiVersion: fleetform/v1\nkind: Environment\nmetadata:\n  name: fleet\nspec:\n  connectionDefaults:\n    postgres:\n      user: fleetform\n      password: {fromEnv: FLEETFORM_TEST_FLEET_PASSWORD}\n      sslMode: disable\n      connectTimeoutSeconds: 2\n",
+    )
+    .unwrap();
+    let mut manifests = String::new();
+    for name in ["pg-a", "pg-b", "pg-c"] {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        manifests.push_str(&format!(
+            "---\napiVersion: fleetform/v1\nkind: Server\nmetadata:\n  name: {name}-host\nspec:\n  host: 127.0.0.1\n---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata:\n  name: {name}\nspec:\n  server: {name}-host\n  port: {port}\n  version: 15\n"
+        ));
+        for role in ["app", "report"] {
+            manifests.push_str(&format!(
+                "---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata:\n  name: {role}-{name}\nspec:\n  on: {{instances: [{name}]}}\n  name: {role}\n"
+            ));
+        }
+    }
+    std::fs::write(environment.join("fleet.yaml"), manifests).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+        .args(["plan", "-e", "fleet", "--repo"])
+        .arg(directory.path())
+        .env_remove("FLEETFORM_ENV")
+        .env("FLEETFORM_TEST_FLEET_PASSWORD", "unused")
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}{}", stderr(&output));
+    assert_eq!(text.matches("error:").count(), 1, "{text}");
+    for name in ["pg-a", "pg-b", "pg-c"] {
+        assert_eq!(
+            text.matches(&format!("PostgresInstance {name} ")).count(),
+            1,
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n  {name}: cannot connect to PostgresInstance {name} (127.0.0.1:"
+            )),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        text.matches("(2 resources not planned)").count(),
+        3,
+        "{text}"
+    );
+    assert!(!text.contains("PostgresRole/"), "{text}");
+}

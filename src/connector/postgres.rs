@@ -107,7 +107,7 @@ impl PostgresEndpoint {
         if let Some(secret) = &self.password {
             let password = secret
                 .resolve()
-                .with_context(|| format!("the password of {}", self.describe()))
+                .context("reading its password")
                 .map_err(Failure::permanent)?;
             config.password(password);
         }

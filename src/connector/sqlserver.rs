@@ -212,9 +212,7 @@ impl SqlServerEndpoint {
                     )
                 })?;
                 let password = match &self.password {
-                    Some(secret) => secret
-                        .resolve()
-                        .with_context(|| format!("the password of {}", self.describe()))?,
+                    Some(secret) => secret.resolve().context("reading its password")?,
                     None => anyhow::bail!(
                         "{} uses SQL authentication but has no password",
                         self.describe()
@@ -238,9 +236,7 @@ impl SqlServerEndpoint {
                         self.describe()
                     );
                 }
-                let password = secret
-                    .resolve()
-                    .with_context(|| format!("the password of {}", self.describe()))?;
+                let password = secret.resolve().context("reading its password")?;
                 config.authentication(AuthMethod::windows(user, password));
             }
         }

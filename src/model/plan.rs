@@ -171,6 +171,11 @@ pub struct ResourceChange {
     pub drift: DriftStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked: Option<Blocked>,
+    /// What blocks it at the root, when that blocks others too (its target
+    /// could not be read, a secret could not be read): reports say it once
+    /// for all it blocks; `blocked` keeps this resource's own message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// Checks of its module that refuse it on what the target holds now,
     /// while resources it depends on change the target first in this plan
     /// (the schema a grant names is created before it): evaluated again at
@@ -280,6 +285,10 @@ fn is_zero(count: &usize) -> bool {
 pub struct TargetError {
     pub target: String,
     pub message: String,
+    /// The innermost error of `message` (a secret that is not set, a
+    /// connection refused), by which reports group the targets it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -43,6 +43,7 @@ pub(super) fn ledger_note(
         secrets_fingerprint: None,
         drift: crate::model::plan::DriftStatus::InSync,
         blocked: None,
+        cause: None,
         checked_at_apply: Vec::new(),
         after_script: String::new(),
         after_through_host: false,

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::connector::Session;
 use crate::model::plan::{Action, Plan, ResourceChange, TargetPin};
-use crate::ops::engine::{DesiredResource, Engine, Observations, TargetObservation, find_row};
+use crate::ops::engine::{
+    DesiredResource, Engine, Observations, ReadFailure, TargetObservation, find_row,
+};
 use crate::output::Output;
 
 mod converge;
@@ -224,7 +226,7 @@ pub async fn apply(
         let observation = engine
             .discover_target(target)
             .await
-            .map_err(|error| format!("{error:#}"));
+            .map_err(|error| ReadFailure::of(&error));
         observations.insert(target.clone(), observation);
     }
     let fresh = engine.build_plan(&observations, approved.created_at.clone());
@@ -934,6 +936,7 @@ mod tests {
             }],
             dependencies: Vec::new(),
             blocked: None,
+            cause: None,
         };
         let message = without_secrets(
             &resource,

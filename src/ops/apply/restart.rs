@@ -129,6 +129,7 @@ pub(super) async fn restart_waiting(
         secrets_fingerprint: None,
         drift: crate::model::plan::DriftStatus::Pending,
         blocked: None,
+        cause: None,
         checked_at_apply: Vec::new(),
         after_script: String::new(),
         after_through_host: false,

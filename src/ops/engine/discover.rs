@@ -114,7 +114,7 @@ impl Engine {
             let handle = tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let observation = engine.discover_target(&target).await;
-                (target, observation.map_err(|error| format!("{error:#}")))
+                (target, observation.map_err(|error| ReadFailure::of(&error)))
             });
             target_of_task.insert(handle.id(), name);
         }
@@ -130,7 +130,9 @@ impl Engine {
                     if let Some(target) = target_of_task.get(&error.id()) {
                         observations.insert(
                             target.clone(),
-                            Err(format!("reading the instance failed unexpectedly: {error}")),
+                            Err(ReadFailure::plain(format!(
+                                "reading the instance failed unexpectedly: {error}"
+                            ))),
                         );
                     }
                 }

@@ -94,6 +94,8 @@ pub struct DesiredResource {
     pub dependencies: Vec<usize>,
     /// Why the resource cannot be planned (a secret that cannot be read, no module).
     pub blocked: Option<Blocked>,
+    /// The root of `blocked` when others may share it (a secret not set).
+    pub cause: Option<String>,
 }
 
 /// Everything a run needs, owned so that tasks can share it.
@@ -256,7 +258,38 @@ pub struct LedgerRead {
     pub interrupted: BTreeMap<String, LedgerEntry>,
 }
 
-pub type Observations = BTreeMap<String, Result<TargetObservation, String>>;
+pub type Observations = BTreeMap<String, Result<TargetObservation, ReadFailure>>;
+
+/// Why a target could not be read: the whole message and its innermost
+/// error, by which reports group the targets one cause stops.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadFailure {
+    pub message: String,
+    pub cause: String,
+}
+
+impl ReadFailure {
+    pub fn of(error: &anyhow::Error) -> Self {
+        ReadFailure {
+            message: format!("{error:#}"),
+            cause: error.root_cause().to_string(),
+        }
+    }
+
+    /// A failure that is its own cause.
+    pub fn plain(message: String) -> Self {
+        ReadFailure {
+            cause: message.clone(),
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.message)
+    }
+}
 
 /// One discovered object: field name to value.
 pub type Row = Map<String, Value>;
@@ -405,12 +438,13 @@ impl Engine {
             // A snapshot target is never written to and its rows hold no
             // secrets: a secret that cannot be read here is not needed.
             let offline = snapshots.contains_key(target);
-            let (items, blocked) =
+            let (items, blocked, cause) =
                 match desired_items(module, &spec, &object.name, &settings, &templates, offline) {
-                    Ok(items) => (items, None),
+                    Ok(items) => (items, None, None),
                     Err(error) => (
                         Vec::new(),
                         Some(Blocked::Unresolvable(format!("{error:#}"))),
+                        Some(error.root_cause().to_string()),
                     ),
                 };
             let dependencies = fleet.graph.dependencies[graph_index]
@@ -434,6 +468,7 @@ impl Engine {
                 items,
                 dependencies,
                 blocked,
+                cause,
             });
         }
         refuse_items_set_twice(&mut resources, &modules);

@@ -157,6 +157,7 @@ impl Engine {
                         items,
                         dependencies: Vec::new(),
                         blocked: None,
+                        cause: None,
                     })
                 }
                 Err(error) => tracing::warn!(
@@ -299,6 +300,7 @@ impl Engine {
                     items,
                     dependencies: Vec::new(),
                     blocked: None,
+                    cause: None,
                 },
                 needs_prune,
             });
@@ -567,6 +569,7 @@ impl Engine {
             secrets_fingerprint: None,
             drift: DriftStatus::Pending,
             blocked,
+            cause: None,
             checked_at_apply: Vec::new(),
             after_script: String::new(),
             after_through_host: false,
@@ -606,6 +609,7 @@ pub fn prune_resource(
         }],
         dependencies: Vec::new(),
         blocked: None,
+        cause: None,
     }
 }
 

@@ -17,7 +17,7 @@ impl Engine {
         observations.extend(
             twice
                 .into_iter()
-                .map(|(target, message)| (target, Err(message))),
+                .map(|(target, message)| (target, Err(ReadFailure::plain(message)))),
         );
         self.plan_observations(&observations, created_at)
     }
@@ -339,9 +339,10 @@ impl Engine {
         let mut target_errors: Vec<TargetError> = observations
             .iter()
             .filter_map(|(target, observation)| {
-                observation.as_ref().err().map(|message| TargetError {
+                observation.as_ref().err().map(|failure| TargetError {
                     target: target.clone(),
-                    message: message.clone(),
+                    message: failure.message.clone(),
+                    cause: Some(failure.cause.clone()),
                 })
             })
             .collect();
@@ -429,6 +430,7 @@ impl Engine {
                         errors.push(TargetError {
                             target: target.to_string(),
                             message: format!("a capability rule failed: {error:#}"),
+                            cause: None,
                         });
                         continue;
                     }
@@ -443,10 +445,12 @@ impl Engine {
                             .templates
                             .evaluate_text(&rule.message, &context)
                             .unwrap_or_else(|error| format!("{error:#}")),
+                        cause: None,
                     }),
                     Err(error) => errors.push(TargetError {
                         target: target.to_string(),
                         message: format!("a capability rule failed: {error:#}"),
+                        cause: None,
                     }),
                 }
             }

@@ -89,6 +89,7 @@ impl Engine {
             secrets_fingerprint: self.secrets_fingerprint(resource),
             drift: DriftStatus::InSync,
             blocked: resource.blocked.clone(),
+            cause: resource.cause.clone(),
             checked_at_apply: Vec::new(),
             after_script: String::new(),
             after_through_host: false,
@@ -104,8 +105,9 @@ impl Engine {
         };
         let observation = match observations.get(&resource.target) {
             Some(Ok(observation)) => observation,
-            Some(Err(message)) => {
-                change.blocked = Some(Blocked::DiscoveryFailed(message.clone()));
+            Some(Err(failure)) => {
+                change.blocked = Some(Blocked::DiscoveryFailed(failure.message.clone()));
+                change.cause = Some(failure.cause.clone());
                 return change;
             }
             None => {
