@@ -433,3 +433,107 @@ fn instances_that_refuse_connections_are_one_error() {
     );
     assert!(!text.contains("PostgresRole/"), "{text}");
 }
+
+/// Issue 18, item 5: the completion scripts parse in their shells, and
+/// bash completes commands and a command's flags from the CLI definition.
+#[test]
+fn completion_scripts_parse_and_complete_commands_and_flags() {
+    let root = common::repository_root();
+    let directory = tempfile::tempdir().unwrap();
+    for (shell, check) in [
+        ("bash", vec!["bash", "-n"]),
+        ("zsh", vec!["zsh", "-n"]),
+        ("fish", vec!["fish", "--no-execute"]),
+    ] {
+        let output = fleetform(&["completions", shell], &root);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{shell}: {}",
+            stderr(&output)
+        );
+        let path = directory.path().join(format!("fleetform.{shell}"));
+        std::fs::write(&path, &output.stdout).unwrap();
+        let parsed = Command::new(check[0])
+            .args(&check[1..])
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|error| panic!("{} runs: {error}", check[0]));
+        assert!(
+            parsed.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&parsed.stderr)
+        );
+        let script = stdout(&output);
+        for word in ["plan", "apply", "drift", "completions", "prune", "env"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let complete = |words: &[&str]| {
+        let output = Command::new("bash")
+            .arg(root.join("tests/completion/complete.bash"))
+            .arg(directory.path().join("fleetform.bash"))
+            .arg("_fleetform")
+            .args(words)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let commands = complete(&["fleetform", "dr"]);
+    assert_eq!(commands.trim(), "drift", "{commands}");
+    let flags = complete(&["fleetform", "plan", "--pr"]);
+    assert_eq!(flags.trim(), "--prune", "{flags}");
+}
+
+/// Issue 18, item 5: the manual pages render without groff warnings, and
+/// there is one per command.
+#[test]
+fn manual_pages_render_one_per_command() {
+    let root = common::repository_root();
+    let page = fleetform(&["manpage"], &root);
+    assert_eq!(page.status.code(), Some(0), "{}", stderr(&page));
+    let rendered = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), &page.stdout)?;
+            child.wait_with_output()
+        })
+        .expect("groff runs");
+    assert!(rendered.status.success());
+    assert_eq!(String::from_utf8_lossy(&rendered.stderr), "");
+    assert!(
+        stdout(&page).contains(".TH fleetform 1"),
+        "{}",
+        stdout(&page)
+    );
+
+    let directory = tempfile::tempdir().unwrap();
+    let output = fleetform(
+        &["manpage", "--out", directory.path().to_str().unwrap()],
+        &root,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let help = stdout(&fleetform(&["--help"], &root));
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|command| *command != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{help}");
+    for command in commands {
+        let path = directory.path().join(format!("fleetform-{command}.1"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        assert!(
+            text.contains(&format!(".TH fleetform-{command} 1")),
+            "{text}"
+        );
+    }
+}

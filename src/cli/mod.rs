@@ -1,6 +1,7 @@
 //! The command line: flags per command, each command one call into `ops`.
 
 mod apply;
+mod completions;
 mod discover;
 mod drift;
 mod graph;
@@ -80,6 +81,10 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// List the manifest kinds, print one kind's JSON Schema, export all schemas, or print the manifest reference.
     Schema(schema::SchemaArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command with --out.
+    Manpage(completions::ManpageArgs),
 }
 
 /// Where the manifests come from: shared by every command that reads an environment.
@@ -150,5 +155,7 @@ pub fn run(cli: Cli, output: &mut Output) -> Result<u8> {
         Command::Import(arguments) => import::run(arguments, output),
         Command::Graph(arguments) => graph::run(arguments, output),
         Command::Schema(arguments) => schema::run(arguments, output),
+        Command::Completions(arguments) => completions::completions(arguments, output),
+        Command::Manpage(arguments) => completions::manpage(arguments, output),
     }
 }
