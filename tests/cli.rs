@@ -537,3 +537,42 @@ fn manual_pages_render_one_per_command() {
         );
     }
 }
+
+/// Issue 18, item 4: the workflow teams copy passes actionlint, and the
+/// same check finds a job that needs one that does not exist.
+#[test]
+fn the_example_workflow_passes_actionlint() {
+    let root = common::repository_root();
+    let lint = |file: &Path| {
+        Command::new("bash")
+            .arg(root.join("scripts/actionlint.sh"))
+            .arg(file)
+            .output()
+            .expect("bash runs")
+    };
+    let workflow = root.join("examples/github-actions/fleetform.yml");
+    let clean = lint(&workflow);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&clean),
+        stderr(&clean)
+    );
+    let directory = tempfile::tempdir().unwrap();
+    let broken = directory.path().join("fleetform.yml");
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    assert!(text.contains("\n  apply:\n"), "{text}");
+    std::fs::write(
+        &broken,
+        text.replace("\n  apply:\n", "\n  apply:\n    needs: [plann]\n"),
+    )
+    .unwrap();
+    let finding = lint(&broken);
+    assert_eq!(finding.status.code(), Some(1), "{}", stderr(&finding));
+    assert!(
+        stdout(&finding).contains("needs job \"plann\" which does not exist"),
+        "{}",
+        stdout(&finding)
+    );
+}

