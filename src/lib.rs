@@ -10,6 +10,7 @@ pub mod model;
 pub mod modules;
 pub mod ops;
 pub mod output;
+pub mod progress;
 pub mod report;
 pub mod schemas;
 pub mod secrets;

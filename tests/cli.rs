@@ -482,7 +482,7 @@ fn completion_scripts_parse_and_complete_commands_and_flags() {
     };
     let commands = complete(&["fleetform", "dr"]);
     assert_eq!(commands.trim(), "drift", "{commands}");
-    let flags = complete(&["fleetform", "plan", "--pr"]);
+    let flags = complete(&["fleetform", "plan", "--pru"]);
     assert_eq!(flags.trim(), "--prune", "{flags}");
 }
 
@@ -574,5 +574,102 @@ fn the_example_workflow_passes_actionlint() {
         stdout(&finding).contains("needs job \"plann\" which does not exist"),
         "{}",
         stdout(&finding)
+    );
+}
+
+/// Every `1.23 s` of a progress line as `N s`: the lines without their timings.
+fn without_timings(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(position) = rest.find(" s") {
+        let (head, tail) = rest.split_at(position);
+        let number = head
+            .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .map_or(0, |index| index + 1);
+        if number < head.len() && head[number..].contains('.') {
+            out.push_str(&head[..number]);
+            out.push('N');
+        } else {
+            out.push_str(head);
+        }
+        out.push_str(" s");
+        rest = &tail[2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Issue 18, item 2: off a terminal, progress is plain lines on stderr
+/// (JSON lines with --log-format json), one per phase event and per target;
+/// the plan on stdout is the same with progress on or off.
+#[test]
+fn progress_lines_off_a_terminal_leave_the_plan_alone() {
+    let root = common::repository_root();
+    let quiet = fleetform(&["plan", "-e", "example-mssql", "--progress", "off"], &root);
+    assert_eq!(quiet.status.code(), Some(2), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "");
+    // Not a terminal here: auto means plain lines.
+    let plain = fleetform(&["plan", "-e", "example-mssql"], &root);
+    assert_eq!(plain.status.code(), Some(2), "{}", stderr(&plain));
+    assert_eq!(stdout(&plain), stdout(&quiet));
+    // Targets are read in parallel: their lines within a phase, sorted.
+    let mut lines: Vec<String> = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    for line in without_timings(&stderr(&plain)).lines() {
+        let phase_line = line.contains(": started (") || line.contains(": done, ");
+        if phase_line {
+            run.sort();
+            lines.append(&mut run);
+            lines.push(line.to_string());
+        } else {
+            // Which target finished first varies, and so does its count.
+            let masked = match line.rsplit_once(" (") {
+                Some((head, tail)) => match tail.split_once('/') {
+                    Some((_, rest)) => format!("{head} (n/{rest}"),
+                    None => line.to_string(),
+                },
+                None => line.to_string(),
+            };
+            run.push(masked);
+        }
+    }
+    run.sort();
+    lines.append(&mut run);
+    insta::assert_snapshot!("progress_plain", lines.join("\n"));
+
+    let json = fleetform(
+        &["plan", "-e", "example-mssql", "--log-format", "json"],
+        &root,
+    );
+    assert_eq!(stdout(&json), stdout(&quiet));
+    let events: Vec<serde_json::Value> = stderr(&json)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{line}: {error}")))
+        .collect();
+    let summary: Vec<(String, Option<String>, String)> = events
+        .iter()
+        .map(|event| {
+            assert!(event["elapsed_seconds"].is_number(), "{event}");
+            assert!(event["timestamp"].is_string(), "{event}");
+            (
+                event["progress"].as_str().unwrap().to_string(),
+                event["target"].as_str().map(str::to_string),
+                event["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(summary.len(), 6, "{summary:?}");
+    assert!(summary.contains(&(
+        "discovering".into(),
+        Some("sql-a".into()),
+        "read from its snapshot".into()
+    )));
+    assert_eq!(
+        summary.last().unwrap(),
+        &(
+            "planning".into(),
+            None,
+            "done, 10 to change, 4 unchanged, 0 blocked".into()
+        )
     );
 }

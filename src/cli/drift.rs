@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::run::{PlanArgs, RunArgs, now, prepare, runtime};
+use super::run::{PlanArgs, RunArgs, discover_and_plan, prepare, runtime};
 use crate::output::Output;
 use crate::report::{self, DriftFormat};
 
@@ -23,10 +23,7 @@ pub fn run(arguments: DriftArgs, output: &mut Output) -> Result<u8> {
     let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
         return Ok(1);
     };
-    let plan = runtime()?.block_on(async {
-        let observations = engine.discover().await;
-        engine.build_plan(&observations, now())
-    });
+    let plan = runtime()?.block_on(async { discover_and_plan(&engine).await });
     output.result(&report::drift_render(
         &plan,
         arguments.format,

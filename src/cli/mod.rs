@@ -40,9 +40,17 @@ pub enum LogFormat {
     Json,
 }
 
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Whether the log lines are JSON (`--log-format json`).
+pub fn json_logs() -> bool {
+    LOG_FORMAT.get() == Some(&LogFormat::Json)
+}
+
 /// Log lines (tracing) go to stderr: plain text or one JSON object per line.
 /// They carry names, addresses and timings, never a script or a secret.
 pub fn init_logging(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEETFORM_LOG")
         // The SQL Server driver's own warnings repeat fleetform's (an
         // unencrypted login) in its words: by default only its errors.

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::run::{PlanArgs, RunArgs, now, prepare, runtime};
+use super::run::{PlanArgs, RunArgs, discover_and_plan, prepare, runtime};
 use crate::output::Output;
 use crate::report::{self, PlanFormat};
 
@@ -29,10 +29,7 @@ pub fn run(arguments: PlanCommandArgs, output: &mut Output) -> Result<u8> {
     let Some(engine) = prepare(&arguments.run, &arguments.plan, output)? else {
         return Ok(1);
     };
-    let plan = runtime()?.block_on(async {
-        let observations = engine.discover().await;
-        engine.build_plan(&observations, now())
-    });
+    let plan = runtime()?.block_on(async { discover_and_plan(&engine).await });
     if let Some(path) = &arguments.out {
         std::fs::write(path, report::plan_json(&plan))
             .with_context(|| format!("cannot write the plan to {}", path.display()))?;

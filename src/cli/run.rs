@@ -12,6 +12,7 @@ use clap::Args;
 use super::SourceArgs;
 use crate::ops::engine::{Engine, RunSettings};
 use crate::output::Output;
+use crate::progress::{Phase, Progress, ProgressMode};
 use crate::schemas::SchemaCatalog;
 
 #[derive(Debug, Args)]
@@ -28,6 +29,10 @@ pub struct RunArgs {
     /// How long apply waits for another apply's lock on an instance, in seconds.
     #[arg(long = "lock-timeout", value_name = "SECONDS", default_value_t = 300)]
     pub lock_timeout: u64,
+    /// Progress on stderr: live lines on a terminal and plain lines otherwise
+    /// (auto; JSON lines with --log-format json), plain, json, or off.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 /// Plan-shaping flags, shared by plan and apply.
@@ -78,8 +83,9 @@ pub fn prepare(
         repository_root: source_settings.source.root_directory(),
         secret_salt: plan.secret_salt.clone(),
     };
-    let engine = Engine::prepare(&fleet, &catalog, settings)
+    let mut engine = Engine::prepare(&fleet, &catalog, settings)
         .with_context(|| format!("environment {}", source_settings.environment))?;
+    engine.progress = Arc::new(Progress::new(arguments.progress, super::json_logs()));
     Ok(Some(Arc::new(engine)))
 }
 
@@ -110,6 +116,24 @@ fn actor() -> String {
         Some(host) if !person.contains('@') => format!("{person}@{host}"),
         _ => person,
     }
+}
+
+/// Read every target and plan, with progress for both phases.
+pub async fn discover_and_plan(engine: &Arc<Engine>) -> crate::model::plan::Plan {
+    let observations = engine.discover().await;
+    let progress = engine
+        .progress
+        .phase(Phase::Planning, engine.resources.len());
+    let plan = engine.build_plan(&observations, now());
+    let summary = &plan.summary;
+    progress.finish(None, "planned", engine.resources.len(), None);
+    progress.end(&format!(
+        "{} to change, {} unchanged, {} blocked",
+        summary.create + summary.update + summary.replace + summary.delete,
+        summary.no_op,
+        summary.blocked
+    ));
+    plan
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -465,7 +465,12 @@ pub async fn apply(
     }
 
     // 4. Converge: dependency order, independent resources in parallel,
-    // prune deletions last (in the order the plan lists them).
+    // prune deletions last (in the order the plan lists them). Each outcome
+    // is printed as it settles; progress marks the phase.
+    let progress = engine
+        .progress
+        .phase(crate::progress::Phase::Applying, queue.len());
+    let settled_before = report.outcomes.len();
     let mut finished: BTreeMap<String, Outcome> = report
         .outcomes
         .iter()
@@ -651,6 +656,21 @@ pub async fn apply(
         )
         .await;
     }
+
+    let converged = report.outcomes[settled_before..]
+        .iter()
+        .filter(|outcome| outcome.outcome.is_success())
+        .count();
+    progress.finish(
+        None,
+        "settled",
+        report.outcomes.len() - settled_before,
+        None,
+    );
+    progress.end(&format!(
+        "{converged} converged, {} not",
+        report.outcomes.len() - settled_before - converged
+    ));
 
     // 6. Release the locks (closing the sessions would too); a target that
     // stopped answering would only make the release wait out its timeout.

@@ -3,6 +3,7 @@
 //! time; snapshot targets are read from their file.
 
 use super::*;
+use crate::progress::Phase;
 
 impl Engine {
     /// What to discover on `target`: each module, with the database for
@@ -107,13 +108,29 @@ impl Engine {
         ));
         let mut tasks = tokio::task::JoinSet::new();
         let mut target_of_task = BTreeMap::new();
-        for target in self.targets() {
+        let targets = self.targets();
+        let progress = self.progress.phase(Phase::Discovering, targets.len());
+        for target in targets {
             let engine = Arc::clone(self);
             let limit = Arc::clone(&limit);
             let name = target.clone();
+            let progress = Arc::clone(&progress);
             let handle = tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
+                progress.begin(&target);
+                let started = std::time::Instant::now();
                 let observation = engine.discover_target(&target).await;
+                let status = match &observation {
+                    Ok(_) if engine.snapshots.contains_key(&target) => "read from its snapshot",
+                    Ok(_) => "read",
+                    Err(_) => "not read",
+                };
+                progress.finish(
+                    Some(&target),
+                    status,
+                    1,
+                    Some(started.elapsed().as_secs_f64()),
+                );
                 (target, observation.map_err(|error| ReadFailure::of(&error)))
             });
             target_of_task.insert(handle.id(), name);
@@ -128,6 +145,7 @@ impl Engine {
                 // a target silently missing from the plan.
                 Err(error) => {
                     if let Some(target) = target_of_task.get(&error.id()) {
+                        progress.finish(Some(target), "not read", 1, None);
                         observations.insert(
                             target.clone(),
                             Err(ReadFailure::plain(format!(
@@ -138,6 +156,11 @@ impl Engine {
                 }
             }
         }
+        let failed = observations.values().filter(|o| o.is_err()).count();
+        progress.end(&format!(
+            "{} read, {failed} not read",
+            observations.len() - failed
+        ));
         observations
     }
 

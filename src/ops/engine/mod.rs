@@ -130,6 +130,8 @@ pub struct Engine {
     pub manifest_names: BTreeSet<(String, String)>,
     /// Hashes the secrets each resource uses, for the plan's stale check.
     pub secret_hasher: SecretHasher,
+    /// Where the run's progress goes (stderr; off unless the command sets it).
+    pub progress: Arc<crate::progress::Progress>,
 }
 
 /// The live state of one target.
@@ -494,6 +496,7 @@ impl Engine {
         };
         Ok(Engine {
             secret_hasher,
+            progress: Arc::default(),
             environment: fleet.manifests.environment.name.clone(),
             owner: fleet.manifests.environment.owner(),
             not_planned: not_planned
