@@ -136,6 +136,7 @@ fn main() {
         commit: None,
         repository_root: repository.path().to_path_buf(),
         secret_salt: None,
+        scope: None,
     };
     let engine = Arc::new(Engine::prepare(&fleet, &catalog, run_settings).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()

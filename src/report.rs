@@ -225,6 +225,57 @@ fn not_planned_count(count: usize) -> String {
     }
 }
 
+/// What a plan against a base revision covers, as lines: the objects that
+/// changed, then each resource planned with why (`quote` marks names).
+fn scope_lines(plan: &Plan, quote: &str) -> Vec<String> {
+    let Some(scope) = &plan.scope else {
+        return Vec::new();
+    };
+    let base = match &scope.base_commit {
+        Some(commit) => format!("{} ({})", scope.base, &commit[..commit.len().min(12)]),
+        None => scope.base.clone(),
+    };
+    let mut lines = Vec::new();
+    match &scope.everything {
+        Some(reason) => lines.push(format!(
+            "Compared with {base}: planning the whole environment, because {reason}"
+        )),
+        None => {
+            let targets: std::collections::BTreeSet<&str> = plan
+                .resource_changes
+                .iter()
+                .map(|change| change.target.as_str())
+                .collect();
+            let count = |count: usize, one: &str, many: &str| {
+                format!("{count} {}", if count == 1 { one } else { many })
+            };
+            lines.push(format!(
+                "Compared with {base}: {} changed; planning {} on {}",
+                count(scope.changed_objects.len(), "object", "objects"),
+                count(scope.included.len(), "resource", "resources"),
+                count(targets.len(), "target", "targets")
+            ));
+        }
+    }
+    for object in &scope.changed_objects {
+        lines.push(format!("  {} {quote}{}{quote}", object.why, object.address));
+    }
+    if scope.everything.is_none() {
+        for entry in &scope.included {
+            lines.push(format!(
+                "  planned {quote}{}{quote}: {}",
+                entry.address, entry.why
+            ));
+        }
+        for address in &scope.removed {
+            lines.push(format!(
+                "  removed {quote}{address}{quote}: pruned only with --prune"
+            ));
+        }
+    }
+    lines
+}
+
 /// The problems as text for a terminal or a CI log.
 fn problems_human(plan: &Plan, style: Style, out: &mut String, gap: &str) {
     for (heading, lines) in problem_lines(plan, style, "") {
@@ -307,6 +358,13 @@ pub fn plan_human(plan: &Plan, style: Style, show_unchanged: bool) -> String {
         "{}",
         style.bold(&format!("fleetform plan: {}", header(plan)))
     );
+    let scope = scope_lines(plan, "");
+    if !scope.is_empty() {
+        let _ = writeln!(out);
+        for line in scope {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     problems_human(plan, style, &mut out, "\n");
     for (target, changes) in by_target(plan) {
         let visible: Vec<_> = changes
@@ -503,6 +561,14 @@ pub fn plan_markdown(plan: &Plan) -> Vec<String> {
         header(plan),
         summary_sentence(plan)
     );
+    let scope = scope_lines(plan, "`");
+    if let Some((first, rest)) = scope.split_first() {
+        let _ = write!(head, "\n<details><summary>{first}</summary>\n\n");
+        for line in rest {
+            let _ = writeln!(head, "- {}", line.trim_start());
+        }
+        head.push_str("\n</details>\n");
+    }
     for (heading, lines) in problem_lines(plan, Style { color: false }, "`") {
         let heading = heading.trim_start_matches("error: ");
         let _ = write!(head, "\n> **error** {}\n", heading.replace('\n', " "));

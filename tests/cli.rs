@@ -673,3 +673,223 @@ fn progress_lines_off_a_terminal_leave_the_plan_alone() {
         )
     );
 }
+
+/// A git repository holding a copy of `environments/<name>` (with its
+/// snapshots), committed once.
+fn committed_copy(name: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    let repository = tempfile::tempdir().unwrap();
+    copy(
+        &common::repository_root().join("environments").join(name),
+        &repository.path().join("environments").join(name),
+    );
+    let git = git2::Repository::init(repository.path()).unwrap();
+    let mut index = git.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("test", "test@example.com").unwrap();
+    git.commit(Some("HEAD"), &signature, &signature, name, &tree, &[])
+        .unwrap();
+    repository
+}
+
+/// Edit one manifest file of a committed copy in the working tree.
+fn edit(repository: &Path, file: &str, from: &str, to: &str) {
+    let path = repository.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} holds {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// `plan --base HEAD --format json` in `repository`: exit code and plan.
+fn plan_since_head(repository: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut arguments = vec![
+        "plan",
+        "-e",
+        "example-mssql",
+        "--base",
+        "HEAD",
+        "--format",
+        "json",
+        "--progress",
+        "off",
+    ];
+    arguments.extend(extra);
+    let output = fleetform(&arguments, repository);
+    let plan = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}{}", stdout(&output), stderr(&output)));
+    (output.status.code().unwrap(), plan)
+}
+
+fn strings(value: &serde_json::Value, field: &str) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry[field].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 18, item 1, planned from recorded discovery: `--base` plans what
+/// an edit touches and reads only its targets; an edited instance brings
+/// every resource on it and nothing of the other; a removed object is
+/// listed, and pruning it plans the whole environment; no edit, no plan.
+#[test]
+fn plan_base_plans_only_what_changed_and_reads_only_its_targets() {
+    let repository = committed_copy("example-mssql");
+    let root = repository.path();
+    let (code, plan) = plan_since_head(root, &[]);
+    assert_eq!(code, 0, "{plan:#}");
+    assert_eq!(plan["scope"]["included"], serde_json::json!([]), "{plan:#}");
+    assert_eq!(plan["resource_changes"], serde_json::json!([]));
+    assert_eq!(plan["targets"], serde_json::json!({}));
+
+    // One login, on both instances.
+    edit(
+        root,
+        "environments/example-mssql/sql-config.yaml",
+        "    - VIEW SERVER STATE\n",
+        "    - VIEW SERVER PERFORMANCE STATE\n    - VIEW SERVER STATE\n",
+    );
+    let (code, plan) = plan_since_head(root, &[]);
+    assert_eq!(code, 2, "{plan:#}");
+    assert_eq!(
+        plan["scope"]["changed_objects"],
+        serde_json::json!([{"address": "SqlLogin/monitoring", "why": "edited"}])
+    );
+    let planned = strings(&plan["resource_changes"], "address");
+    assert_eq!(
+        planned,
+        ["SqlLogin/monitoring@sql-a", "SqlLogin/monitoring@sql-b"],
+        "{plan:#}"
+    );
+    let human = stdout(&fleetform(
+        &[
+            "plan",
+            "-e",
+            "example-mssql",
+            "--base",
+            "HEAD",
+            "--progress",
+            "off",
+        ],
+        root,
+    ));
+    assert!(
+        human.contains("\n  planned SqlLogin/monitoring@sql-b: SqlLogin/monitoring was edited\n"),
+        "{human}"
+    );
+
+    // The instance sql-a itself: everything on it, nothing on sql-b.
+    edit(
+        root,
+        "environments/example-mssql/inventory.yaml",
+        "  name: sql-a\n  labels:\n",
+        "  name: sql-a\n  labels:\n    owner: dba\n",
+    );
+    let (_, plan) = plan_since_head(root, &[]);
+    let planned = strings(&plan["resource_changes"], "address");
+    let why: std::collections::BTreeMap<String, String> = plan["scope"]["included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["address"].as_str().unwrap().to_string(),
+                entry["why"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for address in [
+        "SqlDatabase/sales-db@sql-a",
+        "SqlEndpoint/hadr-endpoint@sql-a",
+    ] {
+        assert!(
+            planned.iter().any(|planned| planned == address),
+            "{planned:?}"
+        );
+    }
+    assert_eq!(why["SqlInstance/sql-a"], "SqlInstance/sql-a was edited");
+    // On sql-b only what the availability group both share brings, and the
+    // login edited before; sql-b's own databases and endpoint are not planned.
+    assert_eq!(
+        why["AvailabilityGroup/ag-sales@sql-b"], "it depends on SqlInstance/sql-a",
+        "{why:#?}"
+    );
+    for address in [
+        "SqlDatabase/sales-db@sql-b",
+        "SqlEndpoint/hadr-endpoint@sql-b",
+    ] {
+        assert!(
+            !planned.iter().any(|planned| planned == address),
+            "{planned:?}"
+        );
+        assert!(!why.contains_key(address), "{why:#?}");
+    }
+
+    // An object removed: listed, pruned only with --prune, which reads everything.
+    edit(
+        root,
+        "environments/example-mssql/sql-config.yaml",
+        "  name: '${var.ad_netbios}\\SQL-DBA'\n  type: windowsGroup\n  serverRoles: [sysadmin]\n",
+        "  name: '${var.ad_netbios}\\SQL-DBA'\n  type: windowsGroup\n  serverRoles: [sysadmin]\n  removedByTest: true\n",
+    );
+    let text =
+        std::fs::read_to_string(root.join("environments/example-mssql/sql-config.yaml")).unwrap();
+    let start = text
+        .find("kind: SqlLogin\nmetadata:\n  name: dba-team\n")
+        .unwrap();
+    let end = start
+        + text[start..].find("removedByTest: true\n").unwrap()
+        + "removedByTest: true\n---\n".len();
+    let start = text[..start].rfind("apiVersion:").unwrap();
+    std::fs::write(
+        root.join("environments/example-mssql/sql-config.yaml"),
+        format!("{}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let (_, plan) = plan_since_head(root, &[]);
+    let removed: Vec<&str> = plan["scope"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|address| address.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        ["SqlLogin/dba-team@sql-a", "SqlLogin/dba-team@sql-b"],
+        "{plan:#}"
+    );
+    assert!(
+        plan["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|change| change["action"] != "delete"),
+        "{plan:#}"
+    );
+    let (_, plan) = plan_since_head(root, &["--prune"]);
+    assert!(
+        plan["scope"]["everything"]
+            .as_str()
+            .unwrap()
+            .starts_with("--prune with resources removed since HEAD"),
+        "{plan:#}"
+    );
+    let targets: Vec<&String> = plan["targets"].as_object().unwrap().keys().collect();
+    assert_eq!(targets, ["sql-a", "sql-b"], "{plan:#}");
+}

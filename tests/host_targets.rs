@@ -94,6 +94,7 @@ fn engine_in(files: BTreeMap<String, String>, prune: bool, root: &Path) -> Arc<E
         commit: None,
         repository_root: root.to_path_buf(),
         secret_salt: None,
+        scope: None,
     };
     Arc::new(Engine::prepare_with(&fleet, &catalog, settings, fixture_files("modules")).unwrap())
 }

@@ -43,9 +43,10 @@ pub fn run(mut arguments: ApplyArgs, output: &mut Output) -> Result<u8> {
         if arguments.plan.prune
             || !arguments.plan.replace.is_empty()
             || !arguments.plan.destroy.is_empty()
+            || arguments.run.base.is_some()
         {
             bail!(
-                "--prune, --replace and --destroy are part of the plan: give them to `fleetform plan`, not to `apply PLAN`"
+                "--prune, --replace, --destroy and --base are part of the plan: give them to `fleetform plan`, not to `apply PLAN`"
             );
         }
         arguments.plan.prune = saved.prune;

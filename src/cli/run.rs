@@ -29,6 +29,11 @@ pub struct RunArgs {
     /// How long apply waits for another apply's lock on an instance, in seconds.
     #[arg(long = "lock-timeout", value_name = "SECONDS", default_value_t = 300)]
     pub lock_timeout: u64,
+    /// Plan only what changed since this git revision (the pull request's
+    /// base, e.g. `origin/main`): the objects added, edited or newly selected,
+    /// what depends on them, and only the targets they live on.
+    #[arg(long = "base", value_name = "REV")]
+    pub base: Option<String>,
     /// Progress on stderr: live lines on a terminal and plain lines otherwise
     /// (auto; JSON lines with --log-format json), plain, json, or off.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
@@ -66,10 +71,19 @@ pub fn prepare(
             "--prune looks for what left the whole environment's manifests; it cannot be combined with --target"
         );
     }
+    if arguments.base.is_some() && !arguments.targets.is_empty() {
+        anyhow::bail!(
+            "--base plans what changed since a revision and --target names what to plan: give one of them"
+        );
+    }
     let source_settings = arguments.source.settings()?;
     let catalog = SchemaCatalog::embedded()?;
     let Some(fleet) = super::valid_fleet(&source_settings, &catalog, output) else {
         return Ok(None);
+    };
+    let scope = match &arguments.base {
+        Some(base) => Some(base_scope(arguments, base, &fleet, &catalog, plan.prune)?),
+        None => None,
     };
     let settings = RunSettings {
         parallelism: usize::from(arguments.parallelism),
@@ -82,11 +96,44 @@ pub fn prepare(
         commit: source_settings.source.commit(),
         repository_root: source_settings.source.root_directory(),
         secret_salt: plan.secret_salt.clone(),
+        scope,
     };
     let mut engine = Engine::prepare(&fleet, &catalog, settings)
         .with_context(|| format!("environment {}", source_settings.environment))?;
     engine.progress = Arc::new(Progress::new(arguments.progress, super::json_logs()));
     Ok(Some(Arc::new(engine)))
+}
+
+/// What changed between the manifests at `base` and those planned.
+/// Manifests at `base` that are not valid cannot be compared: then the
+/// whole environment is planned, and the scope says why.
+fn base_scope(
+    arguments: &RunArgs,
+    base: &str,
+    fleet: &crate::model::ValidatedFleet,
+    catalog: &SchemaCatalog,
+    prune: bool,
+) -> Result<crate::ops::changes::Scope> {
+    let settings = crate::settings::SourceSettings::resolve(
+        &arguments.source.environment,
+        arguments.source.repository.as_deref(),
+        Some(base),
+    )
+    .with_context(|| format!("--base {base}"))?;
+    let commit = settings.source.commit();
+    let check = crate::ops::check_environment(&settings.source, &settings.environment, catalog);
+    Ok(match check.fleet {
+        Some(before) => crate::ops::changes::compare(&before, fleet, base, commit, prune),
+        None => crate::ops::changes::Scope {
+            base: base.to_string(),
+            base_commit: commit,
+            everything: Some(format!(
+                "the manifests at {base} are not valid ({} errors), so nothing can be compared with them",
+                check.diagnostics.iter().filter(|d| d.is_error()).count()
+            )),
+            ..Default::default()
+        },
+    })
 }
 
 /// Who runs fleetform, for the ledger: FLEETFORM_ACTOR, else the CI's

@@ -321,6 +321,9 @@ pub struct Plan {
     /// What each target read was, so that a saved plan applies only there.
     #[serde(default)]
     pub targets: std::collections::BTreeMap<String, TargetPin>,
+    /// `--base REV`: what changed since REV and why each resource is planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::ops::changes::Scope>,
 }
 
 /// The server a target of the plan was: where it was reached and the facts

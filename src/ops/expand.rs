@@ -17,6 +17,10 @@ use crate::diagnostics::Diagnostic;
 use crate::model::{ManifestObject, Resource, ResourceAddress, Target, string_list};
 use crate::schemas::{SERVER_KIND, SchemaCatalog, Targets};
 
+/// The kind that names a set of instances for `spec.on.group`: it only
+/// selects, so what it changes shows as resources added or removed.
+pub const GROUP_KIND: &str = "Group";
+
 pub fn expand(
     objects: &[ManifestObject],
     schema_valid: &[bool],
@@ -144,7 +148,7 @@ fn names_dangling(object: &ManifestObject, index: &ObjectIndex, instances: &[&st
     let group_missing = selector
         .and_then(|selector| selector.get("group"))
         .and_then(Value::as_str)
-        .is_some_and(|group| index.find("Group", group).is_none());
+        .is_some_and(|group| index.find(GROUP_KIND, group).is_none());
     group_missing
         || named("instances")
             .iter()
@@ -233,7 +237,7 @@ fn select_instances(
     let wanted_kinds = &wanted.kinds;
     let mut selected = BTreeSet::new();
     if let Some(group_name) = selector.get("group").and_then(Value::as_str)
-        && let Some(group) = index.get("Group", group_name)
+        && let Some(group) = index.get(GROUP_KIND, group_name)
     {
         for member in groups.of(group, index, instances).iter() {
             if instance_kind(member, index, instances)
@@ -300,7 +304,7 @@ fn select_servers(
     if let Some(group) = selector
         .get("group")
         .and_then(Value::as_str)
-        .and_then(|name| index.get("Group", name))
+        .and_then(|name| index.get(GROUP_KIND, name))
     {
         for member in groups.of(group, index, instances).iter() {
             add_host_of(member, &mut selected);

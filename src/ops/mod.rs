@@ -5,6 +5,7 @@
 //! others are pure.
 
 pub mod apply;
+pub mod changes;
 pub mod diff;
 pub mod engine;
 pub mod expand;

@@ -31,7 +31,7 @@ impl Engine {
             .iter()
             .map(|resource| (resource.kind.clone(), resource.database.clone()))
             .collect();
-        if self.settings.only.is_empty() {
+        if self.settings.whole_environment() {
             let mut databases: BTreeSet<String> = on_target
                 .iter()
                 .filter_map(|resource| resource.database.clone())

@@ -72,6 +72,21 @@ pub struct RunSettings {
     pub repository_root: PathBuf,
     /// The salt of a saved plan's secret hashes; a new plan draws its own.
     pub secret_salt: Option<String>,
+    /// `--base REV`: what changed since REV, and so what this run plans.
+    pub scope: Option<crate::ops::changes::Scope>,
+}
+
+impl RunSettings {
+    /// Whether the run covers the whole environment (no --target, no
+    /// --base that narrows it): only then is anything pruned or listed as
+    /// unmanaged, and every instance read.
+    pub fn whole_environment(&self) -> bool {
+        self.only.is_empty()
+            && self
+                .scope
+                .as_ref()
+                .is_none_or(|scope| scope.everything.is_some())
+    }
 }
 
 /// One resource's desired state, ready to diff.
@@ -381,7 +396,20 @@ impl Engine {
         let snapshots =
             crate::ops::targets::resolve_snapshots(fleet, catalog, &settings.repository_root);
         let instances = crate::ops::targets::resolve_instance_contexts(fleet, catalog);
-        let keep = if settings.only.is_empty() {
+        let narrowed = settings.scope.as_ref().and_then(|scope| scope.addresses());
+        let keep = if let Some(addresses) = &narrowed {
+            // Exactly the scope (it holds what its resources need).
+            Some(
+                fleet
+                    .graph
+                    .resources
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, resource)| addresses.contains(&resource.address.to_string()))
+                    .map(|(index, _)| index)
+                    .collect::<BTreeSet<usize>>(),
+            )
+        } else if settings.only.is_empty() {
             None
         } else {
             let keep = crate::ops::graph::restrict(&fleet.graph, &settings.only);
@@ -536,7 +564,7 @@ impl Engine {
             .filter(|resource| resource.blocked.is_none())
             .map(|resource| resource.target.clone())
             .collect();
-        if self.settings.only.is_empty() {
+        if self.settings.whole_environment() {
             // Instances of an engine no module manages yet are not read.
             let managed = |target: &String| {
                 self.endpoints.get(target).is_none_or(|endpoint| {
@@ -686,6 +714,7 @@ mod tests {
             commit: None,
             repository_root: PathBuf::from("/repo"),
             secret_salt: None,
+            scope: None,
         };
         Engine::prepare(&fleet, &catalog, settings).unwrap()
     }

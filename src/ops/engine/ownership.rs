@@ -97,7 +97,7 @@ impl Engine {
         target: &str,
         ledger: &BTreeMap<String, LedgerEntry>,
     ) -> Vec<DesiredResource> {
-        if !self.settings.only.is_empty() {
+        if !self.settings.whole_environment() {
             return Vec::new();
         }
         let managed: BTreeSet<&str> = self

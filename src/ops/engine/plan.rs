@@ -149,7 +149,7 @@ impl Engine {
         let mut prunes = Vec::new();
         // With --target only part of the manifests is loaded: what it does not
         // claim may still be managed, so nothing is listed or pruned.
-        let whole_environment = self.settings.only.is_empty();
+        let whole_environment = self.settings.whole_environment();
         for (target, observation) in observations.iter().filter(|_| whole_environment) {
             let Ok(observation) = observation else {
                 continue;
@@ -372,6 +372,7 @@ impl Engine {
             unmanaged,
             target_errors,
             not_planned: self.not_planned.clone(),
+            scope: self.settings.scope.clone(),
             targets: observations
                 .iter()
                 .filter_map(|(target, observation)| {
