@@ -4689,3 +4689,169 @@ fn a_schema_with_objects_is_pruned_with_cascade_only_when_declared() {
     );
     fleet.expect(&["plan", "--prune"], 0);
 }
+
+/// Issue 18, acceptance: `plan --base` on three real servers reads only the
+/// instances a change touches (counted in each server's connection log): an
+/// edited role reads its one instance; a label that brings an instance into
+/// a group plans the group's role there and reads that instance too; a role
+/// removed from the manifests is listed and dropped only with --prune.
+#[test]
+fn plan_base_reads_only_the_instances_a_change_touches() {
+    let servers: Vec<PostgresServer> = (0..3)
+        .map(|_| PostgresServer::start_with(&["log_connections=on"]))
+        .collect();
+    let repository = tempfile::tempdir().unwrap();
+    let environment = repository.path().join("environments/test");
+    std::fs::create_dir_all(&environment).unwrap();
+    std::fs::write(
+        environment.join("environment.yaml"),
+        "apiVersion: fleetform/v1\nkind: Environment\nmetadata: {name: test}\nspec:\n  connectionDefaults:\n    postgres:\n      user: postgres\n      password: {fromEnv: FLEETFORM_TEST_PG_PASSWORD}\n      sslMode: disable\n      connectTimeoutSeconds: 5\n",
+    )
+    .unwrap();
+    let version = common::postgres::major_version();
+    let mut inventory = String::from(
+        "apiVersion: fleetform/v1\nkind: Server\nmetadata: {name: local}\nspec: {host: 127.0.0.1, os: linux, connection: {method: local}}\n---\napiVersion: fleetform/v1\nkind: Group\nmetadata: {name: web}\nspec:\n  matchLabels: {tier: web}\n",
+    );
+    let mut manifests = String::from(
+        "---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {name: shared}\nspec:\n  on: {group: web}\n  login: false\n",
+    );
+    for (index, server) in servers.iter().enumerate() {
+        let number = index + 1;
+        let tier = if number == 3 { "batch" } else { "web" };
+        inventory.push_str(&format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresInstance\nmetadata:\n  name: pg-{number}\n  labels: {{tier: {tier}}}\nspec: {{server: local, port: {}, version: {version}}}\n",
+            server.port
+        ));
+        manifests.push_str(&format!(
+            "---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {{name: app-{number}}}\nspec:\n  on: {{instances: [pg-{number}]}}\n  name: app_{number}\n  connectionLimit: 10\n"
+        ));
+    }
+    std::fs::write(environment.join("inventory.yaml"), &inventory).unwrap();
+    std::fs::write(environment.join("manifests.yaml"), &manifests).unwrap();
+    let git = git2::Repository::init(repository.path()).unwrap();
+    let mut index = git.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+    let signature = git2::Signature::now("test", "test@example.com").unwrap();
+    git.commit(Some("HEAD"), &signature, &signature, "fleet", &tree, &[])
+        .unwrap();
+
+    let run = |arguments: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(arguments)
+            .args(["-e", "test", "--progress", "off", "--repo"])
+            .arg(repository.path())
+            .env("FLEETFORM_TEST_PG_PASSWORD", SUPERUSER_PASSWORD)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["apply", "--auto-approve"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let connections = || -> Vec<usize> {
+        servers
+            .iter()
+            .map(|server| server.log().matches("connection received").count())
+            .collect()
+    };
+    // A plan against HEAD with `edits` in the working tree: which servers
+    // it connected to, and the JSON plan.
+    let plan_since_head = |extra: &[&str]| {
+        let before = connections();
+        let mut arguments = vec!["plan", "--base", "HEAD", "--format", "json"];
+        arguments.extend(extra);
+        let (code, stdout, stderr) = run(&arguments);
+        assert!(code == 0 || code == 2, "{code}: {stdout}{stderr}");
+        let after = connections();
+        let read: Vec<usize> = (0..3)
+            .filter(|server| after[*server] > before[*server])
+            .map(|server| server + 1)
+            .collect();
+        let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (read, plan)
+    };
+    let addresses = |plan: &serde_json::Value, action: &str| -> Vec<String> {
+        plan["resource_changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|change| change["action"] == action)
+            .map(|change| change["address"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let (read, plan) = plan_since_head(&[]);
+    assert_eq!(read, Vec::<usize>::new(), "nothing changed: {plan:#}");
+
+    // One role on pg-2.
+    std::fs::write(
+        environment.join("manifests.yaml"),
+        manifests.replacen(
+            "  name: app_2\n  connectionLimit: 10\n",
+            "  name: app_2\n  connectionLimit: 5\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let (read, plan) = plan_since_head(&[]);
+    assert_eq!(read, [2], "{plan:#}");
+    assert_eq!(addresses(&plan, "update"), ["PostgresRole/app-2@pg-2"]);
+
+    // pg-3 labelled into the group: the group's role is planned there.
+    std::fs::write(
+        environment.join("inventory.yaml"),
+        inventory.replacen("  labels: {tier: batch}\n", "  labels: {tier: web}\n", 1),
+    )
+    .unwrap();
+    let (read, plan) = plan_since_head(&[]);
+    assert_eq!(read, [2, 3], "{plan:#}");
+    assert_eq!(addresses(&plan, "create"), ["PostgresRole/shared@pg-3"]);
+    let why: Vec<&str> = plan["scope"]["included"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["address"] == "PostgresRole/shared@pg-3")
+        .map(|entry| entry["why"].as_str().unwrap())
+        .collect();
+    assert_eq!(why, ["PostgresRole/shared now selects pg-3"], "{plan:#}");
+
+    // app-1 removed: listed, never dropped without --prune.
+    let without_app_1 = {
+        let text = std::fs::read_to_string(environment.join("manifests.yaml")).unwrap();
+        let start = text
+            .find("---\napiVersion: fleetform/v1\nkind: PostgresRole\nmetadata: {name: app-1}")
+            .unwrap();
+        let end = start + 4 + text[start + 4..].find("---\n").unwrap();
+        format!("{}{}", &text[..start], &text[end..])
+    };
+    std::fs::write(environment.join("manifests.yaml"), without_app_1).unwrap();
+    let (read, plan) = plan_since_head(&[]);
+    assert_eq!(read, [2, 3], "{plan:#}");
+    assert_eq!(
+        plan["scope"]["removed"],
+        serde_json::json!(["PostgresRole/app-1@pg-1"]),
+        "{plan:#}"
+    );
+    assert_eq!(addresses(&plan, "delete"), Vec::<String>::new());
+    let (read, plan) = plan_since_head(&["--prune"]);
+    assert_eq!(read, [1, 2, 3], "{plan:#}");
+    assert_eq!(
+        addresses(&plan, "delete"),
+        ["PostgresRole[app_1]@pg-1"],
+        "{plan:#}"
+    );
+    assert!(
+        servers[0]
+            .psql("SELECT count(*) FROM pg_roles WHERE rolname = 'app_1'")
+            .trim()
+            == "1",
+        "a plan drops nothing"
+    );
+}
