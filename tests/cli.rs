@@ -162,16 +162,7 @@ fn graph_target_keeps_the_resource_and_its_dependencies() {
 #[test]
 fn validate_reads_a_git_revision_without_a_checkout() {
     let repository = demo_copy();
-    let git = git2::Repository::init(repository.path()).unwrap();
-    let mut index = git.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = git2::Signature::now("test", "test@example.com").unwrap();
-    git.commit(Some("HEAD"), &signature, &signature, "demo", &tree, &[])
-        .unwrap();
+    common::git::commit_all(repository.path(), "demo");
     // Break the working tree only: HEAD stays valid.
     std::fs::write(
         repository.path().join("environments/demo/broken.yaml"),
@@ -694,16 +685,7 @@ fn committed_copy(name: &str) -> tempfile::TempDir {
         &common::repository_root().join("environments").join(name),
         &repository.path().join("environments").join(name),
     );
-    let git = git2::Repository::init(repository.path()).unwrap();
-    let mut index = git.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = git2::Signature::now("test", "test@example.com").unwrap();
-    git.commit(Some("HEAD"), &signature, &signature, name, &tree, &[])
-        .unwrap();
+    common::git::commit_all(repository.path(), name);
     repository
 }
 

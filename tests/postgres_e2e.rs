@@ -4728,16 +4728,7 @@ fn plan_base_reads_only_the_instances_a_change_touches() {
     }
     std::fs::write(environment.join("inventory.yaml"), &inventory).unwrap();
     std::fs::write(environment.join("manifests.yaml"), &manifests).unwrap();
-    let git = git2::Repository::init(repository.path()).unwrap();
-    let mut index = git.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
-    let signature = git2::Signature::now("test", "test@example.com").unwrap();
-    git.commit(Some("HEAD"), &signature, &signature, "fleet", &tree, &[])
-        .unwrap();
+    common::git::commit_all(repository.path(), "fleet");
 
     let run = |arguments: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))

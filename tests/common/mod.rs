@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod git;
 pub mod postgres;
 pub mod tds;
 pub mod tls;
