@@ -121,38 +121,60 @@ fn run(mut command: Command, what: &str) -> Output {
     output
 }
 
-/// A data directory made by initdb once per test process, copied for each server.
+/// A data directory made by initdb once for these server programs and
+/// shared by every test process (nextest runs one per test), copied for
+/// each server. It lives in the temporary directory under a name derived
+/// from the programs' path, and is made under a name of its own first and
+/// then renamed into place, so that processes starting together never see
+/// half of one; a process that loses the race removes its own copy.
 fn template_data_directory() -> &'static Path {
-    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    TEMPLATE
-        .get_or_init(|| {
-            let directory = tempfile::Builder::new()
-                .prefix("fleetform-pg-template")
-                .tempdir()
-                .expect("temp dir");
-            let password_file = directory.path().join("password");
-            std::fs::write(&password_file, SUPERUSER_PASSWORD).expect("password file");
-            give_to_server_user(directory.path());
-            let mut initdb = server_command("initdb");
-            initdb
-                .arg("-D")
-                .arg(directory.path().join("data"))
-                .args([
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "scram-sha-256",
-                    "--no-sync",
-                    "-E",
-                    "UTF8",
-                    "--locale",
-                    "C",
-                ])
-                .arg(format!("--pwfile={}", password_file.display()));
-            run(initdb, "initdb");
-            directory
-        })
-        .path()
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        binaries().hash(&mut hasher);
+        SUPERUSER_PASSWORD.hash(&mut hasher);
+        let shared =
+            std::env::temp_dir().join(format!("fleetform-pg-template-{:016x}", hasher.finish()));
+        if shared.join("data/PG_VERSION").is_file() {
+            return shared;
+        }
+        let directory = tempfile::Builder::new()
+            .prefix("fleetform-pg-template-partial")
+            .tempdir()
+            .expect("temp dir");
+        let password_file = directory.path().join("password");
+        std::fs::write(&password_file, SUPERUSER_PASSWORD).expect("password file");
+        give_to_server_user(directory.path());
+        let mut initdb = server_command("initdb");
+        initdb
+            .arg("-D")
+            .arg(directory.path().join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "scram-sha-256",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C",
+            ])
+            .arg(format!("--pwfile={}", password_file.display()));
+        run(initdb, "initdb");
+        let made = directory.keep();
+        if std::fs::rename(&made, &shared).is_err() {
+            // Another process put its template there first.
+            let _ = std::fs::remove_dir_all(&made);
+        }
+        assert!(
+            shared.join("data/PG_VERSION").is_file(),
+            "no template data directory at {}",
+            shared.display()
+        );
+        shared
+    })
 }
 
 pub struct PostgresServer {
