@@ -396,7 +396,11 @@ impl Engine {
         let snapshots =
             crate::ops::targets::resolve_snapshots(fleet, catalog, &settings.repository_root);
         let instances = crate::ops::targets::resolve_instance_contexts(fleet, catalog);
-        let narrowed = settings.scope.as_ref().and_then(|scope| scope.addresses());
+        let narrowed: Option<BTreeSet<String>> = settings
+            .scope
+            .as_ref()
+            .and_then(|scope| scope.addresses())
+            .map(|addresses| addresses.into_iter().collect());
         let keep = if let Some(addresses) = &narrowed {
             // Exactly the scope (it holds what its resources need).
             Some(
