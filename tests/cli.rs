@@ -875,3 +875,92 @@ fn plan_base_plans_only_what_changed_and_reads_only_its_targets() {
     let targets: Vec<&String> = plan["targets"].as_object().unwrap().keys().collect();
     assert_eq!(targets, ["sql-a", "sql-b"], "{plan:#}");
 }
+
+/// Issue 18, item 3 in the pull-request comment and in drift: the unset
+/// connection secret is one error there too, each instance under it once.
+#[test]
+fn the_comment_and_drift_say_a_shared_cause_once() {
+    let root = common::repository_root();
+    let cause = "the secret's environment variable FLEETFORM_PG_PASSWORD is not set";
+    for arguments in [
+        &["plan", "-e", "example-pg-ha", "--format", "markdown"][..],
+        &["drift", "-e", "example-pg-ha"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleetform"))
+            .args(arguments)
+            .current_dir(&root)
+            .env_remove("FLEETFORM_ENV")
+            .env_remove("FLEETFORM_PG_PASSWORD")
+            .env_remove("FLEETFORM_ORDERS_APP_PASSWORD")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{arguments:?}");
+        let text = stdout(&output);
+        assert_eq!(text.matches(cause).count(), 1, "{arguments:?}: {text}");
+        for target in ["pg-monitor-main", "pg-node-1-main", "pg-node-2-main"] {
+            assert_eq!(
+                text.matches(&format!("PostgresInstance {target} ")).count(),
+                1,
+                "{arguments:?} {target}: {text}"
+            );
+        }
+    }
+}
+
+/// `--base` is refused with `--target`, and with a saved plan (the plan
+/// already holds its scope).
+#[test]
+fn base_is_refused_with_target_and_with_a_saved_plan() {
+    let root = common::repository_root();
+    let output = fleetform(
+        &[
+            "plan",
+            "-e",
+            "example-mssql",
+            "--base",
+            "HEAD",
+            "--target",
+            "SqlLogin",
+        ],
+        &root,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("--base plans what changed since a revision and --target names what to plan"),
+        "{}",
+        stderr(&output)
+    );
+    let directory = tempfile::tempdir().unwrap();
+    let plan = directory.path().join("plan.json");
+    let saved = fleetform(
+        &[
+            "plan",
+            "-e",
+            "example-mssql",
+            "--progress",
+            "off",
+            "--out",
+            plan.to_str().unwrap(),
+        ],
+        &root,
+    );
+    assert_eq!(saved.status.code(), Some(2), "{}", stderr(&saved));
+    let output = fleetform(
+        &[
+            "apply",
+            plan.to_str().unwrap(),
+            "-e",
+            "example-mssql",
+            "--base",
+            "HEAD",
+        ],
+        &root,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--base are part of the plan"),
+        "{}",
+        stderr(&output)
+    );
+}
