@@ -162,7 +162,7 @@ fn main() {
                 // The bench fleet has instance-wide kinds only: every query runs
                 // on the maintenance database.
                 let queries = engine
-                    .modules_for(&target, &Default::default(), &[])
+                    .modules_for(&target, &Default::default(), &[], &Default::default())
                     .into_iter()
                     .map(|(module, database)| {
                         engine

@@ -23,7 +23,13 @@ pub struct DiscoverArgs {
 /// Exit 0 when every target was read, 1 otherwise (the snapshot then holds
 /// the targets that could be read).
 pub fn run(arguments: DiscoverArgs, output: &mut Output) -> Result<u8> {
-    let plan_arguments = PlanArgs::default();
+    // Read as for --prune: a snapshot records every kind fleetform can own,
+    // in every database, so that it serves a plan with --prune too (what a
+    // --target or --base run reads is not the whole environment's).
+    let plan_arguments = PlanArgs {
+        prune: arguments.run.targets.is_empty() && arguments.run.base.is_none(),
+        ..PlanArgs::default()
+    };
     let Some(engine) = prepare(&arguments.run, &plan_arguments, output)? else {
         return Ok(1);
     };

@@ -144,6 +144,26 @@ pub trait SessionApi: Send + Sync {
         timeout: Option<Duration>,
     ) -> Pending<'a, Result<Value>>;
 
+    /// Run queries that each return exactly one JSON value, in as few
+    /// round trips as the connector can (one, on PostgreSQL): their values
+    /// in order, or an error for the batch as a whole (the caller runs
+    /// them one by one to tell which failed). By default one at a time.
+    fn query_json_batch<'a>(&'a self, scripts: &'a [String]) -> Pending<'a, Result<Vec<Value>>> {
+        Box::pin(async move {
+            let mut values = Vec::with_capacity(scripts.len());
+            for script in scripts {
+                values.push(self.query_json(script, None).await?);
+            }
+            Ok(values)
+        })
+    }
+
+    /// Whether `query_json_batch` saves round trips (otherwise callers that
+    /// can do more with one query at a time run them so).
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// Run a script, in one transaction when `transaction` is true.
     fn execute<'a>(&'a mut self, script: &'a str, transaction: bool) -> Pending<'a, Result<()>>;
 }
@@ -219,6 +239,17 @@ impl Session {
     /// Run a query that returns one JSON value, waiting at most `timeout`.
     pub async fn query_json_within(&self, script: &str, timeout: Duration) -> Result<Value> {
         self.0.query_json(script, Some(timeout)).await
+    }
+
+    /// Run queries that each return one JSON value, in as few round trips
+    /// as the connector can; an error fails the batch as a whole.
+    pub async fn query_json_batch(&self, scripts: &[String]) -> Result<Vec<Value>> {
+        self.0.query_json_batch(scripts).await
+    }
+
+    /// Whether `query_json_batch` saves round trips.
+    pub fn batches(&self) -> bool {
+        self.0.batches()
     }
 
     /// Run a script, in one transaction when `transaction` is true.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 
@@ -169,6 +169,62 @@ impl PostgresSession {
             .map_err(describe_postgres_error)?;
         row.try_get::<_, Value>(0)
             .map_err(|error| anyhow!("the query did not return one JSON value: {error}"))
+    }
+
+    /// Run queries that each return one JSON value in one round trip (the
+    /// simple query protocol, one implicit transaction): their values in
+    /// order. Any error, or a script that is not exactly one statement
+    /// returning one row, fails the whole batch.
+    pub async fn query_json_batch(&self, scripts: &[String]) -> Result<Vec<Value>> {
+        let mut text = String::new();
+        for script in scripts {
+            // A line of its own: a script may end in a `--` comment.
+            text.push_str(script);
+            text.push_str("\n;\n");
+        }
+        let messages = self
+            .bounded(self.client.simple_query(&text))
+            .await?
+            .map_err(describe_postgres_error)?;
+        let mut values = Vec::with_capacity(scripts.len());
+        let mut rows = Vec::new();
+        for message in messages {
+            match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => rows.push(row),
+                tokio_postgres::SimpleQueryMessage::CommandComplete(_) => {
+                    let [row] = std::mem::take(&mut rows)
+                        .try_into()
+                        .map_err(|rows: Vec<_>| {
+                            anyhow!(
+                                "query {} of the batch returned {} rows, not one",
+                                values.len() + 1,
+                                rows.len()
+                            )
+                        })?;
+                    let text = row
+                        .try_get(0)
+                        .map_err(describe_postgres_error)?
+                        .with_context(|| {
+                            format!("query {} of the batch returned NULL", values.len() + 1)
+                        })?;
+                    values.push(serde_json::from_str(text).with_context(|| {
+                        format!(
+                            "query {} of the batch did not return one JSON value",
+                            values.len() + 1
+                        )
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        if values.len() != scripts.len() {
+            bail!(
+                "a batch of {} queries returned {} results",
+                scripts.len(),
+                values.len()
+            );
+        }
+        Ok(values)
     }
 
     /// Run a script: in one transaction, or statement by statement for
@@ -574,6 +630,17 @@ impl super::SessionApi for PostgresSession {
                 None => PostgresSession::query_json(self, script).await,
             }
         })
+    }
+
+    fn query_json_batch<'a>(
+        &'a self,
+        scripts: &'a [String],
+    ) -> super::Pending<'a, Result<Vec<Value>>> {
+        Box::pin(PostgresSession::query_json_batch(self, scripts))
+    }
+
+    fn batches(&self) -> bool {
+        true
     }
 
     fn execute<'a>(

@@ -8,14 +8,18 @@ use crate::progress::Phase;
 impl Engine {
     /// What to discover on `target`: each module, with the database for
     /// database-scoped modules. With the whole environment, modules that own
-    /// objects are also discovered where nothing declares them (to find what
-    /// to prune): instance-wide, and in every database the manifests name on
-    /// the target (every database, with --prune).
+    /// objects by a marker are also discovered where nothing declares them,
+    /// to list what is not in the manifests and find what to prune:
+    /// instance-wide, and in every database the manifests name on the target.
+    /// Without --prune only kinds the environment declares somewhere, or that
+    /// `ledger` (the target's) recorded there; with --prune every such kind,
+    /// in every database.
     pub fn modules_for(
         &self,
         target: &str,
         existing_databases: &BTreeSet<String>,
         orphans: &[DesiredResource],
+        ledger: &BTreeMap<String, LedgerEntry>,
     ) -> Vec<(&Module, Option<String>)> {
         let on_target: Vec<&DesiredResource> = self
             .resources
@@ -46,6 +50,11 @@ impl Engine {
                         .cloned(),
                 );
             }
+            let declared: BTreeSet<&str> = self
+                .resources
+                .iter()
+                .map(|resource| resource.kind.as_str())
+                .collect();
             // Only this target's engine's modules: a PostgreSQL query is
             // never sent to SQL Server.
             for module in self.modules.iter() {
@@ -58,12 +67,29 @@ impl Engine {
                 if !marked || module.engine != profile.name {
                     continue;
                 }
+                // A kind nothing declares and the ledger never recorded here
+                // holds nothing of this environment's: read only to prune.
+                let recorded = |database: Option<&String>| {
+                    ledger.values().any(|entry| {
+                        entry.kind.as_deref() == Some(module.kind.as_str())
+                            && entry.action != Action::Delete.name()
+                            && (module.scope == crate::modules::Scope::Instance
+                                || entry.database.as_ref() == database)
+                    })
+                };
+                let wanted = |database: Option<&String>| {
+                    self.settings.prune
+                        || declared.contains(module.kind.as_str())
+                        || recorded(database)
+                };
                 match module.scope {
                     crate::modules::Scope::Instance => {
-                        scopes.insert((module.kind.clone(), None));
+                        if wanted(None) {
+                            scopes.insert((module.kind.clone(), None));
+                        }
                     }
                     crate::modules::Scope::Database => {
-                        for database in &databases {
+                        for database in databases.iter().filter(|database| wanted(Some(database))) {
                             scopes.insert((module.kind.clone(), Some(database.clone())));
                         }
                     }
@@ -174,21 +200,38 @@ impl Engine {
             .with_context(|| format!("no instance {target} in the environment"))?;
         let started = std::time::Instant::now();
         let session = endpoint.connect_read_only(None).await?;
-        let facts = self.server_facts(endpoint, &session).await?;
+        // The facts and whether the ledger exists, in one round trip: the
+        // ledger's check cannot use the facts.
+        let mut context = self.base_context(target, &Map::new());
+        let first = session
+            .query_json_batch(&[
+                self.templates
+                    .render(&endpoint.script("server"), &json!({}))?,
+                self.templates.render(
+                    &endpoint.script("ledger/exists"),
+                    &Value::Object(context.clone()),
+                )?,
+            ])
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read the server facts and the ledger's state of {}",
+                    endpoint.describe()
+                )
+            })?;
+        let [facts, exists]: [Value; 2] = first
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the server facts query returned no result"))?;
+        let facts = facts.as_object().cloned().unwrap_or_default();
         endpoint.check_facts(&facts)?;
         let existing = databases_of(&facts);
         let mut observation = TargetObservation {
             facts,
             ..TargetObservation::default()
         };
-        let mut context = self.base_context(target, &observation.facts);
-        let exists = session
-            .query_json(&self.templates.render(
-                &endpoint.script("ledger/exists"),
-                &Value::Object(context.clone()),
-            )?)
-            .await
-            .with_context(|| format!("cannot look for the ledger on {}", endpoint.describe()))?;
+        for (key, value) in &observation.facts {
+            context.insert(key.clone(), value.clone());
+        }
         // A ledger someone else prepared is neither read nor written: its
         // rows decide what --prune deletes.
         if let Some(reason) = exists.get("untrusted").and_then(Value::as_str) {
@@ -201,21 +244,22 @@ impl Engine {
             .get("exists")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        context.insert("ledger_exists".into(), json!(observation.ledger_exists));
-        let entries = session
-            .query_json(
-                &self
-                    .templates
-                    .render(&endpoint.script("ledger/latest"), &Value::Object(context))?,
-            )
-            .await
-            .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
-        let read = LedgerEntry::read_all(entries, &endpoint.describe())?;
-        observation.ledger = read.latest;
-        observation.interrupted = read.interrupted;
+        if observation.ledger_exists {
+            context.insert("ledger_exists".into(), json!(true));
+            let entries = session
+                .query_json(
+                    &self
+                        .templates
+                        .render(&endpoint.script("ledger/latest"), &Value::Object(context))?,
+                )
+                .await
+                .with_context(|| format!("cannot read the ledger on {}", endpoint.describe()))?;
+            let read = LedgerEntry::read_all(entries, &endpoint.describe())?;
+            observation.ledger = read.latest;
+            observation.interrupted = read.interrupted;
+        }
         observation.orphans = self.orphans(target, &observation.ledger);
         observation.superseded = self.superseded(target, &observation.ledger);
-        let mut database_sessions: BTreeMap<String, Session> = BTreeMap::new();
         let beyond_manifests: Vec<DesiredResource> = observation
             .orphans
             .iter()
@@ -227,95 +271,82 @@ impl Engine {
             )
             .cloned()
             .collect();
-        for (module, database) in self.modules_for(target, &existing, &beyond_manifests) {
-            // The maintenance session for instance-wide kinds, one session per
-            // database for the others. A database that does not exist yet
-            // (apply creates it first) holds nothing: its rows stay unknown.
-            if let Some(name) = &database {
-                if !existing.contains(name) {
-                    continue;
-                }
-                if !database_sessions.contains_key(name) {
-                    let opened = endpoint.connect_read_only(Some(name)).await?;
-                    database_sessions.insert(name.clone(), opened);
-                }
+        // The maintenance session for instance-wide kinds, one session per
+        // database for the others, each read in one round trip. A database
+        // that does not exist yet (apply creates it first) holds nothing:
+        // its rows stay unknown.
+        let mut places: BTreeMap<Option<String>, Vec<&Module>> = BTreeMap::new();
+        for (module, database) in
+            self.modules_for(target, &existing, &beyond_manifests, &observation.ledger)
+        {
+            if database.as_ref().is_none_or(|name| existing.contains(name)) {
+                places.entry(database).or_default().push(module);
             }
+        }
+        for (database, modules) in places {
+            let opened;
             let scope_session = match &database {
-                Some(name) => &database_sessions[name],
+                Some(name) => {
+                    opened = endpoint.connect_read_only(Some(name)).await?;
+                    &opened
+                }
                 None => &session,
             };
             let place = database.as_deref();
-            let in_scope = |extra: &DesiredResource| {
-                extra.kind == module.kind && extra.database.as_deref() == place
-            };
-            let mut orphans: &[DesiredResource] = &beyond_manifests;
-            let mut rows = match self
-                .discover_module(
+            let together = if scope_session.batches() {
+                self.discover_together(
                     scope_session,
-                    module,
+                    &modules,
                     target,
                     place,
                     &observation.facts,
-                    orphans,
+                    &beyond_manifests,
                 )
-                .await
-            {
-                Ok(rows) => rows,
-                // What the ledger recorded (a custom SQL query of an old
-                // commit) must not stop the plan: without it, and not pruned.
-                Err(error) if beyond_manifests.iter().any(in_scope) => {
-                    tracing::warn!(
-                        target = %target,
-                        kind = %module.kind,
-                        error = %format!("{error:#}"),
-                        "discovering what left the manifests failed; it is neither listed nor pruned"
-                    );
-                    observation.orphans.retain(|orphan| !in_scope(orphan));
-                    observation
-                        .superseded
-                        .retain(|superseded| !in_scope(&superseded.resource));
-                    orphans = &[];
-                    self.discover_module(
-                        scope_session,
-                        module,
-                        target,
-                        place,
-                        &observation.facts,
-                        orphans,
-                    )
-                    .await?
+                .await?
+            } else {
+                None
+            };
+            let read = match together {
+                Some(read) => read,
+                None => {
+                    let mut read = Vec::new();
+                    for module in &modules {
+                        read.push(
+                            self.discover_alone(
+                                scope_session,
+                                module,
+                                target,
+                                place,
+                                &mut observation,
+                                &beyond_manifests,
+                            )
+                            .await?,
+                        );
+                    }
+                    read
                 }
-                Err(error) => return Err(error),
             };
-            let inventory = self
-                .inventory(
-                    scope_session,
-                    module,
-                    target,
-                    place,
-                    &observation.facts,
-                    orphans,
-                )
-                .await?;
-            if !inventory.is_empty() {
+            for (module, (mut rows, inventory)) in modules.iter().zip(read) {
+                if !inventory.is_empty() {
+                    observation
+                        .inventory
+                        .insert((module.kind.clone(), database.clone()), inventory);
+                }
+                for resource in self.resources.iter().filter(|resource| {
+                    resource.target == target
+                        && resource.kind == module.kind
+                        && resource.database.as_deref() == place
+                        && observation
+                            .ledger
+                            .get(&resource.address)
+                            .is_some_and(|entry| entry.created)
+                }) {
+                    super::ownership::claim_created(module, resource, &mut rows);
+                }
                 observation
-                    .inventory
-                    .insert((module.kind.clone(), database.clone()), inventory);
+                    .rows
+                    .insert((module.kind.clone(), database.clone()), rows);
             }
-            for resource in self.resources.iter().filter(|resource| {
-                resource.target == target
-                    && resource.kind == module.kind
-                    && resource.database.as_deref() == place
-                    && observation
-                        .ledger
-                        .get(&resource.address)
-                        .is_some_and(|entry| entry.created)
-            }) {
-                super::ownership::claim_created(module, resource, &mut rows);
-            }
-            observation
-                .rows
-                .insert((module.kind.clone(), database), rows);
         }
         tracing::info!(
             target = %target,
@@ -328,14 +359,117 @@ impl Engine {
         Ok(observation)
     }
 
+    /// The discovery and inventory of `modules` in one round trip on
+    /// `session`, or None when the batch failed for a reason reading each
+    /// alone can tell apart (which query, and what left the manifests). A
+    /// target that stopped answering fails at once: asking again would
+    /// wait out the same timeout.
+    async fn discover_together(
+        &self,
+        session: &Session,
+        modules: &[&Module],
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+        extra: &[DesiredResource],
+    ) -> Result<Option<Vec<(Vec<Row>, Vec<String>)>>> {
+        let mut scripts = Vec::new();
+        let mut with_inventory = Vec::new();
+        for module in modules {
+            let (Ok(discovery), Ok(inventory)) = (
+                self.discovery_script(module, target, database, facts, extra),
+                self.inventory_script(module, target, database, facts, extra),
+            ) else {
+                return Ok(None);
+            };
+            scripts.push(discovery);
+            with_inventory.push(inventory.is_some());
+            scripts.extend(inventory);
+        }
+        let mut values = match session.query_json_batch(&scripts).await {
+            Ok(values) => values.into_iter(),
+            Err(error) if crate::connector::NotAnswering::is_cause_of(&error) => {
+                return Err(error).with_context(|| match database {
+                    Some(database) => format!("discovery on {target}, database {database} failed"),
+                    None => format!("discovery on {target} failed"),
+                });
+            }
+            Err(error) => {
+                tracing::debug!(target = %target, error = %format!("{error:#}"), "the batch of discovery queries failed; reading them one by one");
+                return Ok(None);
+            }
+        };
+        let mut read = Vec::new();
+        for inventoried in with_inventory {
+            let (Some(Ok(rows)), inventory) = (
+                values.next().map(rows_of),
+                inventoried.then(|| values.next().map(rows_of)),
+            ) else {
+                return Ok(None);
+            };
+            let inventory = match inventory {
+                None => Vec::new(),
+                Some(Some(Ok(rows))) => identities_of(&rows),
+                Some(_) => return Ok(None),
+            };
+            read.push((rows, inventory));
+        }
+        Ok(Some(read))
+    }
+
+    /// One module's discovery and inventory on its own. What the ledger
+    /// recorded beyond the manifests (a custom SQL query of an old commit)
+    /// must not stop the plan: when reading it fails, it is read without
+    /// them, and they are neither listed nor pruned.
+    async fn discover_alone(
+        &self,
+        session: &Session,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        observation: &mut TargetObservation,
+        beyond_manifests: &[DesiredResource],
+    ) -> Result<(Vec<Row>, Vec<String>)> {
+        let in_scope = |extra: &DesiredResource| {
+            extra.kind == module.kind && extra.database.as_deref() == database
+        };
+        let mut extra = beyond_manifests;
+        let facts = &observation.facts;
+        let rows = match self
+            .discover_module(session, module, target, database, facts, extra)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(error) if beyond_manifests.iter().any(in_scope) => {
+                tracing::warn!(
+                    target = %target,
+                    kind = %module.kind,
+                    error = %format!("{error:#}"),
+                    "discovering what left the manifests failed; it is neither listed nor pruned"
+                );
+                observation.orphans.retain(|orphan| !in_scope(orphan));
+                observation
+                    .superseded
+                    .retain(|superseded| !in_scope(&superseded.resource));
+                extra = &[];
+                self.discover_module(session, module, target, database, &observation.facts, extra)
+                    .await?
+            }
+            Err(error) => return Err(error),
+        };
+        let inventory = self
+            .inventory(session, module, target, database, &observation.facts, extra)
+            .await?;
+        Ok((rows, inventory))
+    }
+
     /// `target` as its discovery snapshot recorded it.
     fn snapshot_observation(
         &self,
         target: &str,
         path: &std::path::Path,
     ) -> Result<TargetObservation> {
-        crate::source::check_within(&self.settings.repository_root, path, "snapshot")?;
-        let snapshot = crate::ops::snapshot::Snapshot::read(path)?;
+        let snapshot = self.snapshot_file(path)?;
         let recorded = snapshot.targets.get(target).with_context(|| {
             format!(
                 "the snapshot {} has no target {target} (it records {})",
@@ -355,6 +489,24 @@ impl Engine {
         observation.superseded = self.superseded(target, &observation.ledger);
         tracing::info!(target = %target, snapshot = %path.display(), "read from a snapshot");
         Ok(observation)
+    }
+
+    /// The snapshot file at `path`, read and parsed at its first use in
+    /// this run (a failure is not kept: each instance says it).
+    fn snapshot_file(&self, path: &std::path::Path) -> Result<Arc<crate::ops::snapshot::Snapshot>> {
+        // Held while reading: instances of the same file wait for it
+        // instead of parsing it too.
+        let mut files = self
+            .snapshot_files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(snapshot) = files.get(path) {
+            return Ok(Arc::clone(snapshot));
+        }
+        crate::source::check_within(&self.settings.repository_root, path, "snapshot")?;
+        let snapshot = Arc::new(crate::ops::snapshot::Snapshot::read(path)?);
+        files.insert(path.to_path_buf(), Arc::clone(&snapshot));
+        Ok(snapshot)
     }
 
     /// What discovery must be told about `resource` beyond the manifests:
@@ -449,25 +601,35 @@ impl Engine {
         facts: &Map<String, Value>,
         orphans: &[DesiredResource],
     ) -> Result<Vec<String>> {
-        let Some(template) = &module.inventory else {
+        let Some(script) = self.inventory_script(module, target, database, facts, orphans)? else {
             return Ok(Vec::new());
+        };
+        let rows = query_rows(session, &script)
+            .await
+            .with_context(|| format!("inventory of {} on {target} failed", module.kind))?;
+        Ok(identities_of(&rows))
+    }
+
+    /// The module's inventory query, when it has one and something is wanted here.
+    fn inventory_script(
+        &self,
+        module: &Module,
+        target: &str,
+        database: Option<&str>,
+        facts: &Map<String, Value>,
+        orphans: &[DesiredResource],
+    ) -> Result<Option<String>> {
+        let Some(template) = &module.inventory else {
+            return Ok(None);
         };
         // What the ledger's orphans cover is theirs (listed or pruned as such).
         let context = self.scope_context(module, target, database, facts, orphans);
         if context["wanted"].as_array().is_none_or(Vec::is_empty) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let script = self
-            .templates
-            .render(&module.template(template), &Value::Object(context))?;
-        let rows = query_rows(session, &script)
-            .await
-            .with_context(|| format!("inventory of {} on {target} failed", module.kind))?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| row.get("identity").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect())
+        self.templates
+            .render(&module.template(template), &Value::Object(context))
+            .map(Some)
     }
 
     /// What every template may know about the server (`templates/<engine>/server.sql`).
@@ -526,12 +688,27 @@ pub fn databases_of(facts: &Map<String, Value>) -> BTreeSet<String> {
 /// Run a query returning a JSON list of objects (discovery, inventory,
 /// import); anything else in the list is ignored.
 pub async fn query_rows(session: &Session, script: &str) -> Result<Vec<Row>> {
-    let value = session.query_json(script).await?;
-    let rows = value
-        .as_array()
-        .context("the query did not return a JSON list")?;
+    rows_of(session.query_json(script).await?)
+}
+
+/// The objects of a query's JSON list.
+fn rows_of(value: Value) -> Result<Vec<Row>> {
+    let Value::Array(rows) = value else {
+        bail!("the query did not return a JSON list");
+    };
     Ok(rows
-        .iter()
-        .filter_map(|row| row.as_object().cloned())
+        .into_iter()
+        .filter_map(|row| match row {
+            Value::Object(row) => Some(row),
+            _ => None,
+        })
         .collect())
+}
+
+/// The `identity` of each row (an inventory's answer).
+fn identities_of(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|row| row.get("identity").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
 }

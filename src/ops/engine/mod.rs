@@ -133,6 +133,10 @@ pub struct Engine {
     pub unreachable: BTreeMap<String, String>,
     /// Instances read from a discovery snapshot instead of over the network.
     pub snapshots: BTreeMap<String, PathBuf>,
+    /// Each snapshot file, parsed once per run however many instances it
+    /// records.
+    pub(crate) snapshot_files:
+        std::sync::Mutex<BTreeMap<PathBuf, Arc<crate::ops::snapshot::Snapshot>>>,
     /// Per instance, what templates see as `instance` (spec, disk folders, availability groups).
     pub instances: BTreeMap<String, Value>,
     /// Per Server, what host templates see as `server` (host, os, state directory).
@@ -547,6 +551,7 @@ impl Engine {
             hosts,
             unreachable: servers.unavailable,
             snapshots,
+            snapshot_files: Default::default(),
             instances,
             servers: servers.contexts,
             resources,
@@ -753,7 +758,7 @@ mod tests {
                 ("sql-a", "sqlserver", ["master", "msdb"].as_slice()),
                 ("pg-a", "postgres", ["template1"].as_slice()),
             ] {
-                let modules = engine.modules_for(target, &databases, &[]);
+                let modules = engine.modules_for(target, &databases, &[], &BTreeMap::new());
                 assert!(!modules.is_empty(), "{target}");
                 for (module, database) in &modules {
                     assert_eq!(module.engine, own, "{} on {target}", module.kind);
@@ -766,7 +771,7 @@ mod tests {
                 }
             }
             let postgres: Vec<&str> = engine
-                .modules_for("pg-a", &databases, &[])
+                .modules_for("pg-a", &databases, &[], &BTreeMap::new())
                 .into_iter()
                 .map(|(module, _)| module.kind.as_str())
                 .collect();
