@@ -202,14 +202,14 @@ impl Engine {
         let session = endpoint.connect_read_only(None).await?;
         // The facts and whether the ledger exists, in one round trip: the
         // ledger's check cannot use the facts.
-        let mut context = self.base_context(target, &Map::new());
+        let ledger_context = self.base_context(target, &Map::new());
         let first = session
             .query_json_batch(&[
                 self.templates
                     .render(&endpoint.script("server"), &json!({}))?,
                 self.templates.render(
                     &endpoint.script("ledger/exists"),
-                    &Value::Object(context.clone()),
+                    &Value::Object(ledger_context),
                 )?,
             ])
             .await
@@ -229,9 +229,7 @@ impl Engine {
             facts,
             ..TargetObservation::default()
         };
-        for (key, value) in &observation.facts {
-            context.insert(key.clone(), value.clone());
-        }
+        let mut context = self.base_context(target, &observation.facts);
         // A ledger someone else prepared is neither read nor written: its
         // rows decide what --prune deletes.
         if let Some(reason) = exists.get("untrusted").and_then(Value::as_str) {
