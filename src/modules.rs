@@ -454,6 +454,12 @@ struct ModuleFile {
     /// manifest manages (`[{identity}]`): shown in the plan, never touched.
     #[serde(default)]
     inventory: Option<String>,
+    /// Template asked once per target on the maintenance session before the
+    /// inventory, with every wanted item of the target; its answer is the
+    /// inventory template's `probe` (so that the inventory reads only where
+    /// something can be found).
+    #[serde(default)]
+    inventory_probe: Option<String>,
     fields: serde_json::Map<String, Value>,
     /// Discovered fields shown with the object but never compared (context, unit).
     #[serde(default)]
@@ -558,6 +564,7 @@ pub struct Module {
     pub discover: String,
     pub import: Option<String>,
     pub inventory: Option<String>,
+    pub inventory_probe: Option<String>,
     /// Compared fields, in the order the plan shows them.
     pub fields: Vec<(String, FieldRule)>,
     pub informational: Vec<String>,
@@ -808,6 +815,7 @@ fn parse_module(
         discover: file.discover,
         import: file.import,
         inventory: file.inventory,
+        inventory_probe: file.inventory_probe,
         fields,
         informational: file.informational,
         ownership: file.ownership,
@@ -827,6 +835,7 @@ fn parse_module(
     let mut referenced = vec![module.discover.clone()];
     referenced.extend(module.import.clone());
     referenced.extend(module.inventory.clone());
+    referenced.extend(module.inventory_probe.clone());
     let mut through_host = Vec::new();
     for action in module.actions.all() {
         match action.through() {

@@ -3218,6 +3218,10 @@ fn grants_are_exact_on_managed_objects_and_leave_others_alone() {
     privileges("GRANT DELETE ON app.t1 TO writer");
     // One on an object no grant manages is left alone.
     privileges("GRANT UPDATE ON app.t2 TO writer");
+    // So are privileges on other kinds of objects no grant covers.
+    privileges(
+        "GRANT USAGE ON SCHEMA public TO writer; CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1'; GRANT EXECUTE ON FUNCTION app.f() TO reader",
+    );
     let drift = fleet.expect(&["drift"], 3);
     assert!(
         drift.contains("drifted PostgresGrant/writer-t1@pg-test"),
@@ -3232,6 +3236,14 @@ fn grants_are_exact_on_managed_objects_and_leave_others_alone() {
     // ... and reported as not in the manifests.
     assert!(
         plan.contains("PostgresGrant appdb/writer: UPDATE on table app.t2@pg-test"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("PostgresGrant appdb/writer: USAGE on schema public@pg-test"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("PostgresGrant appdb/reader: EXECUTE on function app.f()@pg-test"),
         "{plan}"
     );
     fleet.expect(&["apply", "--auto-approve"], 0);

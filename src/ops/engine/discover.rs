@@ -281,6 +281,15 @@ impl Engine {
                 places.entry(database).or_default().push(module);
             }
         }
+        observation.probes = self
+            .probe_inventories(
+                &session,
+                &places,
+                target,
+                &observation.facts,
+                &beyond_manifests,
+            )
+            .await?;
         for (database, modules) in places {
             let opened;
             let scope_session = match &database {
@@ -297,7 +306,7 @@ impl Engine {
                     &modules,
                     target,
                     place,
-                    &observation.facts,
+                    &observation,
                     &beyond_manifests,
                 )
                 .await?
@@ -368,15 +377,15 @@ impl Engine {
         modules: &[&Module],
         target: &str,
         database: Option<&str>,
-        facts: &Map<String, Value>,
+        observation: &TargetObservation,
         extra: &[DesiredResource],
     ) -> Result<Option<Vec<(Vec<Row>, Vec<String>)>>> {
         let mut scripts = Vec::new();
         let mut with_inventory = Vec::new();
         for module in modules {
             let (Ok(discovery), Ok(inventory)) = (
-                self.discovery_script(module, target, database, facts, extra),
-                self.inventory_script(module, target, database, facts, extra),
+                self.discovery_script(module, target, database, &observation.facts, extra),
+                self.inventory_script(module, target, database, observation, extra),
             ) else {
                 return Ok(None);
             };
@@ -456,7 +465,7 @@ impl Engine {
             Err(error) => return Err(error),
         };
         let inventory = self
-            .inventory(session, module, target, database, &observation.facts, extra)
+            .inventory(session, module, target, database, observation, extra)
             .await?;
         Ok((rows, inventory))
     }
@@ -556,14 +565,29 @@ impl Engine {
             json!(self.identities(&module.kind, target, database, extra)),
         );
         context.insert("database".into(), json!(database));
-        let wanted: Vec<Value> = self
-            .resources
+        context.insert(
+            "wanted".into(),
+            Value::Array(self.wanted(module, target, Some(database), extra)),
+        );
+        context
+    }
+
+    /// The items of `module` wanted on `target` (in `database`: Some(None)
+    /// for instance-wide, None for every database), those of `extra` included.
+    fn wanted(
+        &self,
+        module: &Module,
+        target: &str,
+        database: Option<Option<&str>>,
+        extra: &[DesiredResource],
+    ) -> Vec<Value> {
+        self.resources
             .iter()
             .chain(extra)
             .filter(|resource| {
                 resource.kind == module.kind
                     && resource.target == target
-                    && resource.database.as_deref() == database
+                    && database.is_none_or(|database| resource.database.as_deref() == database)
                     && resource.blocked.is_none()
             })
             .flat_map(|resource| {
@@ -583,23 +607,22 @@ impl Engine {
                     })
                 })
             })
-            .collect();
-        context.insert("wanted".into(), Value::Array(wanted));
-        context
+            .collect()
     }
 
     /// The module's inventory of related live things no manifest manages
     /// (identities), when it has one and something is wanted here.
-    pub async fn inventory(
+    async fn inventory(
         &self,
         session: &Session,
         module: &Module,
         target: &str,
         database: Option<&str>,
-        facts: &Map<String, Value>,
+        observation: &TargetObservation,
         orphans: &[DesiredResource],
     ) -> Result<Vec<String>> {
-        let Some(script) = self.inventory_script(module, target, database, facts, orphans)? else {
+        let Some(script) = self.inventory_script(module, target, database, observation, orphans)?
+        else {
             return Ok(Vec::new());
         };
         let rows = query_rows(session, &script)
@@ -608,26 +631,87 @@ impl Engine {
         Ok(identities_of(&rows))
     }
 
-    /// The module's inventory query, when it has one and something is wanted here.
+    /// The module's inventory query, when it has one, something is wanted
+    /// here and the template renders a query (given its probe's answer, it
+    /// may find there is nothing to look for).
     fn inventory_script(
         &self,
         module: &Module,
         target: &str,
         database: Option<&str>,
-        facts: &Map<String, Value>,
+        observation: &TargetObservation,
         orphans: &[DesiredResource],
     ) -> Result<Option<String>> {
         let Some(template) = &module.inventory else {
             return Ok(None);
         };
         // What the ledger's orphans cover is theirs (listed or pruned as such).
-        let context = self.scope_context(module, target, database, facts, orphans);
+        let mut context = self.scope_context(module, target, database, &observation.facts, orphans);
         if context["wanted"].as_array().is_none_or(Vec::is_empty) {
             return Ok(None);
         }
-        self.templates
-            .render(&module.template(template), &Value::Object(context))
-            .map(Some)
+        if module.inventory_probe.is_some() {
+            context.insert(
+                "probe".into(),
+                observation
+                    .probes
+                    .get(&module.kind)
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            );
+        }
+        let script = self
+            .templates
+            .render(&module.template(template), &Value::Object(context))?;
+        Ok((!script.trim().is_empty()).then_some(script))
+    }
+
+    /// The inventory probes of the modules read on `target`, asked together
+    /// on the maintenance session, each with every wanted item of the
+    /// target (all databases). A probe that cannot be answered leaves its
+    /// answer null: the inventory then looks everywhere.
+    async fn probe_inventories(
+        &self,
+        session: &Session,
+        places: &BTreeMap<Option<String>, Vec<&Module>>,
+        target: &str,
+        facts: &Map<String, Value>,
+        extra: &[DesiredResource],
+    ) -> Result<BTreeMap<String, Value>> {
+        let mut kinds = Vec::new();
+        let mut scripts = Vec::new();
+        let mut seen = BTreeSet::new();
+        for module in places.values().flatten() {
+            let Some(probe) = &module.inventory_probe else {
+                continue;
+            };
+            if module.inventory.is_none() || !seen.insert(module.kind.as_str()) {
+                continue;
+            }
+            let mut context = self.base_context(target, facts);
+            context.insert(
+                "wanted".into(),
+                Value::Array(self.wanted(module, target, None, extra)),
+            );
+            scripts.push(
+                self.templates
+                    .render(&module.template(probe), &Value::Object(context))?,
+            );
+            kinds.push(module.kind.clone());
+        }
+        if scripts.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        match session.query_json_batch(&scripts).await {
+            Ok(answers) => Ok(kinds.into_iter().zip(answers).collect()),
+            Err(error) if crate::connector::NotAnswering::is_cause_of(&error) => {
+                Err(error).with_context(|| format!("discovery on {target} failed"))
+            }
+            Err(error) => {
+                tracing::debug!(target = %target, error = %format!("{error:#}"), "the inventory probes failed; the inventory looks everywhere");
+                Ok(BTreeMap::new())
+            }
+        }
     }
 
     /// What every template may know about the server (`templates/<engine>/server.sql`).

@@ -172,6 +172,9 @@ pub struct TargetObservation {
     pub orphans: Vec<DesiredResource>,
     /// What the manifests' resources superseded (see `Engine::superseded`).
     pub superseded: Vec<Superseded>,
+    /// The answers of the modules' inventory probes, per kind (live
+    /// discovery only: a snapshot records the inventory itself).
+    pub probes: BTreeMap<String, Value>,
 }
 
 /// What a resource of the manifests no longer manages but its previous
