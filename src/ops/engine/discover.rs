@@ -708,7 +708,7 @@ impl Engine {
                 Err(error).with_context(|| format!("discovery on {target} failed"))
             }
             Err(error) => {
-                tracing::debug!(target = %target, error = %format!("{error:#}"), "the inventory probes failed; the inventory looks everywhere");
+                tracing::warn!(target = %target, error = %format!("{error:#}"), "the inventory probes failed; the inventory looks everywhere");
                 Ok(BTreeMap::new())
             }
         }
